@@ -1,0 +1,17 @@
+"""The one exception type users see: a one-line message naming the file and the problem."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class IblVideoError(Exception):
+    """A problem with the user's input, reported as one line; the CLI exits non-zero on it."""
+
+    def __init__(self, path: str | Path | None, problem: str):
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+class VideoError(IblVideoError):
+    """A video that is missing, unreadable, empty, truncated or corrupt."""
