@@ -5,6 +5,7 @@ seeking lands on the frame asked for and a truncated file is told apart from a c
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,9 @@ def _open_container(path: Path) -> av.container.InputContainer:
     except (av.error.FFmpegError, OSError) as err:
         raise VideoError(path, f"cannot open: {err}") from None
     if not container.streams.video:
+        kinds = sorted({stream.type for stream in container.streams})
         container.close()
-        raise VideoError(path, "has no video stream")
+        raise VideoError(path, f"has no video stream (holds {', '.join(kinds)})" if kinds else "holds no video frames")
     return container
 
 
@@ -116,16 +118,11 @@ class VideoReader:
         stream.thread_type = "AUTO"
         # conceal nothing: a damaged frame is an error, not a silently smeared image
         stream.codec_context.options = {"err_detect": "explode"}
-        self._restart()
 
-    def _restart(self, stamp: int | None = None) -> None:
-        """Reposition the decoder at the keyframe at or before ``stamp`` (the start when None)."""
+    def _decode(self, stamp: int | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
+        """(index, frame) from the keyframe at or before ``stamp`` (the start when None)."""
         stream = self._container.streams.video[0]
         self._container.seek(self._stamps[0] if stamp is None else stamp, stream=stream, backward=True, any_frame=False)
-        self._decoded = self._decode()
-
-    def _decode(self) -> Iterator[tuple[int, av.VideoFrame]]:
-        stream = self._container.streams.video[0]
         expected = None
         try:
             for packet in self._container.demux(stream):
@@ -154,16 +151,28 @@ class VideoReader:
             return rows[:, : frame.width]
         return frame.to_ndarray(format="gray")
 
+    def _decoded_from(self, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decoded frames from ``start`` on, seeking back further until ``start`` itself comes out."""
+        # open-GOP streams (HEVC CRA, some H.264) drop leading frames after a seek to the next keyframe
+        anchor, step = start, 1
+        while True:
+            decoded = self._decode(self._stamps[anchor] if anchor else None)
+            for index, frame in decoded:
+                if index >= start:
+                    break
+            else:
+                return iter(())
+            if index == start or anchor == 0:
+                return itertools.chain([(index, frame)], decoded)
+            anchor, step = max(0, anchor - step), step * 2
+
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """(index, frame) for every frame in [start, stop), decoding each once."""
         stop = self.info.n_frames if stop is None else min(stop, self.info.n_frames)
         if start >= stop:
             return
-        self._restart(self._stamps[start] if start else None)
         expected = start
-        for index, frame in self._decoded:
-            if index < start:
-                continue
+        for index, frame in self._decoded_from(start):
             if index >= stop:
                 break
             if index != expected:
@@ -213,3 +222,39 @@ def probe(path: str | Path) -> VideoInfo:
     """Size, rate and exact frame count of a video, without decoding it."""
     with VideoReader(path, strict=False) as reader:
         return reader.info
+
+
+class VideoWriter:
+    """H.264 (yuv420p) mp4 writer for grey or RGB uint8 frames; the same frames give the same bytes."""
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float, crf: int = 20, preset: str = "veryfast", faststart: bool = False):
+        options = {"fflags": "+bitexact"}
+        if faststart:
+            options["movflags"] = "+faststart"
+        self._container = av.open(str(path), "w", format="mp4", options=options)
+        self._stream = self._container.add_stream("libx264", rate=_rate(fps))
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
+        # a fixed thread count keeps the bitstream identical on machines with different core counts
+        self._stream.options = {"crf": str(crf), "preset": preset, "threads": "2", "flags": "+bitexact"}
+
+    def write(self, image: np.ndarray) -> None:
+        fmt = "gray" if image.ndim == 2 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+        self._container.mux(self._stream.encode(frame))
+
+    def close(self) -> None:
+        self._container.mux(self._stream.encode(None))
+        self._container.close()
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rate(fps: float):
+    """Frame rate as an exact fraction (150 → 150/1, 29.97 → 2997/100)."""
+    from fractions import Fraction
+
+    return Fraction(fps).limit_denominator(1001)

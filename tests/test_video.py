@@ -1,0 +1,114 @@
+"""Video in: real files through the real decoders — counts, rates, frame-exact seeks, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from iblvideo.cameras import identify_camera
+from iblvideo.errors import IblVideoError, VideoError
+from iblvideo.video import VideoReader, VideoWriter, probe
+
+from conftest import read_code, write_video
+
+
+@pytest.mark.parametrize("name, n", [("h264", 90), ("hevc", 60), ("mpeg4", 60), ("faststart", 90)])
+def test_streams_every_frame_in_order_with_exact_count(videos, name, n):
+    with VideoReader(videos[name]) as reader:
+        assert len(reader) == n and reader.info.fps == 30.0
+        codes = [read_code(image) for _, image in reader.frames()]
+    assert codes == list(range(n))
+
+
+@pytest.mark.parametrize("name", ["h264", "hevc", "mpeg4"])
+def test_seek_returns_exactly_that_frame(videos, name):
+    with VideoReader(videos[name]) as reader:
+        n = len(reader)
+        for index in [n - 1, 0, 13, 12, 11, 37, 5, n // 2, -1, -n]:
+            assert read_code(reader[index]) == index % n, index
+        with pytest.raises(IndexError):
+            reader[n]
+
+
+def test_seek_matches_sequential_decode_pixel_for_pixel(videos):
+    with VideoReader(videos["hevc"]) as reader:
+        sequential = [image.copy() for _, image in reader.frames()]
+        for index in (0, 7, 25, 59, 31):
+            np.testing.assert_array_equal(reader[index], sequential[index])
+
+
+def test_batches_cover_a_range_and_keep_shape(videos):
+    with VideoReader(videos["h264"]) as reader:
+        got = list(reader.batches(batch_size=16, start=10, stop=60))
+    assert [first for first, _ in got] == [10, 26, 42, 58]
+    assert [batch.shape for _, batch in got][0] == (16, 256, 320)
+    assert [read_code(image) for _, batch in got for image in batch] == list(range(10, 60))
+
+
+def test_colour_frames(videos):
+    with VideoReader(videos["h264"], grey=False) as reader:
+        image = reader[3]
+    assert image.shape == (256, 320, 3) and image.dtype == np.uint8
+
+
+def test_truncated_file_counts_only_complete_frames(videos):
+    info = probe(videos["truncated"])
+    assert info.truncated and info.declared_frames == 90 and 0 < info.n_frames < 90
+    with VideoReader(videos["truncated"], strict=False) as reader:
+        codes = [read_code(image) for _, image in reader.frames()]
+        assert read_code(reader[info.n_frames - 1]) == info.n_frames - 1
+    assert codes == list(range(info.n_frames))
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("truncated", "truncated: header declares 90 frames, only"),
+    ("truncated_tail", "not a readable video"),
+    ("text", "not a readable video"),
+    ("zero", "no video frames"),
+    ("empty", "empty file"),
+])
+def test_bad_files_get_one_line_errors_naming_the_file(videos, name, problem):
+    with pytest.raises(VideoError) as caught:
+        VideoReader(videos[name])
+    message = str(caught.value)
+    assert message.startswith(str(videos[name])) and problem in message and "\n" not in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(VideoError, match="no such file"):
+        VideoReader(tmp_path / "nope.mp4")
+
+
+def test_corrupt_frames_in_the_middle_are_an_error_not_a_smear(videos):
+    with VideoReader(videos["corrupt"]) as reader, pytest.raises(VideoError, match="corrupt video data after frame"):
+        for _ in reader.frames():
+            pass
+
+
+def test_writer_is_deterministic(tmp_path):
+    digests = []
+    for k in range(2):
+        path = tmp_path / f"w{k}.mp4"
+        with VideoWriter(path, 128, 96, 150) as writer:
+            for i in range(20):
+                writer.write(np.full((96, 128), i * 10, np.uint8))
+        digests.append(path.read_bytes())
+    assert digests[0] == digests[1]
+    info = probe(tmp_path / "w0.mp4")
+    assert (info.width, info.height, info.fps, info.n_frames) == (128, 96, 150.0, 20)
+
+
+@pytest.mark.parametrize("name, size, fps, camera", [
+    ("_iblrig_leftCamera.raw.mp4", (640, 512), 150, "left"),  # the name wins over the size
+    ("clip.mp4", (1280, 1024), 60, "left"),
+    ("clip.mp4", (1280, 1024), 30, "left"),
+    ("clip.mp4", (640, 512), 150, "right"),
+    ("clip.mp4", (640, 512), 30, "body"),
+])
+def test_camera_from_name_or_size(name, size, fps, camera):
+    assert identify_camera(name, *size, fps).name == camera
+
+
+def test_camera_override_and_unknown_size():
+    assert identify_camera("clip.mp4", 400, 300, 30, override="body").name == "body"
+    with pytest.raises(IblVideoError, match="clip.mp4: cannot tell which camera filmed a 400x300 video; pass --camera"):
+        identify_camera("clip.mp4", 400, 300, 30)
