@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import __version__
+from . import __doc__ as package_doc, __version__
 from .errors import IblVideoError
 from .progress import configure
 
@@ -54,12 +54,12 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.dir, seconds=args.seconds, force=args.force)
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
-    parser = argparse.ArgumentParser(prog="iblvideo", description=__doc__.splitlines()[0], parents=[common])
+    parser = argparse.ArgumentParser(prog="iblvideo", description=package_doc, parents=[common])
     parser.add_argument("--version", action="version", version=f"iblvideo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -88,7 +88,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     configure(quiet=args.quiet, verbose=args.verbose)
     try:
         args.handler(args)
