@@ -1,0 +1,74 @@
+"""Crop geometry: right-camera flips and scaling, padding at the borders, and the way back to pixels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from iblvideo.cameras import CAMERAS
+from iblvideo.crops import View, Window, cut, from_window
+
+
+def dot_frames(view: View, points: list[tuple[int, int]]) -> torch.Tensor:
+    frames = torch.zeros(len(points), view.height, view.width, dtype=torch.uint8)
+    for k, (x, y) in enumerate(points):
+        frames[k, y, x] = 255
+    return frames
+
+
+def brightest(image: torch.Tensor) -> tuple[float, float]:
+    """Intensity-weighted centre of an image (h, w), in its pixels."""
+    weights = image.double()
+    ys, xs = torch.meshgrid(torch.arange(image.shape[0]), torch.arange(image.shape[1]), indexing="ij")
+    return float((weights * xs).sum() / weights.sum()), float((weights * ys).sum() / weights.sum())
+
+
+@pytest.mark.parametrize("camera", ["left", "right", "body"])
+def test_canonical_round_trip(camera):
+    view = View.of(CAMERAS[camera])
+    x, y = np.array([0.0, 17.25, 639.0]), np.array([0.0, 3.5, 511.0])
+    np.testing.assert_allclose(view.to_camera(*view.to_canonical(x, y)), (x, y))
+
+
+def test_right_camera_is_the_mirror_at_twice_the_scale():
+    view = View.of(CAMERAS["right"])
+    assert view.canonical_size == (1280, 1024)
+    # the right camera's left column is the canonical right edge, and pixel centres scale about edges
+    np.testing.assert_allclose(view.to_canonical(np.array([0.0, 639.0]), np.array([0.0, 511.0])), ([1278.5, 0.5], [0.5, 1022.5]))
+
+
+@pytest.mark.parametrize("camera, point, window", [
+    ("left", (300, 200), Window(100, 100, 250, 150)),
+    ("right", (300, 200), Window(100, 100, 620, 350)),
+    ("body", (500, 400), Window(220, 220, 390, 290)),
+])
+def test_a_point_cut_and_mapped_back_lands_where_it_was(camera, point, window):
+    view = View.of(CAMERAS[camera])
+    crop = cut(dot_frames(view, [point]), view, window, (window.w, window.h))[0, 0]
+    cx, cy = from_window(*brightest(crop), window, (window.w, window.h))
+    np.testing.assert_allclose(view.to_camera(cx, cy), point, atol=1e-6)
+
+
+def test_windows_outside_the_frame_are_padded_not_shifted():
+    view = View.of(CAMERAS["left"])
+    frames = torch.full((1, 1024, 1280), 100, dtype=torch.uint8)
+    crop = cut(frames, view, Window(100, 100, -30, 980), (100, 100))[0, 0]
+    assert crop.shape == (100, 100)
+    assert (crop[:, :30] == 0).all() and (crop[44:, :] == 0).all() and (crop[:44, 30:] == 100).all()
+
+
+def test_downsampled_whole_frame_keeps_coordinates():
+    view = View.of(CAMERAS["right"])
+    window, size = view.full_window(), (128, 102)
+    frames = torch.zeros(1, 512, 640, dtype=torch.uint8)
+    frames[0, 200:210, 100:110] = 255  # a 10×10 blob centred at (104.5, 204.5)
+    crop = cut(frames, view, window, size)[0, 0]
+    cx, cy = from_window(*brightest(crop), window, size)
+    np.testing.assert_allclose(view.to_camera(cx, cy), (104.5, 204.5), atol=0.3)
+
+
+def test_off_grid_windows_are_refused_and_snap_fixes_them():
+    view = View.of(CAMERAS["right"])
+    with pytest.raises(ValueError, match="pixel grid"):
+        cut(torch.zeros(1, 512, 640, dtype=torch.uint8), view, Window(100, 100, 251, 150), (100, 100))
+    assert view.snap(Window(99, 100, 251, 151)) == Window(100, 100, 250, 150)
