@@ -112,3 +112,11 @@ def test_camera_override_and_unknown_size():
     assert identify_camera("clip.mp4", 400, 300, 30, override="body").name == "body"
     with pytest.raises(IblVideoError, match="clip.mp4: cannot tell which camera filmed a 400x300 video; pass --camera"):
         identify_camera("clip.mp4", 400, 300, 30)
+
+
+def test_sample_spread_over_the_video_costs_one_decode_per_frame(videos):
+    with VideoReader(videos["h264"]) as reader:
+        got = list(reader.sample([0, 20, 45, 46, 89]))
+    # each sample is a real frame of the video, at or before the keyframe-aligned position asked for
+    assert all(read_code(image) == index for index, image in got)
+    assert [index for index, _ in got] == [0, 12, 36, 84]

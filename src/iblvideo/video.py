@@ -9,7 +9,7 @@ import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import av
 import numpy as np
@@ -181,6 +181,17 @@ class VideoReader:
             expected += 1
         if expected < stop:
             raise VideoError(self.path, f"decoding stopped at frame {expected} of {stop}")
+
+    def sample(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, frame) for a frame close to each of ``indices`` — the first that decodes after the
+        keyframe before it — so a sample spread over a long video costs one decode per frame."""
+        seen = set()
+        for wanted in indices:
+            for index, frame in self._decode(self._stamps[wanted]):
+                if index not in seen:
+                    seen.add(index)
+                    yield index, self._to_array(frame).copy()
+                break
 
     def batches(self, batch_size: int = 64, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """(first index, stacked frames) in batches of ``batch_size``; memory stays one batch."""
