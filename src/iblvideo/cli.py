@@ -54,6 +54,25 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.dir, seconds=args.seconds, force=args.force)
 
 
+def _cmd_motion_energy(args: argparse.Namespace) -> None:
+    from .motion_energy import session_motion_energy
+
+    for paths in session_motion_energy(args.session, cameras=args.cameras).values():
+        print(*paths, sep="\n")
+
+
+def _cmd_features(args: argparse.Namespace) -> None:
+    from .features import compute_session_features
+
+    print(*compute_session_features(args.session).values(), sep="\n")
+
+
+def _cmd_qc(args: argparse.Namespace) -> None:
+    from .qc import format_report, run_qc
+
+    print(format_report(run_qc(args.session)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
@@ -84,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, nargs="?", default=Path("iblvideo-demo"), help="output folder (default: ./iblvideo-demo)")
     p.add_argument("--seconds", type=float, default=5.0, help="duration of the synthetic session (default: 5)")
     p.add_argument("--force", action="store_true", help="replace the outputs of an earlier demo")
+
+    p = command("motion-energy", _cmd_motion_energy, "motion energy in the whisker-pad / body ROI placed from the pose tracks")
+    p.add_argument("session", type=Path, help="ALF session folder with raw_video_data/ and alf/_ibl_<cam>Camera.dlc.pqt")
+    p.add_argument("--cameras", type=_cameras, default=("left", "right", "body"), help="comma list (default: left,right,body)")
+
+    p = command("features", _cmd_features, "pupil diameter, speeds, sniffs and merged lick times from a session's pose tables")
+    p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt and .times.npy")
+
+    p = command("qc", _cmd_qc, "IBL's pose QC per camera: prints a table, writes alf/_iblvideo_dlc.qc.json")
+    p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt")
     return parser
 
 

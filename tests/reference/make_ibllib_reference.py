@@ -1,0 +1,188 @@
+"""Compute ibllib's own answers for the parity tests and store them in tests/reference/ibllib/.
+
+Runs IBL's code, never ours: ibllib's brainbox.behavior.dlc (pupil diameter, smoothing, licks,
+sniffs, speeds), ibllib.qc.dlc.DlcQC (QC checks and outcome), and upstream iblvideo's
+motion_energy.motion_energy (ROI and motion energy through OpenCV).
+
+Inputs (committed): the real IBL ensembles in tests/data/ibl-ensembles, and the fake sessions and
+motion-energy videos this script writes with tests/reference/inputs.py (``--write-inputs``).
+
+To rerun, in a virtual environment separate from iblvideo's (ibllib pins its own stack)::
+
+    python -m venv /work/ibllib-venv
+    /work/ibllib-venv/bin/pip install ibllib av          # ibllib 4.1.0, one-api 3.6.1, opencv 5.0
+    git clone https://github.com/int-brain-lab/iblvideo /tmp/iblvideo-upstream
+    /work/ibllib-venv/bin/python tests/reference/make_ibllib_reference.py \
+        --iblvideo /tmp/iblvideo-upstream [--write-inputs]
+
+``--write-inputs`` regenerates the committed inputs first (only needed when inputs.py changes).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import inputs  # noqa: E402  (the shared, dependency-light input definitions)
+
+from brainbox.behavior import dlc as bb_dlc  # noqa: E402
+from ibllib.qc.dlc import DlcQC  # noqa: E402
+from iblutil.util import Bunch  # noqa: E402
+
+OUT = inputs.REFERENCE
+
+
+def offline_qc(session: Path | None, side: str) -> DlcQC:
+    """A DlcQC without ONE/Alyx: its __init__ wants a database connection, which we skip."""
+    qc = DlcQC.__new__(DlcQC)
+    qc.side, qc.tracker, qc.one, qc.eid = side, "dlc", None, None
+    qc.session_path, qc.download_data = session, False
+    qc.ignore_checks, qc.data, qc.metrics = ["check_pupil_diameter_snr"], Bunch(), None
+    return qc
+
+
+def jsonable(metrics: dict) -> dict:
+    """QC metrics keyed by check name (IBL's ``_dlcLeft_`` prefix dropped); (outcome, value) tuples kept as lists."""
+    out = {}
+    for key, value in metrics.items():
+        name = key.split("_", 2)[2]
+        out[name] = [value[0], None if np.isnan(value[1]) else value[1]] if isinstance(value, tuple) else value
+    return out
+
+
+def save_npy(name: str, values) -> None:
+    np.save(OUT / name, np.asarray(values, dtype=float))
+
+
+def pupil_ensemble() -> dict:
+    """Pupil diameters of the real pupil ensemble, smoothed as the left and as the right camera; pupil QC."""
+    pose = bb_dlc.likelihood_threshold(inputs.ensemble_median("pupil", "left"))
+    raw = bb_dlc.get_pupil_diameter(pose)
+    save_npy("pupil_raw.npy", raw)
+    qc_out = {}
+    for camera in ("left", "right"):
+        smooth = bb_dlc.get_smooth_pupil_diameter(raw, camera)
+        save_npy(f"pupil_smooth_{camera}.npy", smooth)
+        qc = offline_qc(None, camera)
+        qc.data.update(pupilDiameter_raw=raw, pupilDiameter_smooth=smooth)
+        qc_out[camera] = {"pupil_blocked": qc.check_pupil_blocked(), "pupil_diameter_snr": list(qc.check_pupil_diameter_snr())}
+    return qc_out
+
+
+def paw_ensemble() -> dict:
+    """Paw speeds, event times of the paw traces, and the pose QC checks on the real paw ensembles."""
+    qc_out = {}
+    for camera in ("left", "right"):
+        pose = bb_dlc.likelihood_threshold(inputs.ensemble_median("paw", camera))
+        times = inputs.ensemble_times(camera)
+        for point in ("paw_l", "paw_r"):
+            save_npy(f"speed_{camera}_{point}.npy", bb_dlc.get_speed(pose, times, camera, point))
+        save_npy(f"events_{camera}_paws.npy", bb_dlc.get_feature_event_times(pose, times, ["paw_l_x", "paw_l_y", "paw_r_x", "paw_r_y"]))
+        qc = offline_qc(None, camera)
+        qc.data.update(
+            camera_times=times, stimOn_times=inputs.stim_on_times(times),
+            pose_coords={p: np.array((pose[f"{p}_x"], pose[f"{p}_y"])) for p in ("paw_l", "paw_r")},
+        )
+        qc_out[camera] = {
+            name: getattr(qc, f"check_{name}")()
+            for name in ("time_trace_length_match", "trace_all_nan", "mean_in_bbox", "paw_close_nan", "paw_far_nan")
+        }
+    return qc_out
+
+
+def post_dlc(session: Path) -> dict:
+    """ibllib's EphysPostDLC steps on one session (features, merged licks), then DlcQC per camera it would check."""
+    alf = session / "alf"
+    licks, qc_out = [], {}
+    for camera in ("left", "right", "body"):
+        pose = bb_dlc.likelihood_threshold(pd.read_parquet(alf / f"_ibl_{camera}Camera.dlc.pqt"))
+        times_file = alf / f"_ibl_{camera}Camera.times.npy"
+        times = np.load(times_file) if times_file.exists() else None
+        usable = times is not None and times.shape[0] >= len(pose)
+        if camera != "body":
+            if usable:
+                licks.append(bb_dlc.get_licks(pose, times))
+                save_npy(f"{session.parts[-3]}_{camera}_sniffs.npy", bb_dlc.get_sniffs(pose, times))
+                for point in ("paw_r", "paw_l", "nose_tip"):
+                    save_npy(f"{session.parts[-3]}_{camera}_{point}_speed.npy", bb_dlc.get_speed(pose, times[: len(pose)], camera, point))
+            features = pd.DataFrame({"pupilDiameter_raw": bb_dlc.get_pupil_diameter(pose)})
+            try:
+                features["pupilDiameter_smooth"] = bb_dlc.get_smooth_pupil_diameter(features["pupilDiameter_raw"], camera)
+            except Exception:  # EphysPostDLC saves NaNs when smoothing fails
+                features["pupilDiameter_smooth"] = np.nan
+            features.to_parquet(alf / f"_ibl_{camera}Camera.features.pqt")
+            features.to_parquet(OUT / f"{session.parts[-3]}_{camera}_features.pqt")
+        if times is not None:  # EphysPostDLC runs the QC only where camera times exist
+            qc = offline_qc(session, camera)
+            outcome, metrics = qc.run()
+            qc_out[camera] = {"outcome": outcome.name, "checks": jsonable(metrics)}
+    if licks:
+        save_npy(f"{session.parts[-3]}_licks.npy", sorted(np.concatenate(licks)))
+    return qc_out
+
+
+def motion_energy(iblvideo: Path) -> dict:
+    """Upstream iblvideo's motion energy on the committed motion videos."""
+    spec = importlib.util.spec_from_file_location("upstream_motion_energy", iblvideo / "iblvideo" / "motion_energy.py")
+    upstream = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(upstream)
+    rois = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        session = Path(tmp) / "session"
+        shutil.copytree(inputs.ME_SESSION, session)
+        for camera in inputs.ME_SIZE:
+            me_file, roi_file = upstream.motion_energy(
+                session / "raw_video_data" / f"_iblrig_{camera}Camera.raw.mp4", session / "alf" / f"_ibl_{camera}Camera.dlc.pqt", frames=20,
+            )
+            save_npy(f"motion_energy_{camera}.npy", np.load(me_file))
+            rois[camera] = np.load(roi_file).tolist()
+    return rois
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iblvideo", type=Path, required=True, help="checkout of github.com/int-brain-lab/iblvideo")
+    parser.add_argument("--write-inputs", action="store_true", help="regenerate the committed fake sessions and videos first")
+    args = parser.parse_args()
+    if args.write_inputs:
+        shutil.rmtree(inputs.FAKE_SESSIONS, ignore_errors=True)
+        for name, seed in inputs.FAKE_CASES.items():
+            inputs.write_fake_session(inputs.FAKE_SESSIONS, name, seed)
+        shutil.rmtree(inputs.ME_SESSION.parents[2], ignore_errors=True)
+        for camera in inputs.ME_SIZE:
+            inputs.write_motion_video(camera)
+            inputs.write_motion_pose(camera)
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
+    qc = {"pupil_ensemble": pupil_ensemble(), "paw_ensemble": paw_ensemble()}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in inputs.FAKE_CASES:
+            session = Path(tmp) / name / "2024-01-01" / "001"
+            shutil.copytree(inputs.FAKE_SESSIONS / name / "2024-01-01" / "001", session)
+            qc[name] = post_dlc(session)
+    rois = motion_energy(args.iblvideo)
+    (OUT / "qc.json").write_text(json.dumps(qc, indent=2) + "\n")
+    (OUT / "motion_energy_roi.json").write_text(json.dumps(rois, indent=2) + "\n")
+    (OUT / "VERSIONS.txt").write_text(versions(args.iblvideo))
+
+
+def versions(iblvideo: Path) -> str:
+    """What made these numbers: package versions and the upstream iblvideo commit."""
+    from importlib.metadata import version
+
+    commit = subprocess.run(["git", "-C", str(iblvideo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    packages = ("ibllib", "ibl-neuropixel", "one-api", "opencv-python-headless", "numpy", "scipy", "pandas")
+    return "".join(f"{name} {version(name)}\n" for name in packages) + f"iblvideo (upstream) {commit or 'unknown commit'}\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Features against ibllib's own numbers (tests/reference/ibllib, made by make_ibllib_reference.py)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iblvideo import features as F
+from iblvideo.cli import main
+from iblvideo.errors import IblVideoError
+from reference import inputs
+
+REF = inputs.REFERENCE
+TOL = 1e-9  # ibllib sums in another order: differences stay near 1e-13
+
+
+def assert_same(ours, theirs) -> None:
+    ours, theirs = np.asarray(ours, float), np.asarray(theirs, float)
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=TOL)
+
+
+def fake_session(tmp_path: Path, name: str) -> Path:
+    session = tmp_path / name / "2024-01-01" / "001"
+    shutil.copytree(inputs.FAKE_SESSIONS / name / "2024-01-01" / "001", session)
+    return session
+
+
+@pytest.fixture(scope="module")
+def pupil_pose() -> pd.DataFrame:
+    return F.threshold_likelihood(inputs.ensemble_median("pupil", "left"))
+
+
+def test_pupil_diameter_matches_ibllib_on_real_ensemble(pupil_pose):
+    assert_same(F.pupil_diameter(pupil_pose), np.load(REF / "pupil_raw.npy"))
+
+
+@pytest.mark.parametrize("camera", ["left", "right"])
+def test_smoothed_pupil_matches_ibllib_on_real_ensemble(pupil_pose, camera):
+    assert_same(F.smooth_pupil_diameter(F.pupil_diameter(pupil_pose), camera), np.load(REF / f"pupil_smooth_{camera}.npy"))
+
+
+@pytest.mark.parametrize("camera", ["left", "right"])
+def test_paw_speed_and_events_match_ibllib_on_real_ensemble(camera):
+    pose, times = F.threshold_likelihood(inputs.ensemble_median("paw", camera)), inputs.ensemble_times(camera)
+    for point in ("paw_l", "paw_r"):
+        assert_same(F.speed(pose, times, camera, point), np.load(REF / f"speed_{camera}_{point}.npy"))
+    events = F.event_times(pose, times, ("paw_l_x", "paw_l_y", "paw_r_x", "paw_r_y"))
+    assert_same(events, np.load(REF / f"events_{camera}_paws.npy"))
+
+
+@pytest.mark.parametrize("name", list(inputs.FAKE_CASES))
+def test_session_features_match_ibllib(tmp_path, name):
+    session = fake_session(tmp_path, name)
+    written = F.compute_session_features(session)
+    alf = session / "alf"
+    assert_same(np.load(alf / "licks.times.npy"), np.load(REF / f"{name}_licks.npy"))
+    for camera in ("left", "right"):
+        ours = pd.read_parquet(alf / f"_ibl_{camera}Camera.features.pqt")
+        theirs = pd.read_parquet(REF / f"{name}_{camera}_features.pqt")
+        for column in ("pupilDiameter_raw", "pupilDiameter_smooth"):
+            assert_same(ours[column], theirs[column])
+        speeds = [REF / f"{name}_{camera}_{point}_speed.npy" for point in F.SPEED_POINTS]
+        if speeds[0].exists():  # ibllib skips speeds and sniffs where the camera times fall short
+            for point, path in zip(F.SPEED_POINTS, speeds):
+                assert_same(ours[f"{point}_speed"], np.load(path))
+            assert_same(np.load(written[f"{camera}_sniffs"]), np.load(REF / f"{name}_{camera}_sniffs.npy"))
+        else:
+            assert ours[[f"{p}_speed" for p in F.SPEED_POINTS]].isna().all().all()
+            assert f"{camera}_sniffs" not in written
+
+
+def test_threshold_likelihood_hides_unsure_points_only():
+    pose = pd.DataFrame({"a_x": [1.0, 2.0, 3.0], "a_y": [4.0, 5.0, 6.0], "a_likelihood": [0.95, 0.5, 0.9]})
+    out = F.threshold_likelihood(pose)
+    assert out["a_x"].isna().tolist() == [False, True, False]
+    assert pose["a_x"].notna().all()  # the input is left alone
+
+
+def test_pupil_diameter_of_a_circle_is_its_diameter():
+    angles = {"top": (0, -1), "right": (1, 0), "bottom": (0, 1), "left": (-1, 0)}
+    pose = pd.DataFrame({f"pupil_{k}_r_{c}": [50 + 7 * v[i]] for k, v in angles.items() for i, c in enumerate("xy")})
+    assert F.pupil_diameter(pose) == pytest.approx([14.0])
+
+
+def test_smoothing_gives_nan_rather_than_failing_on_mostly_missing_pupil():
+    raw = np.full(600, np.nan)
+    raw[:40] = 10.0
+    assert np.isnan(F.smooth_pupil_diameter(raw, "left")).all()
+    with pytest.raises(IblVideoError, match="left and right cameras only"):
+        F.smooth_pupil_diameter(raw, "body")
+
+
+def test_all_nan_tongue_has_no_licks():
+    pose = pd.DataFrame({c: np.full(50, np.nan) for c in F.TONGUE_COLUMNS})
+    assert F.lick_times(pose, np.arange(50) / 60).size == 0
+
+
+def test_features_command_and_missing_inputs(tmp_path, capsys):
+    session = fake_session(tmp_path, "good")
+    assert main(["-q", "features", str(session)]) == 0
+    assert "licks.times.npy" in capsys.readouterr().out
+    assert main(["-q", "features", str(tmp_path)]) == 2
+    assert "no pose tables" in capsys.readouterr().err
