@@ -24,9 +24,9 @@ def assert_same(ours, theirs) -> None:
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=TOL)
 
 
-def fake_session(tmp_path: Path, name: str) -> Path:
+def copy_session(tmp_path: Path, name: str) -> Path:
     session = tmp_path / name / "2024-01-01" / "001"
-    shutil.copytree(inputs.FAKE_SESSIONS / name / "2024-01-01" / "001", session)
+    shutil.copytree(inputs.reference_sessions()[name], session)
     return session
 
 
@@ -53,9 +53,9 @@ def test_paw_speed_and_events_match_ibllib_on_real_ensemble(camera):
     assert_same(events, np.load(REF / f"events_{camera}_paws.npy"))
 
 
-@pytest.mark.parametrize("name", list(inputs.FAKE_CASES))
+@pytest.mark.parametrize("name", list(inputs.reference_sessions()))
 def test_session_features_match_ibllib(tmp_path, name):
-    session = fake_session(tmp_path, name)
+    session = copy_session(tmp_path, name)
     written = F.compute_session_features(session)
     alf = session / "alf"
     assert_same(np.load(alf / "licks.times.npy"), np.load(REF / f"{name}_licks.npy"))
@@ -101,8 +101,27 @@ def test_all_nan_tongue_has_no_licks():
 
 
 def test_features_command_and_missing_inputs(tmp_path, capsys):
-    session = fake_session(tmp_path, "good")
+    session = copy_session(tmp_path, "good")
     assert main(["-q", "features", str(session)]) == 0
     assert "licks.times.npy" in capsys.readouterr().out
     assert main(["-q", "features", str(tmp_path)]) == 2
     assert "no pose tables" in capsys.readouterr().err
+
+
+def test_features_from_synthetic_ground_truth_recover_the_truth():
+    """Smoothed pupil diameter follows the true one; every true lick is found within one frame."""
+    truth, alf = inputs.SYNTH_SESSION / "truth", inputs.SYNTH_SESSION / "alf"
+    detected = []
+    for camera in ("left", "right"):
+        pose = F.load_pose(alf / f"_ibl_{camera}Camera.dlc.pqt")
+        times = np.load(alf / f"_ibl_{camera}Camera.times.npy")
+        table = F.feature_table(pose, times, camera)
+        true_diameter = np.load(truth / f"_ibl_{camera}Camera.pupilDiameter.npy")
+        both = ~np.isnan(table["pupilDiameter_smooth"]) & ~np.isnan(true_diameter)
+        assert both.mean() > 0.9
+        assert np.corrcoef(table["pupilDiameter_smooth"][both], true_diameter[both])[0, 1] >= 0.95
+        detected.append(F.lick_times(F.threshold_likelihood(pose), times))
+    licks, true_licks = np.sort(np.concatenate(detected)), np.load(truth / "licks.times.npy")
+    frame = 1 / F.SAMPLING["left"]  # the slower side camera's frame
+    found = [np.min(np.abs(licks - t)) <= frame for t in true_licks]
+    assert len(true_licks) >= 10 and np.mean(found) >= 0.9

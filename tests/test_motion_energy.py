@@ -14,7 +14,6 @@ from iblvideo.errors import IblVideoError
 from iblvideo.video import VideoReader
 from reference import inputs
 
-CAMERAS = list(inputs.ME_SIZE)
 ROIS = json.loads((inputs.REFERENCE / "motion_energy_roi.json").read_text())
 
 
@@ -26,12 +25,14 @@ def video(camera: str):
     return inputs.ME_SESSION / "raw_video_data" / f"_iblrig_{camera}Camera.raw.mp4"
 
 
-@pytest.mark.parametrize("camera", CAMERAS)
-def test_roi_and_motion_energy_equal_upstream(camera):
-    roi = M.roi_from_pose(pose(camera), camera)
-    assert roi.to_array().tolist() == ROIS[camera]
-    energy = M.compute_motion_energy(video(camera), roi, batch_size=16)
-    np.testing.assert_array_equal(energy, np.load(inputs.REFERENCE / f"motion_energy_{camera}.npy"))
+@pytest.mark.parametrize("name, session, camera", [
+    ("me", inputs.ME_SESSION, "left"), ("me", inputs.ME_SESSION, "body"), ("synth", inputs.SYNTH_SESSION, "right"),
+])
+def test_roi_and_motion_energy_equal_upstream(name, session, camera):
+    roi = M.roi_from_pose(pd.read_parquet(session / "alf" / f"_ibl_{camera}Camera.dlc.pqt"), camera)
+    assert roi.to_array().tolist() == ROIS[f"{name}_{camera}"]
+    energy = M.compute_motion_energy(session / "raw_video_data" / f"_iblrig_{camera}Camera.raw.mp4", roi)
+    np.testing.assert_array_equal(energy, np.load(inputs.REFERENCE / f"motion_energy_{name}_{camera}.npy"))
 
 
 def test_accumulator_does_not_depend_on_batching():
@@ -92,6 +93,6 @@ def test_session_command_writes_ibl_named_files(tmp_path, capsys):
     energy, position = M.output_paths(session, "body")
     assert energy.name == "bodyCamera.ROIMotionEnergy.npy" and position.name == "bodyROIMotionEnergy.position.npy"
     assert str(energy) in capsys.readouterr().out
-    np.testing.assert_array_equal(np.load(energy), np.load(inputs.REFERENCE / "motion_energy_body.npy"))
-    assert np.load(position).tolist() == ROIS["body"]
+    np.testing.assert_array_equal(np.load(energy), np.load(inputs.REFERENCE / "motion_energy_me_body.npy"))
+    assert np.load(position).tolist() == ROIS["me_body"]
     assert main(["-q", "motion-energy", str(session), "--cameras", "right"]) == 2

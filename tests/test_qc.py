@@ -18,9 +18,9 @@ from reference import inputs
 REFERENCE = json.loads((inputs.REFERENCE / "qc.json").read_text())
 
 
-def fake_session(tmp_path: Path, name: str) -> Path:
+def copy_session(tmp_path: Path, name: str) -> Path:
     session = tmp_path / name / "2024-01-01" / "001"
-    shutil.copytree(inputs.FAKE_SESSIONS / name / "2024-01-01" / "001", session)
+    shutil.copytree(inputs.reference_sessions()[name], session)
     return session
 
 
@@ -31,9 +31,9 @@ def assert_check(ours: dict, theirs: str | list) -> None:
         assert ours["outcome"] == theirs
 
 
-@pytest.mark.parametrize("name", list(inputs.FAKE_CASES))
+@pytest.mark.parametrize("name", list(inputs.reference_sessions()))
 def test_session_qc_matches_ibllib(tmp_path, name):
-    session = fake_session(tmp_path, name)
+    session = copy_session(tmp_path, name)
     F.compute_session_features(session)  # ibllib's QC reads the feature tables, as ours does when present
     report = Q.run_qc(session)
     assert json.loads((session / "alf" / Q.REPORT_NAME).read_text()) == report
@@ -46,7 +46,7 @@ def test_session_qc_matches_ibllib(tmp_path, name):
 
 
 def test_qc_computes_pupil_itself_without_feature_tables(tmp_path):
-    report = Q.run_qc(fake_session(tmp_path, "blind"))
+    report = Q.run_qc(copy_session(tmp_path, "blind"))
     for camera, theirs in REFERENCE["blind"].items():
         assert report["cameras"][camera]["outcome"] == theirs["outcome"]
 
@@ -72,7 +72,7 @@ def test_pose_checks_match_ibllib_on_real_ensemble(camera):
 
 def test_missing_times_and_length_mismatch_get_a_failing_outcome(tmp_path):
     # short_times: right camera has 7 times too few, body camera has no times file (ibllib skips it)
-    report = Q.run_qc(fake_session(tmp_path, "short_times"))
+    report = Q.run_qc(copy_session(tmp_path, "short_times"))
     body, right = report["cameras"]["body"]["checks"], report["cameras"]["right"]["checks"]
     assert body["time_trace_length_match"] == {"outcome": "FAIL", "note": "no camera times file"}
     assert "1493 camera times for 1500 pose frames" in right["time_trace_length_match"]["note"]
@@ -117,7 +117,7 @@ def test_overall_outcome_is_the_worst_with_not_set_lowest():
 
 
 def test_qc_command_prints_table_and_errors_cleanly(tmp_path, capsys):
-    session = fake_session(tmp_path, "good")
+    session = copy_session(tmp_path, "good")
     assert main(["-q", "qc", str(session)]) == 0
     out = capsys.readouterr().out
     assert "session outcome: PASS" in out and "paw_far_nan" in out
@@ -129,7 +129,7 @@ def test_qc_command_prints_table_and_errors_cleanly(tmp_path, capsys):
 
 
 def test_qc_reads_trials_without_stim_on(tmp_path):
-    session = fake_session(tmp_path, "good")
+    session = copy_session(tmp_path, "good")
     pd.DataFrame({"feedback_times": [1.0]}).to_parquet(session / "alf" / "_ibl_trials.table.pqt")
     report = Q.run_qc(session)
     assert report["cameras"]["left"]["checks"]["paw_close_nan"]["outcome"] == "NOT_SET"

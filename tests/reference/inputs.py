@@ -124,6 +124,15 @@ def write_fake_session(root: Path, name: str, seed: int, seconds: float = 10.0) 
 
 
 FAKE_CASES = {"good": 1, "short_times": 2, "blind": 3}
+# `iblvideo synth DIR --seconds 10 --seed 0` with its ground-truth tracks copied to alf/_ibl_<cam>Camera.dlc.pqt,
+# its true pupil diameters and licks in truth/, and the right camera's video (for motion energy)
+SYNTH_SESSION = DATA / "synth-session" / "synth_mouse_0" / "2026-01-01" / "001"
+
+
+def reference_sessions() -> dict[str, Path]:
+    """Every committed session ibllib's pipeline is run on, by name."""
+    sessions = {name: FAKE_SESSIONS / name / "2024-01-01" / "001" for name in FAKE_CASES}
+    return {**sessions, "synth": SYNTH_SESSION}
 
 
 # ---- motion-energy videos --------------------------------------------------------------------

@@ -4,7 +4,8 @@ Runs IBL's code, never ours: ibllib's brainbox.behavior.dlc (pupil diameter, smo
 sniffs, speeds), ibllib.qc.dlc.DlcQC (QC checks and outcome), and upstream iblvideo's
 motion_energy.motion_energy (ROI and motion energy through OpenCV).
 
-Inputs (committed): the real IBL ensembles in tests/data/ibl-ensembles, and the fake sessions and
+Inputs (committed): the real IBL ensembles in tests/data/ibl-ensembles; a synthetic session from
+``iblvideo synth`` in tests/data/synth-session (see inputs.SYNTH_SESSION); and the fake sessions and
 motion-energy videos this script writes with tests/reference/inputs.py (``--write-inputs``).
 
 To rerun, in a virtual environment separate from iblvideo's (ibllib pins its own stack)::
@@ -137,14 +138,14 @@ def motion_energy(iblvideo: Path) -> dict:
     spec.loader.exec_module(upstream)
     rois = {}
     with tempfile.TemporaryDirectory() as tmp:
-        session = Path(tmp) / "session"
-        shutil.copytree(inputs.ME_SESSION, session)
-        for camera in inputs.ME_SIZE:
-            me_file, roi_file = upstream.motion_energy(
-                session / "raw_video_data" / f"_iblrig_{camera}Camera.raw.mp4", session / "alf" / f"_ibl_{camera}Camera.dlc.pqt", frames=20,
-            )
-            save_npy(f"motion_energy_{camera}.npy", np.load(me_file))
-            rois[camera] = np.load(roi_file).tolist()
+        for name, source in {"me": inputs.ME_SESSION, "synth": inputs.SYNTH_SESSION}.items():
+            session = Path(tmp) / name
+            shutil.copytree(source, session)
+            for video in sorted((session / "raw_video_data").glob("_iblrig_*Camera.raw.mp4")):
+                camera = video.name[len("_iblrig_"):-len("Camera.raw.mp4")]
+                me_file, roi_file = upstream.motion_energy(video, session / "alf" / f"_ibl_{camera}Camera.dlc.pqt", frames=20)
+                save_npy(f"motion_energy_{name}_{camera}.npy", np.load(me_file))
+                rois[f"{name}_{camera}"] = np.load(roi_file).tolist()
     return rois
 
 
@@ -165,9 +166,9 @@ def main() -> None:
     OUT.mkdir(parents=True)
     qc = {"pupil_ensemble": pupil_ensemble(), "paw_ensemble": paw_ensemble()}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in inputs.FAKE_CASES:
+        for name, source in inputs.reference_sessions().items():
             session = Path(tmp) / name / "2024-01-01" / "001"
-            shutil.copytree(inputs.FAKE_SESSIONS / name / "2024-01-01" / "001", session)
+            shutil.copytree(source, session)
             qc[name] = post_dlc(session)
     rois = motion_energy(args.iblvideo)
     (OUT / "qc.json").write_text(json.dumps(qc, indent=2) + "\n")
