@@ -1,0 +1,298 @@
+"""The synthetic rig: real files, decoded by the real codec, checked against their own ground truth."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iblvideo.cameras import BODY_POINTS, CAMERAS, SIDE_POINTS, TRAINING_LEFT
+from iblvideo.synth import synthesize_session
+from iblvideo.synth.side import PAW_AXES
+from iblvideo.video import VideoReader
+
+SECONDS = 3.0
+SEED = 6  # this seed's first 3 s hold rewarded licks, a blink and a far paw dipping behind the wheel
+STRIDE = {"left": 2, "right": 3, "body": 1}  # keep every n-th decoded frame: enough for pixel checks, little memory
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize_session(tmp_path_factory.mktemp("synth"), seconds=SECONDS, seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def frames(session: Path) -> dict[str, dict[int, np.ndarray]]:
+    """Decoded luma of every STRIDE-th frame (plus every frame around licks on the side cameras)."""
+    out = {}
+    for name in CAMERAS:
+        with VideoReader(session / "raw_video_data" / f"_iblrig_{name}Camera.raw.mp4") as reader:
+            out[name] = {i: image.copy() for i, image in reader.frames() if i % STRIDE[name] == 0}
+    return out
+
+
+def truth(session: Path, name: str) -> pd.DataFrame:
+    return pd.read_parquet(session / "truth" / f"_ibl_{name}Camera.dlc.pqt")
+
+
+def anchors(session: Path, name: str) -> dict:
+    return json.loads((session / "truth" / f"_ibl_{name}Camera.anchors.json").read_text())
+
+
+def sha256s(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---- files, sizes, counts ------------------------------------------------------------------------------------
+
+def test_layout_sizes_rates_and_counts(session: Path) -> None:
+    assert session.parts[-3:] == (f"synth_mouse_{SEED}", "2026-01-01", "001")
+    for name, camera in CAMERAS.items():
+        with VideoReader(session / "raw_video_data" / f"_iblrig_{name}Camera.raw.mp4") as reader:
+            info = reader.info
+        n = int(round(SECONDS * camera.fps))
+        assert (info.width, info.height, info.codec) == (camera.width, camera.height, "h264")
+        assert info.fps == pytest.approx(camera.fps) and info.n_frames == info.declared_frames == n
+        times = np.load(session / "alf" / f"_ibl_{name}Camera.times.npy")
+        assert times.dtype == np.float64 and len(times) == n and np.all(np.diff(times) > 0)
+        assert np.median(np.diff(times)) == pytest.approx(1 / camera.fps, rel=1e-3)
+        table = truth(session, name)
+        points = BODY_POINTS if name == "body" else SIDE_POINTS
+        assert list(table.columns) == [f"{p}_{k}" for p in points for k in ("x", "y", "likelihood")]
+        assert len(table) == n and all(dtype == np.float64 for dtype in table.dtypes)
+        likelihood = table.filter(like="likelihood").to_numpy()
+        assert set(np.unique(likelihood)) <= {0.0, 1.0}
+        hidden = table.filter(like="_x").to_numpy()[likelihood == 0]
+        assert np.isnan(hidden).all()
+        if name != "body":
+            diameter = np.load(session / "truth" / f"_ibl_{name}Camera.pupilDiameter.npy")
+            assert len(diameter) == n and np.array_equal(np.isnan(diameter), table.pupil_top_r_likelihood.to_numpy() == 0)
+            assert {"tube_top", "tube_bottom"} <= set(anchors(session, name))
+    wheel_t = np.load(session / "alf" / "_ibl_wheel.timestamps.npy")
+    assert len(wheel_t) == len(np.load(session / "alf" / "_ibl_wheel.position.npy"))
+
+
+def test_training_rig_films_left_at_30_hz(tmp_path: Path) -> None:
+    session = synthesize_session(tmp_path, cameras=("left", "right"), seconds=0.5, seed=1, rig="training")
+    assert sorted(p.name for p in (session / "raw_video_data").iterdir()) == ["_iblrig_leftCamera.raw.mp4"]
+    with VideoReader(session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4") as reader:
+        assert (reader.info.width, reader.info.fps, reader.info.n_frames) == (1280, TRAINING_LEFT.fps, 15)
+    assert len(truth(session, "left")) == len(np.load(session / "alf" / "_ibl_leftCamera.times.npy")) == 15
+
+
+def test_same_seed_same_bytes_other_seed_other_scene(tmp_path: Path) -> None:
+    first = synthesize_session(tmp_path / "a", seconds=0.3, seed=5)
+    again = synthesize_session(tmp_path / "b", seconds=0.3, seed=5)
+    other = synthesize_session(tmp_path / "c", seconds=0.3, seed=7)
+    assert sha256s(first) == sha256s(again)
+    differ = {k for k, v in sha256s(other).items() if sha256s(first).get(k) != v}
+    assert {f"raw_video_data/_iblrig_{n}Camera.raw.mp4" for n in CAMERAS} <= differ
+    for name in ("left", "right"):
+        a, b = anchors(first, name), anchors(other, name)
+        assert np.hypot(*np.subtract(a["tube_top"], b["tube_top"])) > 2
+        assert np.hypot(*np.subtract(a["eye_centre"], b["eye_centre"])) > 1
+
+
+def test_existing_session_is_refused_unless_forced(tmp_path: Path) -> None:
+    synthesize_session(tmp_path, cameras=("body",), seconds=0.2, seed=2)
+    with pytest.raises(FileExistsError):
+        synthesize_session(tmp_path, cameras=("body",), seconds=0.2, seed=2)
+    session = synthesize_session(tmp_path, cameras=("body",), seconds=0.4, seed=2, force=True)
+    assert len(np.load(session / "alf" / "_ibl_bodyCamera.times.npy")) == 12
+    assert [p.name for p in session.parent.iterdir()] == ["001"]  # no partial folders left
+
+
+# ---- ground truth against pixels ----------------------------------------------------------------------------
+
+def _crop(image: np.ndarray, x: float, y: float, r: int) -> tuple[np.ndarray, int, int]:
+    x0, y0 = max(int(round(x)) - r, 0), max(int(round(y)) - r, 0)
+    return image[y0:int(round(y)) + r + 1, x0:int(round(x)) + r + 1].astype(float), x0, y0
+
+
+def _dark_blob(image: np.ndarray, x: float, y: float, r: int) -> tuple[float, float, int]:
+    """Centroid and size of the darkest blob within ``r`` of (x, y)."""
+    crop, x0, y0 = _crop(image, x, y, r)
+    ys, xs = np.mgrid[:crop.shape[0], :crop.shape[1]]
+    inside = (xs + x0 - x) ** 2 + (ys + y0 - y) ** 2 <= r * r
+    low, mid = np.percentile(crop[inside], 1), np.median(crop[inside])
+    dark = inside & (crop < low + 0.4 * (mid - low))
+    return xs[dark].mean() + x0, ys[dark].mean() + y0, int(dark.sum())
+
+
+def _bright_blob(image: np.ndarray, x: float, y: float, r: int) -> tuple[float, float]:
+    crop, x0, y0 = _crop(image, x, y, r)
+    ys, xs = np.mgrid[:crop.shape[0], :crop.shape[1]]
+    bright = crop > (np.percentile(crop, 99.5) + np.median(crop)) / 2
+    return xs[bright].mean() + x0, ys[bright].mean() + y0
+
+
+@pytest.mark.parametrize("name", ["left", "right"])
+def test_pupil_is_the_darkest_blob_in_the_eye(session: Path, frames: dict, name: str) -> None:
+    table = truth(session, name)
+    eye = anchors(session, name)
+    radius = int(eye["eye_axes"][1])
+    points = ["pupil_top_r", "pupil_right_r", "pupil_bottom_r", "pupil_left_r"]
+    errors, checked = [], 0
+    for i, image in frames[name].items():
+        row = table.iloc[i]
+        if row.pupil_top_r_likelihood == 0:
+            continue
+        cx, cy = np.mean([row[f"{p}_x"] for p in points]), np.mean([row[f"{p}_y"] for p in points])
+        bx, by, area = _dark_blob(image, *eye["eye_centre"], radius)
+        errors.append(np.hypot(bx - cx, by - cy))
+        diameter = row.pupil_bottom_r_y - row.pupil_top_r_y
+        assert area == pytest.approx(np.pi * diameter**2 / 4, rel=0.35)
+        checked += 1
+    assert checked > 20 and np.max(errors) < 1.0 and np.mean(errors) < 0.4
+
+
+def test_pupil_is_hidden_while_blinking(session: Path) -> None:
+    table = truth(session, "left")
+    blink = np.flatnonzero(table.pupil_top_r_likelihood.to_numpy() == 0)
+    assert len(blink) >= 0.15 * CAMERAS["left"].fps  # a blink of 150-300 ms
+    # the lid is shut about a third of the way into the blink: no pupil shows
+    shut = blink[0] + int(0.35 * len(blink))
+    with VideoReader(session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4") as reader:
+        image = reader[shut]
+    eye = anchors(session, "left")
+    crop, _, _ = _crop(image, *eye["eye_centre"], int(eye["eye_axes"][1] * 0.8))
+    assert (crop < 50).sum() < 5
+    assert np.isnan(np.load(session / "truth" / "_ibl_leftCamera.pupilDiameter.npy")[shut])
+
+
+@pytest.mark.parametrize("name", ["left", "right"])
+def test_paws_are_bright_blobs_at_their_truth(session: Path, frames: dict, name: str) -> None:
+    table = truth(session, name)
+    scene = anchors(session, name)
+    scale = CAMERAS[name].width / 1280
+    size = PAW_AXES[0] * scale
+    errors, hidden_checked = [], 0
+    for i, image in frames[name].items():
+        row = table.iloc[i]
+        paws = {p: (row[f"{p}_x"], row[f"{p}_y"]) for p in ("paw_r", "paw_l")}
+        if row.paw_l_likelihood and np.hypot(*np.subtract(paws["paw_r"], paws["paw_l"])) < 3 * size:
+            continue  # paws overlapping: no single blob to measure
+        for point, (x, y) in paws.items():
+            if np.isnan(x):
+                continue
+            above_rim = np.hypot(x - scene["wheel_centre"][0], y - scene["wheel_centre"][1]) - scene["wheel_radius"]
+            if point == "paw_l" and above_rim < PAW_AXES[1] * scale + 2:
+                continue  # partly behind the wheel: its visible part is off-centre
+            errors.append(np.hypot(*np.subtract(_bright_blob(image, x, y, int(1.6 * size)), (x, y))))
+        if not row.paw_l_likelihood:
+            hidden_checked += 1
+    assert len(errors) > 40 and np.median(errors) < 0.5 and np.max(errors) < 1.5 * max(1, 1 / scale)
+    assert hidden_checked > 0  # the far paw does disappear behind the wheel
+
+
+@pytest.mark.parametrize("name", ["left", "right"])
+def test_tongue_pixels_only_when_tongue_is_visible(session: Path, frames: dict, name: str) -> None:
+    table = truth(session, name)
+    scene = anchors(session, name)
+    mouth, spout = np.array(scene["mouth"]), np.array(scene["spout_tip"])
+    seen = {True: [], False: []}
+    for i, image in frames[name].items():
+        row = table.iloc[i]
+        visible = bool(row.tongue_end_r_likelihood)
+        if visible:
+            tip = np.array([(row.tongue_end_r_x + row.tongue_end_l_x) / 2, (row.tongue_end_r_y + row.tongue_end_l_y) / 2])
+            if np.hypot(*(tip - mouth)) < 0.5 * np.hypot(*(spout - mouth)):
+                continue  # barely out
+            probe = mouth + 0.7 * (tip - mouth)
+        else:
+            probe = mouth + 0.5 * (spout - mouth)
+        seen[visible].append(image[int(round(probe[1])), int(round(probe[0]))])
+    assert len(seen[True]) >= 3 and len(seen[False]) > 20
+    assert min(seen[True]) > 120 > 70 > max(seen[False])
+
+
+def test_right_camera_is_the_mirror_image(session: Path) -> None:
+    left, right = truth(session, "left"), truth(session, "right")
+    for table, name, sign in ((left, "left", -1), (right, "right", 1)):
+        eye_x = anchors(session, name)["eye_centre"][0]
+        assert (np.sign(table.nose_tip_x - eye_x) == sign).all()  # the nose points left on left, right on right
+        seen = table.pupil_top_r_likelihood > 0
+        assert (np.sign(table.pupil_right_r_x - table.pupil_left_r_x)[seen] == -sign).all()
+    # one mouse: the same pupil (at half the pixel size) and the same licks at the same moments
+    t_left = np.load(session / "alf" / "_ibl_leftCamera.times.npy")
+    t_right = np.load(session / "alf" / "_ibl_rightCamera.times.npy")
+    d_left = np.load(session / "truth" / "_ibl_leftCamera.pupilDiameter.npy")
+    d_right = np.interp(t_left, t_right, np.load(session / "truth" / "_ibl_rightCamera.pupilDiameter.npy"))
+    ok = ~np.isnan(d_left) & ~np.isnan(d_right)
+    np.testing.assert_allclose(d_right[ok], d_left[ok] / 2, rtol=0.02)
+    nearest = np.clip(np.searchsorted(t_right, t_left), 0, len(t_right) - 1)
+    agree = left.tongue_end_r_likelihood.to_numpy() == right.tongue_end_r_likelihood.to_numpy()[nearest]
+    assert agree.mean() > 0.95 and left.tongue_end_r_likelihood.sum() > 0
+
+
+def test_tail_start_is_where_the_tail_leaves_the_trunk(session: Path, frames: dict) -> None:
+    table = truth(session, "body")
+    assert table.tail_start_likelihood.eq(1).all() and table.tail_start_x.std() > 0.5
+    for i, image in frames["body"].items():
+        x, y = table.tail_start_x[i], table.tail_start_y[i]
+        at = lambda dx, dy: _crop(image, x + dx, y + dy, 1)[0].mean()  # noqa: E731
+        assert at(10, 0) > 120  # pale tail behind the point
+        assert 55 < at(-14, 0) < 150  # furry trunk in front of it
+        assert at(10, 16) < 50 and at(10, -16) < 50  # dark floor on either side of the tail
+
+
+# ---- behaviour is consistent with itself and with the video ---------------------------------------------------
+
+def test_licks_follow_rewards_and_show_the_tongue(session: Path) -> None:
+    trials = pd.read_parquet(session / "alf" / "_ibl_trials.table.pqt")
+    licks = np.load(session / "truth" / "licks.times.npy")
+    spontaneous = np.load(session / "truth" / "licks.spontaneous.npy")
+    rewarded = trials.loc[trials.feedbackType == 1, "feedback_times"].to_numpy()
+    assert len(licks) >= 3 and set(trials.choice) <= {-1, 0, 1}
+    assert ((trials.rewardVolume > 0) == (trials.feedbackType == 1)).all()
+    assert (trials.contrastLeft.isna() ^ trials.contrastRight.isna()).all()
+    for t in licks[~spontaneous]:
+        since = t - rewarded[rewarded < t].max()
+        assert 0.09 < since < 0.5 + 8 / 6 + 0.05
+    for name in ("left", "right"):
+        times = np.load(session / "alf" / f"_ibl_{name}Camera.times.npy")
+        visible = truth(session, name).tongue_end_r_likelihood.to_numpy()
+        for t in licks[(licks > times[0]) & (licks < times[-1])]:
+            assert visible[np.argmin(np.abs(times - t))] == 1
+
+
+def test_wheel_turns_between_first_movement_and_response(session: Path) -> None:
+    trials = pd.read_parquet(session / "alf" / "_ibl_trials.table.pqt")
+    t = np.load(session / "alf" / "_ibl_wheel.timestamps.npy")
+    pos = np.load(session / "alf" / "_ibl_wheel.position.npy")
+    moving = np.zeros(len(t), bool)
+    for trial in trials[trials.choice != 0].itertuples():
+        window = (t >= trial.firstMovement_times) & (t <= trial.response_times)
+        moving |= window
+        turn = pos[window][-1] - pos[window][0]
+        assert abs(turn) > 0.15 and np.sign(turn) == -trial.choice  # counter-clockwise (positive) is choice -1
+    assert np.ptp(pos[~moving]) == 0 or np.abs(np.diff(pos))[~moving[1:]].max() == 0
+    # the paws are carried by the wheel: they travel more while it turns than while it rests
+    left, times = truth(session, "left"), np.load(session / "alf" / "_ibl_leftCamera.times.npy")
+    speed = np.abs(np.gradient(left.paw_r_x.to_numpy(), times))
+    during = np.interp(times, t, moving.astype(float)) > 0.5
+    assert speed[during].mean() > 3 * speed[~during].mean()
+
+
+# ---- command line --------------------------------------------------------------------------------------------
+
+def test_cli_renders_refuses_and_forces(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "iblvideo", "--quiet", "synth", str(tmp_path), "--seconds", "1", "--cameras", "right", "--seed", "3"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    session = Path(done.stdout.strip())
+    assert session == tmp_path / "synth_mouse_3" / "2026-01-01" / "001"
+    assert sorted(p.name for p in (session / "raw_video_data").iterdir()) == ["_iblrig_rightCamera.raw.mp4"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+    assert "already exists" in refused.stderr and "--force" in refused.stderr
+    forced = subprocess.run(command + ["--force"], capture_output=True, text=True, timeout=120)
+    assert forced.returncode == 0, forced.stderr
+    with VideoReader(session / "raw_video_data" / "_iblrig_rightCamera.raw.mp4") as reader:
+        assert reader.info.n_frames == 150
