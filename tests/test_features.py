@@ -115,13 +115,23 @@ def test_features_from_synthetic_ground_truth_recover_the_truth():
     for camera in ("left", "right"):
         pose = F.load_pose(alf / f"_ibl_{camera}Camera.dlc.pqt")
         times = np.load(alf / f"_ibl_{camera}Camera.times.npy")
-        table = F.feature_table(pose, times, camera)
+        result = F.side_camera_features(pose, times, camera)
+        table = result.table
         true_diameter = np.load(truth / f"_ibl_{camera}Camera.pupilDiameter.npy")
         both = ~np.isnan(table["pupilDiameter_smooth"]) & ~np.isnan(true_diameter)
         assert both.mean() > 0.9
         assert np.corrcoef(table["pupilDiameter_smooth"][both], true_diameter[both])[0, 1] >= 0.95
-        detected.append(F.lick_times(F.threshold_likelihood(pose), times))
+        detected.append(result.licks)
     licks, true_licks = np.sort(np.concatenate(detected)), np.load(truth / "licks.times.npy")
     frame = 1 / F.SAMPLING["left"]  # the slower side camera's frame
     found = [np.min(np.abs(licks - t)) <= frame for t in true_licks]
     assert len(true_licks) >= 10 and np.mean(found) >= 0.9
+
+
+def test_smoothing_in_chunks_equals_one_piece(monkeypatch):
+    from iblvideo import smoothing
+
+    raw = F.pupil_diameter(F.threshold_likelihood(inputs.ensemble_median("pupil", "left")))
+    whole = smoothing.smooth_interpolate_savgol(raw, 31, 3)
+    monkeypatch.setattr(smoothing, "_CHUNK", 97)
+    np.testing.assert_allclose(smoothing.smooth_interpolate_savgol(raw, 31, 3), whole, rtol=0, atol=1e-12)

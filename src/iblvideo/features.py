@@ -2,12 +2,13 @@
 
 Pose tables use IBL's flat columns ``<point>_x``, ``<point>_y``, ``<point>_likelihood``. The
 constants below are IBL's: they do not follow a session's real frame rate on purpose, so that the
-numbers match what IBL publishes (a 30 Hz training-rig left camera is still smoothed as 60 Hz).
+numbers match what IBL publishes (a 30 Hz training-rig left camera keeps the 60 Hz settings).
 """
 from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ SAMPLING = {"left": 60, "right": 150, "body": 30}
 RESOLUTION = {"left": 2, "right": 1, "body": 1}
 SMOOTHING_WINDOW = {"left": 31, "right": 75}
 SPEED_POINTS = ("paw_r", "paw_l", "nose_tip")
+PUPIL_POINTS = ("pupil_top_r", "pupil_bottom_r", "pupil_left_r", "pupil_right_r")
 TONGUE_COLUMNS = ("tongue_end_l_x", "tongue_end_l_y", "tongue_end_r_x", "tongue_end_r_y")
 _COORDS = ("_x", "_y", "_likelihood")
 
@@ -50,10 +52,7 @@ def pupil_diameter(pose: pd.DataFrame) -> np.ndarray:
     Treating the pupil as a circle, the chord between two neighbouring points (e.g. top and left)
     spans a quarter circle, so it is the diameter divided by sqrt(2).
     """
-    top, bottom, left, right = (
-        pose[[f"pupil_{side}_r_x", f"pupil_{side}_r_y"]].to_numpy(dtype=float).T
-        for side in ("top", "bottom", "left", "right")
-    )
+    top, bottom, left, right = (pose[[f"{point}_x", f"{point}_y"]].to_numpy(dtype=float).T for point in PUPIL_POINTS)
     estimates = [np.linalg.norm(top - bottom, axis=0), np.linalg.norm(left - right, axis=0)]
     estimates += [np.linalg.norm(a - b, axis=0) * 2**0.5 for a, b in ((top, left), (top, right), (bottom, left), (bottom, right))]
     with warnings.catch_warnings():
@@ -130,7 +129,7 @@ def speed(pose: pd.DataFrame, times: np.ndarray, camera: str, point: str) -> np.
     if intervals.size < 2:
         return np.full(times.shape, np.nan)
     midpoints = times[:-1] + intervals / 2
-    per_interval = np.hypot(np.diff(x), np.diff(y)) / np.nanmedian(intervals)
+    per_interval = np.sqrt(np.diff(x) ** 2 + np.diff(y) ** 2) * (1 / np.nanmedian(intervals))
     return interp1d(midpoints, per_interval, fill_value="extrapolate")(times)
 
 
@@ -145,20 +144,27 @@ def _usable_times(times: np.ndarray | None, n_frames: int, camera: str) -> np.nd
     return times[:n_frames]
 
 
-def feature_table(pose: pd.DataFrame, times: np.ndarray | None, camera: str) -> pd.DataFrame:
-    """Per-frame features of a side camera: IBL's raw and smoothed pupil diameters, then point speeds."""
+@dataclass
+class SideFeatures:
+    """What IBL derives from one side camera; events are None when the camera times do not allow them."""
+
+    table: pd.DataFrame
+    sniffs: np.ndarray | None
+    licks: np.ndarray | None
+
+
+def side_camera_features(pose: pd.DataFrame, times: np.ndarray | None, camera: str) -> SideFeatures:
+    """Feature table (raw and smoothed pupil diameter, point speeds), sniff times and lick times of a side camera."""
     pose = threshold_likelihood(pose)
     raw = pupil_diameter(pose)
     table = pd.DataFrame({"pupilDiameter_raw": raw, "pupilDiameter_smooth": smooth_pupil_diameter(raw, camera)})
     times = _usable_times(times, len(pose), camera)
     for point in SPEED_POINTS:
         table[f"{point}_speed"] = np.nan if times is None else speed(pose, times, camera, point)
-    return table
-
-
-def _load_times(alf: Path, camera: str) -> np.ndarray | None:
-    path = alf / f"_ibl_{camera}Camera.times.npy"
-    return np.load(path) if path.exists() else None
+    if times is None:
+        return SideFeatures(table, None, None)
+    licks = lick_times(pose, times) if set(TONGUE_COLUMNS) <= set(pose.columns) else None
+    return SideFeatures(table, sniff_times(pose, times), licks)
 
 
 def load_pose(path: Path) -> pd.DataFrame:
@@ -172,12 +178,16 @@ def load_pose(path: Path) -> pd.DataFrame:
     return pose
 
 
-def _missing_columns(pose: pd.DataFrame, columns: list[str] | tuple[str, ...]) -> list[str]:
-    return [column for column in columns if column not in pose.columns]
+def _load_side_pose(path: Path) -> pd.DataFrame:
+    pose = load_pose(path)
+    missing = [p for p in (*PUPIL_POINTS, *SPEED_POINTS) if not {f"{p}{c}" for c in _COORDS} <= set(pose.columns)]
+    if missing:
+        raise IblVideoError(path, f"pose table lacks the points {', '.join(missing)}")
+    return pose
 
 
 def compute_session_features(session: str | Path) -> dict[str, Path]:
-    """Write each side camera's feature table, each camera's sniff times, and the merged lick times.
+    """Write each side camera's feature table and sniff times, and the licks of both merged on the session clock.
 
     Reads ``alf/_ibl_<cam>Camera.dlc.pqt`` for every camera present and ``_ibl_<cam>Camera.times.npy``
     to put events on the session clock. Returns the written files by name.
@@ -192,23 +202,17 @@ def compute_session_features(session: str | Path) -> dict[str, Path]:
         camera = path.name[len("_ibl_"):-len("Camera.dlc.pqt")]
         if camera not in SMOOTHING_WINDOW:
             continue  # IBL computes features for the side cameras only
-        pose = load_pose(path)
-        missing = _missing_columns(pose, [f"{p}{c}" for p in ("pupil_top_r", "pupil_bottom_r", "pupil_left_r", "pupil_right_r", *SPEED_POINTS) for c in _COORDS])
-        if missing:
-            raise IblVideoError(path, f"pose table lacks {', '.join(missing)}")
-        times = _load_times(alf, camera)
-        table = feature_table(pose, times, camera)
-        written[f"{camera}_features"] = _save_table(table, alf / f"_ibl_{camera}Camera.features.pqt")
-        usable = _usable_times(times, len(pose), camera)
-        if usable is not None:
-            thresholded = threshold_likelihood(pose)
-            written[f"{camera}_sniffs"] = _save_array(sniff_times(thresholded, usable), alf / f"_iblvideo_{camera}Camera.sniffs.times.npy")
-            if not _missing_columns(pose, TONGUE_COLUMNS):
-                licks.append(lick_times(thresholded, usable))
+        times_path = alf / f"_ibl_{camera}Camera.times.npy"
+        result = side_camera_features(_load_side_pose(path), np.load(times_path) if times_path.exists() else None, camera)
+        written[f"{camera}_features"] = _save_table(result.table, alf / f"_ibl_{camera}Camera.features.pqt")
+        if result.sniffs is not None:
+            written[f"{camera}_sniffs"] = _save_array(result.sniffs, alf / f"_iblvideo_{camera}Camera.sniff_times.npy")
+        if result.licks is not None:
+            licks.append(result.licks)
     if licks:
         written["licks"] = _save_array(np.sort(np.concatenate(licks)), alf / "licks.times.npy")
     else:
-        log.warning("%s: no lick times computed (no side camera with tongue points and camera times)", session)
+        log.warning("%s: no lick times (no side camera with tongue points and camera times)", session)
     return written
 
 

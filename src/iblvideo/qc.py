@@ -7,6 +7,7 @@ the check says so with an outcome and a note instead.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -22,7 +23,8 @@ import pandas as pd
 from .alf import atomic_path
 from .errors import IblVideoError
 from .features import (
-    SAMPLING, SMOOTHING_WINDOW, load_pose, point_names, pupil_diameter, smooth_pupil_diameter, threshold_likelihood,
+    PUPIL_POINTS, SAMPLING, SMOOTHING_WINDOW, load_pose, point_names, pupil_diameter, smooth_pupil_diameter,
+    threshold_likelihood,
 )
 
 log = logging.getLogger(__name__)
@@ -85,9 +87,9 @@ class CameraData:
 
 def _side_only(check: Callable[[CameraData], Check]) -> Callable[[CameraData], Check]:
     """IBL sets the side-camera checks to NOT_SET on the body camera."""
+    @functools.wraps(check)
     def wrapped(data: CameraData) -> Check:
         return Check(Outcome.NOT_SET) if data.camera == "body" else check(data)
-    wrapped.__name__, wrapped.__doc__ = check.__name__, check.__doc__
     return wrapped
 
 
@@ -238,7 +240,7 @@ def _pupil(alf: Path, camera: str, pose: pd.DataFrame) -> tuple[np.ndarray | Non
     if table.exists():
         features = pd.read_parquet(table, columns=["pupilDiameter_raw", "pupilDiameter_smooth"])
         return features["pupilDiameter_raw"].to_numpy(float), features["pupilDiameter_smooth"].to_numpy(float)
-    if not all(f"pupil_{s}_r_x" in pose.columns for s in ("top", "bottom", "left", "right")):
+    if not all(f"{point}_x" in pose.columns for point in PUPIL_POINTS):
         return None, None
     raw = pupil_diameter(threshold_likelihood(pose))
     return raw, smooth_pupil_diameter(raw, camera)

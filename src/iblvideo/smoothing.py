@@ -11,10 +11,17 @@ import numpy as np
 from scipy.interpolate import interp1d
 
 
+_CHUNK = 8192  # windows solved at once: bounds memory to a few MB on 90-minute sessions
+
+
 def _local_polynomials(x: np.ndarray, y: np.ndarray, window: int, order: int) -> np.ndarray:
     """Least-squares polynomial coefficients (lowest power first) of every full window, centred on its middle sample."""
     half = window // 2
     centres = np.arange(half, len(x) - half)
+    return np.concatenate([_fit_windows(x, y, chunk, half, order) for chunk in np.array_split(centres, max(1, len(centres) // _CHUNK))])
+
+
+def _fit_windows(x: np.ndarray, y: np.ndarray, centres: np.ndarray, half: int, order: int) -> np.ndarray:
     members = centres[:, None] + np.arange(-half, half + 1)
     offsets = (x[members] - x[centres][:, None]).astype(float)
     design = offsets[..., None] ** np.arange(order + 1)  # (n, window, order + 1)
