@@ -121,6 +121,9 @@ def test_qc_command_prints_table_and_errors_cleanly(tmp_path, capsys):
     assert main(["-q", "qc", str(session)]) == 0
     out = capsys.readouterr().out
     assert "session outcome: PASS" in out and "paw_far_nan" in out
+    (session / "alf" / "_ibl_rightCamera.times.npy").write_bytes(b"not npy")
+    assert main(["-q", "qc", str(session)]) == 2
+    assert "_ibl_rightCamera.times.npy: cannot read camera times" in capsys.readouterr().err
     (session / "alf" / "_ibl_leftCamera.dlc.pqt").write_bytes(b"not parquet")
     assert main(["-q", "qc", str(session)]) == 2
     assert "cannot read pose table" in capsys.readouterr().err

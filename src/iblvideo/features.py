@@ -178,6 +178,20 @@ def load_pose(path: Path) -> pd.DataFrame:
     return pose
 
 
+def load_times(alf: Path, camera: str) -> np.ndarray | None:
+    """``_ibl_<cam>Camera.times.npy`` of an alf folder; None when absent, a one-line error when unreadable."""
+    path = alf / f"_ibl_{camera}Camera.times.npy"
+    if not path.exists():
+        return None
+    try:
+        times = np.load(path)
+    except (OSError, ValueError) as err:
+        raise IblVideoError(path, f"cannot read camera times: {err}") from None
+    if times.ndim != 1:
+        raise IblVideoError(path, f"camera times must be one-dimensional, got shape {times.shape}")
+    return times.astype(float)
+
+
 def _load_side_pose(path: Path) -> pd.DataFrame:
     pose = load_pose(path)
     missing = [p for p in (*PUPIL_POINTS, *SPEED_POINTS) if not {f"{p}{c}" for c in _COORDS} <= set(pose.columns)]
@@ -202,8 +216,7 @@ def compute_session_features(session: str | Path) -> dict[str, Path]:
         camera = path.name[len("_ibl_"):-len("Camera.dlc.pqt")]
         if camera not in SMOOTHING_WINDOW:
             continue  # IBL computes features for the side cameras only
-        times_path = alf / f"_ibl_{camera}Camera.times.npy"
-        result = side_camera_features(_load_side_pose(path), np.load(times_path) if times_path.exists() else None, camera)
+        result = side_camera_features(_load_side_pose(path), load_times(alf, camera), camera)
         written[f"{camera}_features"] = _save_table(result.table, alf / f"_ibl_{camera}Camera.features.pqt")
         if result.sniffs is not None:
             written[f"{camera}_sniffs"] = _save_array(result.sniffs, alf / f"_iblvideo_{camera}Camera.sniff_times.npy")

@@ -83,7 +83,10 @@ class MotionEnergy:
     """Accumulates motion energy from consecutive frame batches, holding only the previous ROI crop.
 
     Feed every batch of the video in order with ``update(first_index, frames)`` (grey uint8 frames,
-    (n, H, W)), then call ``result()``. ``full_range`` says the luma already spans 0-255.
+    (n, H, W)), then call ``result()``. ``full_range`` says the luma already spans 0-255 (see
+    :func:`luma_is_full_range`). The ROI must be known before the first batch: IBL places it from
+    the final tracks, so a single decode shared with pose tracking needs the ROI from an earlier,
+    sparser pass (``roi_from_pose`` accepts any pose table); only the final tracks reproduce IBL's.
     """
 
     def __init__(self, roi: Roi, full_range: bool = False):

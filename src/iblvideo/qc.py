@@ -23,8 +23,8 @@ import pandas as pd
 from .alf import atomic_path
 from .errors import IblVideoError
 from .features import (
-    PUPIL_POINTS, SAMPLING, SMOOTHING_WINDOW, load_pose, point_names, pupil_diameter, smooth_pupil_diameter,
-    threshold_likelihood,
+    PUPIL_POINTS, SAMPLING, SMOOTHING_WINDOW, load_pose, load_times, point_names, pupil_diameter,
+    smooth_pupil_diameter, threshold_likelihood,
 )
 
 log = logging.getLogger(__name__)
@@ -246,10 +246,6 @@ def _pupil(alf: Path, camera: str, pose: pd.DataFrame) -> tuple[np.ndarray | Non
     return raw, smooth_pupil_diameter(raw, camera)
 
 
-def _optional_array(path: Path) -> np.ndarray | None:
-    return np.load(path) if path.exists() else None
-
-
 def _stim_on_times(alf: Path) -> np.ndarray | None:
     path = alf / "_ibl_trials.table.pqt"
     if not path.exists():
@@ -264,7 +260,7 @@ def load_camera_data(session: Path, camera: str) -> CameraData:
     pose = load_pose(alf / f"_ibl_{camera}Camera.dlc.pqt")
     raw, smooth = _pupil(alf, camera, pose)
     return CameraData(
-        camera=camera, coords=_pose_coords(pose), times=_optional_array(alf / f"_ibl_{camera}Camera.times.npy"),
+        camera=camera, coords=_pose_coords(pose), times=load_times(alf, camera),
         stim_on_times=_stim_on_times(alf), pupil_raw=raw, pupil_smooth=smooth,
     )
 
