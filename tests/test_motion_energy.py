@@ -96,3 +96,9 @@ def test_session_command_writes_ibl_named_files(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(energy), np.load(inputs.REFERENCE / "motion_energy_me_body.npy"))
     assert np.load(position).tolist() == ROIS["me_body"]
     assert main(["-q", "motion-energy", str(session), "--cameras", "right"]) == 2
+    capsys.readouterr()
+    table = pose("body")
+    table["tail_start_likelihood"] = 0.0
+    table.to_parquet(session / "alf" / "_ibl_bodyCamera.dlc.pqt")
+    assert main(["-q", "motion-energy", str(session), "--cameras", "body"]) == 2
+    assert "_ibl_bodyCamera.dlc.pqt: body camera: tail_start is never tracked" in capsys.readouterr().err

@@ -219,11 +219,11 @@ def compute_session_features(session: str | Path) -> dict[str, Path]:
         result = side_camera_features(_load_side_pose(path), load_times(alf, camera), camera)
         written[f"{camera}_features"] = _save_table(result.table, alf / f"_ibl_{camera}Camera.features.pqt")
         if result.sniffs is not None:
-            written[f"{camera}_sniffs"] = _save_array(result.sniffs, alf / f"_iblvideo_{camera}Camera.sniff_times.npy")
+            written[f"{camera}_sniffs"] = save_npy(result.sniffs, alf / f"_iblvideo_{camera}Camera.sniff_times.npy")
         if result.licks is not None:
             licks.append(result.licks)
     if licks:
-        written["licks"] = _save_array(np.sort(np.concatenate(licks)), alf / "licks.times.npy")
+        written["licks"] = save_npy(np.sort(np.concatenate(licks)), alf / "licks.times.npy")
     else:
         log.warning("%s: no lick times (no side camera with tongue points and camera times)", session)
     return written
@@ -235,7 +235,8 @@ def _save_table(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def _save_array(values: np.ndarray, path: Path) -> Path:
+def save_npy(values: np.ndarray, path: Path) -> Path:
+    """Write ``values`` to ``path`` as .npy, atomically (np.save would append .npy to the temporary name)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, values)

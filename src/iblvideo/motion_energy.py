@@ -16,9 +16,9 @@ import av
 import numpy as np
 import pandas as pd
 
-from .alf import atomic_path, raw_video_path
+from .alf import raw_video_path
 from .errors import IblVideoError
-from .features import LIKELIHOOD_THRESHOLD, load_pose
+from .features import LIKELIHOOD_THRESHOLD, load_pose, save_npy
 from .progress import progress_bar
 from .video import VideoReader
 
@@ -145,12 +145,8 @@ def output_paths(session: str | Path, camera: str) -> tuple[Path, Path]:
 
 def save_motion_energy(session: str | Path, camera: str, energy: np.ndarray, roi: Roi) -> tuple[Path, Path]:
     """Write the motion energy and its ROI (w, h, x, y) atomically into the session's ``alf`` folder."""
-    paths = output_paths(session, camera)
-    for path, values in zip(paths, (energy, roi.to_array())):
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, values)
-    return paths
+    energy_path, roi_path = output_paths(session, camera)
+    return save_npy(energy, energy_path), save_npy(roi.to_array(), roi_path)
 
 
 def session_motion_energy(session: str | Path, cameras: tuple[str, ...] = ("left", "right", "body")) -> dict[str, tuple[Path, Path]]:
@@ -162,7 +158,10 @@ def session_motion_energy(session: str | Path, cameras: tuple[str, ...] = ("left
         if not (video.exists() and pose.exists()):
             log.info("%s camera: no video or no pose table; no motion energy", camera)
             continue
-        roi = roi_from_pose(load_pose(pose), camera)
+        try:
+            roi = roi_from_pose(load_pose(pose), camera)
+        except IblVideoError as err:
+            raise IblVideoError(pose, err.problem) from None
         written[camera] = save_motion_energy(session, camera, compute_motion_energy(video, roi), roi)
     if not written:
         raise IblVideoError(session, "no camera with both raw_video_data/_iblrig_<cam>Camera.raw.mp4 and alf/_ibl_<cam>Camera.dlc.pqt")
