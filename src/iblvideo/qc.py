@@ -277,6 +277,7 @@ def run_qc(session: str | Path) -> dict:
     report = {"session": str(session), "outcome": outcome.name, "cameras": per_camera}
     with atomic_path(alf / REPORT_NAME) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
+    log.info("QC %s; report written to %s", outcome.name, alf / REPORT_NAME)
     return report
 
 
