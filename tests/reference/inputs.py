@@ -124,7 +124,7 @@ def write_fake_session(root: Path, name: str, seed: int, seconds: float = 10.0) 
 
 
 FAKE_CASES = {"good": 1, "short_times": 2, "blind": 3}
-# `iblvideo synth DIR --seconds 10 --seed 0` with its ground-truth tracks copied to alf/_ibl_<cam>Camera.dlc.pqt,
+# `iblvideo synth DIR --seconds 10 --seed 0` (synth as of commit 7890adf) with its ground-truth tracks copied to alf/_ibl_<cam>Camera.dlc.pqt,
 # its true pupil diameters and licks in truth/, and the right camera's video (for motion energy)
 SYNTH_SESSION = DATA / "synth-session" / "synth_mouse_0" / "2026-01-01" / "001"
 
