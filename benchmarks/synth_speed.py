@@ -1,16 +1,19 @@
-"""Rendering speed of the synthetic rig: frames per second per camera (drawing and H.264 encoding) and the
-real-time factor (rendered seconds of video per second of wall time; > 1 is faster than real time).
+"""Rendering speed of the synthetic rig, per camera: frames per second (drawing and H.264 encoding, files
+written), the real-time factor (seconds of video per second of wall time; > 1 is faster than real time) and
+the CPU time per frame, which does not depend on what else the machine is running.
 
     python benchmarks/synth_speed.py [--seconds 10]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
 
 from iblvideo.cameras import CAMERAS
+from iblvideo.progress import configure
 from iblvideo.synth import synthesize_session
 
 
@@ -18,15 +21,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="video length per camera (default: 10)")
     args = parser.parse_args()
-    print(f"{'camera':<8}{'size':>11}{'Hz':>6}{'frames':>8}{'wall s':>9}{'frames/s':>10}{'x real time':>13}")
+    configure(quiet=True)
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before the run")
+    print(f"{'camera':<8}{'size':>11}{'Hz':>6}{'frames':>8}{'wall s':>9}{'frames/s':>10}{'x real time':>13}{'CPU ms/frame':>14}")
     for name, camera in CAMERAS.items():
         with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             synthesize_session(Path(tmp), cameras=(name,), seconds=args.seconds, seed=0)
-            wall = time.perf_counter() - start
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         frames = int(round(args.seconds * camera.fps))
         size = f"{camera.width}x{camera.height}"
-        print(f"{name:<8}{size:>11}{camera.fps:>6g}{frames:>8}{wall:>9.2f}{frames / wall:>10.1f}{args.seconds / wall:>13.2f}")
+        print(f"{name:<8}{size:>11}{camera.fps:>6g}{frames:>8}{wall:>9.2f}{frames / wall:>10.1f}"
+              f"{args.seconds / wall:>13.2f}{1000 * cpu / frames:>14.2f}")
+    print(f"load average {os.getloadavg()[0]:.1f} after the run")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ class BodyScene:
         y0, y1, x0, x1 = self.wheel_box
         c.paint(self.wheel_box, self.wheel_alpha, self.ridges[:, shift:shift + x1 - x0])
         cx, cy, angle = float(now["trunk_x"][i]), float(now["trunk_y"][i]), float(now["angle"][i])
-        box = draw.box_around(cx, cy, TRUNK_AXES[0] + 60, TRUNK_AXES[0] + 60, c.shape)  # trunk and head
+        # trunk and head, whose tilt stays within a few degrees of horizontal
+        box = draw.box_around(cx - 30, cy, TRUNK_AXES[0] + 35, TRUNK_AXES[1] + 25, c.shape)
         ys, xs = draw.grid(box)
         y0, y1, x0, x1 = box
         trunk = draw.ellipse(ys, xs, cx, cy, *TRUNK_AXES, angle)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter, zoom
 
 NOISE_MEAN = 6  # sensor noise is Binomial(12, 1/2): mean 6, sd 1.7 grey levels
 NOISE_PAD = 64  # the noise field is this much larger than the frame; each frame takes a random window
@@ -104,9 +105,13 @@ def bar(ys: np.ndarray, xs: np.ndarray, x0: float, y0: float, x1: float, y1: flo
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """Gaussian-smoothed white noise scaled to unit standard deviation: fur, texture."""
-    from scipy.ndimage import gaussian_filter
-
-    field = gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma, mode="wrap")
+    # wide blurs are made on a coarse grid and interpolated up: the same look for a fraction of the time
+    step = max(1, int(sigma // 3))
+    coarse = tuple(-(-n // step) + 1 for n in shape)
+    field = gaussian_filter(rng.standard_normal(coarse).astype(np.float32), sigma / step, mode="wrap")
+    if step > 1:
+        field = zoom(field, step, order=1)
+    field = field[:shape[0], :shape[1]]
     return field / max(float(field.std()), 1e-6)
 
 
