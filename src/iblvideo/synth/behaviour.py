@@ -8,6 +8,7 @@ shape in time is computed exactly. Sign conventions follow IBL: ``choice`` -1 is
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,20 +112,34 @@ def _bouts(rng: np.random.Generator, n: int, hz: tuple[float, float], amplitude:
     return out
 
 
+def _block_probabilities(rng: np.random.Generator) -> Iterator[float]:
+    """IBL biased blocks: 90 unbiased trials, then blocks of 20-100 trials alternating P(left) 0.2 and 0.8."""
+    for _ in range(90):
+        yield 0.5
+    probability = rng.choice([0.2, 0.8])
+    while True:
+        length = int(min(100, 20 + rng.exponential(40)))
+        for _ in range(length):
+            yield probability
+        probability = 1.0 - probability
+
+
 def _trials(rng: np.random.Generator, duration: float) -> pd.DataFrame:
     """IBL biased-choice-world trials that start before ``duration`` (the last may run past it)."""
     rows = []
     t = rng.uniform(0.05, 0.3)
+    blocks = _block_probabilities(rng)
     while t < duration:
         stim_on = t + rng.uniform(0.2, 0.5)  # the quiescence period the mouse must hold the wheel still
         go_cue = stim_on + rng.uniform(0.0, 0.003)
         contrast = rng.choice(CONTRASTS)
-        on_left = bool(rng.random() < 0.5)
+        probability_left = next(blocks)
+        on_left = bool(rng.random() < probability_left)
         correct_choice = 1 if on_left else -1
         row = {
             "intervals_0": t, "stimOn_times": stim_on, "goCue_times": go_cue,
             "contrastLeft": contrast if on_left else np.nan, "contrastRight": np.nan if on_left else contrast,
-            "probabilityLeft": 0.5,
+            "probabilityLeft": probability_left,
         }
         if rng.random() < 0.05:
             row.update(choice=0, firstMovement_times=np.nan, response_times=go_cue + NOGO_TIMEOUT, feedbackType=-1)

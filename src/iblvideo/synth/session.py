@@ -10,6 +10,13 @@ Layout of the session folder (``root/synth_mouse_<seed>/2026-01-01/001``)::
     truth/_ibl_<cam>Camera.anchors.json              static points (spout tube_top/tube_bottom, ...)
     truth/licks.times.npy, truth/licks.spontaneous.npy
 
+Truth is in each camera's own pixels, pixel centres at integers. The scene is defined in canonical
+left-camera pixels and the right camera sees it mirrored and halved: ``x_r = (1280 - x_c) / 2``,
+``y_r = y_c / 2``. A point is hidden (NaN, likelihood 0) when: the pupil, for the whole of a blink; the
+tongue, while it is out less than 8 % of the way to the spout; the far paw (``paw_l``), while its centre
+is below the wheel's rim line. ``paw_r`` is the paw nearer the camera (the mouse's left paw on the left
+camera, its right paw on the right camera).
+
 The folder is written under a temporary name and renamed at the end, so an interrupted render leaves
 nothing behind. The same seed gives the same bytes: x264 runs single-threaded (one core draws while
 the other encodes) and the muxer writes no version strings.
@@ -21,9 +28,9 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
 
 import av
 import numpy as np

@@ -136,7 +136,6 @@ class SideScene:
         def over(alpha: np.ndarray, grey: float | np.ndarray) -> None:
             image[...] = image + alpha * (grey - image)
 
-        h = _unit(lay.heading)
         over(draw.capsule(ys, xs, *self._pt(lay.anchor + [-60.0, -260.0]), *self._pt(lay.anchor + [260.0, -230.0]), 22 * s), 58.0)
         over(draw.ellipse(ys, xs, *self._pt(lay.anchor + [430.0, 270.0]), 400 * s, 250 * s, v.angle(-0.35)), fur - 8)
         over(draw.ellipse(ys, xs, *self._pt(lay.anchor + [90.0, -35.0]), 235 * s, 160 * s, v.angle(lay.heading - np.pi)), fur)
@@ -144,7 +143,7 @@ class SideScene:
         ex, ey, eax, eay, eangle = self.eye
         over(draw.ellipse(ys, xs, ex, ey, eax * 1.35, eay * 1.5, eangle), fur - 25)
         over(draw.ellipse(ys, xs, ex, ey, eax, eay, eangle), g["lid"])
-        for shoulder, grey in zip(lay.shoulders, (g["limb"], g["limb"] - 20)):
+        for shoulder, grey in zip(lay.shoulders, (g["limb"], g["limb"] - 20), strict=True):
             over(draw.ellipse(ys, xs, *self._pt(shoulder), 45 * s, 60 * s, 0.0), grey - 10)
         wx, wy, wr = self.wheel
         over(draw.circle(ys, xs, wx, wy, wr), g["wheel_rim"])
@@ -167,7 +166,8 @@ class SideScene:
         ys, xs = draw.grid((y0 - m, y1 + m, x0 - m, x1 + m))
         rows = np.sin((ys - py) * 2 * np.pi / (7 * self.s)) ** 8  # follicle rows
         dots = np.sin((xs - px) * 2 * np.pi / (6 * self.s) + 3 * np.sin(ys / (9 * self.s))) ** 8
-        texture = self.greys["pad"] - 45 * rows * dots + 10 * draw.smooth_noise(rng, rows.shape[:1] + dots.shape[1:], 1.5 * self.s)
+        grain = draw.smooth_noise(rng, rows.shape[:1] + dots.shape[1:], 1.5 * self.s)
+        texture = self.greys["pad"] - 45 * rows * dots + 10 * grain
         self.pad_texture = texture.astype(np.float32)
         self.pad_alpha = 0.85 * draw.ellipse(*draw.grid(self.pad_box), px, py, ax, ay, angle)
 
@@ -260,18 +260,20 @@ class SideScene:
         if box is not None:
             ys, xs = draw.grid(box)
             y0, y1, x0, x1 = box
-            c.paint(box, draw.ellipse(ys, xs, cx, cy, ax, ay, h), self._fur[y0:y1, x0:x1] + (self.greys["snout"] - self.greys["fur"]))
+            fur = self._fur[y0:y1, x0:x1] + (self.greys["snout"] - self.greys["fur"])
+            c.paint(box, draw.ellipse(ys, xs, cx, cy, ax, ay, h), fur)
         # whisker pad: the texture slides with whisking; the pad outline stays put
         shift = int(round(float(g["whisk"][i])))
         m = self.pad_margin
         y0, y1, x0, x1 = self.pad_box
         texture = self.pad_texture[m:m + y1 - y0, m + shift:m + shift + x1 - x0]
         c.paint(self.pad_box, self.pad_alpha, texture)
-        # the rhinarium: a darker, naked pad just behind the tip that marks the tip unmistakably
-        rx, ry = nx - 9 * s * np.cos(h), ny - 9 * s * np.sin(h)
-        box = draw.box_around(rx, ry, 12 * s, 12 * s, c.shape)
+        # the rhinarium: a dark naked pad just behind the tip, leaving a rim of fur so the tip itself is a
+        # sharp fur-on-background edge
+        rx, ry = nx - 12 * s * np.cos(h), ny - 12 * s * np.sin(h)
+        box = draw.box_around(rx, ry, 11 * s, 11 * s, c.shape)
         if box is not None:
-            c.paint(box, draw.ellipse(*draw.grid(box), rx, ry, 10 * s, 13 * s, h), self.greys["rhinarium"])
+            c.paint(box, draw.ellipse(*draw.grid(box), rx, ry, 7 * s, 10 * s, h), self.greys["rhinarium"])
 
     def _draw_eye(self, g: dict[str, np.ndarray], i: int) -> None:
         c = self.canvas
@@ -294,7 +296,9 @@ class SideScene:
         c, s = self.canvas, self.s
         mx, my = self.mouth
         path = _blur_path(before, after, i, "tongue_tip")
-        tips = [(x, y) for x, y in path if np.hypot(x - mx, y - my) > 2 * s]  # samples with the tongue out
+        # draw the tongue exactly when the truth calls it visible: out more than LICK_VISIBLE of its reach
+        shortest = LICK_VISIBLE * np.hypot(*np.subtract(self._pt(self.layout.spout_tip), self.mouth))
+        tips = [(x, y) for x, y in path if np.hypot(x - mx, y - my) > shortest]
         if not tips:
             return
         box = draw.union(*(draw.box_around((x + mx) / 2, (y + my) / 2, abs(x - mx) / 2 + 9 * s, abs(y - my) / 2 + 9 * s, c.shape)
