@@ -155,8 +155,8 @@ def test_pupil_is_the_darkest_blob_in_the_eye(session: Path, frames: dict, name:
 def test_pupil_is_hidden_while_blinking(session: Path) -> None:
     table = truth(session, "left")
     blink = np.flatnonzero(table.pupil_top_r_likelihood.to_numpy() == 0)
-    assert len(blink) >= 0.15 * CAMERAS["left"].fps  # a blink of 150-300 ms
-    # the lid is shut about a third of the way into the blink: no pupil shows
+    assert 3 <= len(blink) <= 0.3 * CAMERAS["left"].fps and np.ptp(blink) == len(blink) - 1  # one blink
+    # the lid is lowest about a third of the way into the blink: no pupil shows
     shut = blink[0] + int(0.35 * len(blink))
     with VideoReader(session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4") as reader:
         image = reader[shut]

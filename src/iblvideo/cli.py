@@ -48,6 +48,36 @@ def _cmd_info(args: argparse.Namespace) -> None:
         print(json.dumps(record))
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 256x256; got {text!r}") from None
+    if width < 32 or height < 32 or width % 32 or height % 32:
+        raise argparse.ArgumentTypeError(f"width and height must be multiples of 32, at least 32; got {text!r}")
+    return width, height
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .pose.settings import TrainSettings
+    from .pose.train import train
+
+    settings = TrainSettings(backbone=args.backbone, input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    print(train(args.labels, args.out, settings, device=args.device))
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from .pose.evaluate import evaluate
+
+    print(evaluate(args.model_dir, args.labels, device=args.device).to_string(float_format=lambda v: f"{v:.2f}"))
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from .pose.predict import predict_video
+
+    print(predict_video(args.model_dir, args.video, args.out, fmt=args.format, batch_size=args.batch_size, force=args.force, device=args.device))
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -98,6 +128,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("info", _cmd_info, "print camera, size, rate and exact frame count of videos as JSON lines")
     p.add_argument("videos", type=Path, nargs="+")
     p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")
+
+    from .pose.settings import TrainSettings  # no torch import: --help stays instant
+
+    defaults = TrainSettings()
+    p = command("train", _cmd_train, "train a pose network on labeled frames (DeepLabCut / Lightning Pose CollectedData csv or h5)")
+    p.add_argument("labels", type=Path, help="CollectedData*.csv or .h5; image paths relative to its folder")
+    p.add_argument("--out", type=Path, required=True, help="model folder; rerunning the same command resumes an interrupted run")
+    p.add_argument("--backbone", choices=("efficientnet_lite0", "resnet50"), default=defaults.backbone, help=f"(default: {defaults.backbone})")
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help=f"(default: {defaults.epochs})")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="fixes split, initialisation and augmentation (default: 0)")
+    p.add_argument("--input-size", type=_size, default=defaults.input_size, help="network input WIDTHxHEIGHT, multiples of 32 (default: {}x{})".format(*defaults.input_size))
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"(default: {defaults.batch_size})")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+
+    p = command("evaluate", _cmd_evaluate, "pixel error per keypoint on a model's test split; saved as evaluation.csv in the model folder")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("labels", type=Path, help="the labels the model was trained on")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+
+    p = command("predict", _cmd_predict, "run a trained pose network on every frame of a video")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("video", type=Path)
+    p.add_argument("--format", choices=("pqt", "dlc-h5", "dlc-csv", "lp-csv"), default="pqt", help="(default: pqt)")
+    p.add_argument("--out", type=Path, help="output file (default: beside the video, e.g. VIDEO.pose.pqt)")
+    p.add_argument("--batch-size", type=int, default=64, help="frames per batch (default: 64)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--force", action="store_true", help="replace an existing output")
 
     p = command("demo", _cmd_demo, "run the pipeline end to end on a freshly rendered synthetic session")
     p.add_argument("dir", type=Path, nargs="?", default=Path("iblvideo-demo"), help="output folder (default: ./iblvideo-demo)")

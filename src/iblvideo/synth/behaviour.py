@@ -46,7 +46,7 @@ class Behaviour:
         grid = np.arange(len(self.signals["pupil_diameter"])) / GRID_HZ
         state = {name: np.interp(times, grid, values) for name, values in self.signals.items()}
         state["tongue"] = self._tongue(times)
-        state["eyelid"], state["blink"] = self._eyelid(times)
+        state["eyelid"] = self._eyelid(times)
         state["wheel"] = np.interp(times, self.wheel_times, self.wheel_position)
         return state
 
@@ -63,19 +63,16 @@ class Behaviour:
             out = np.maximum(out, self.lick_reach[k] * np.clip(1 - u * u, 0, None))
         return out
 
-    def _eyelid(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Eyelid closure (0 open, 1 shut) and whether a blink is under way, at ``times``."""
-        closure = np.zeros_like(times)
-        blinking = np.zeros(times.shape, bool)
+    def _eyelid(self, times: np.ndarray) -> np.ndarray:
+        """Eyelid closure at ``times``: 0 open, 1 shut."""
         if not len(self.blink_onsets):
-            return closure, blinking
+            return np.zeros_like(times)
         k = np.clip(np.searchsorted(self.blink_onsets, times, side="right") - 1, 0, None)
         u = (times - self.blink_onsets[k]) / self.blink_durations[k]
         blinking = (u >= 0) & (u <= 1)
         # the lid drops fast (first 35 %) and rises more slowly, as in a real blink
         shut = np.where(u < 0.35, u / 0.35, (1 - u) / 0.65)
-        closure = np.where(blinking, _smoothstep(shut), 0.0)
-        return closure, blinking
+        return np.where(blinking, _smoothstep(shut), 0.0)
 
 
 def _smoothstep(u: np.ndarray) -> np.ndarray:

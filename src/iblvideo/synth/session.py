@@ -6,13 +6,13 @@ Layout of the session folder (``root/synth_mouse_<seed>/2026-01-01/001``)::
     alf/_ibl_<cam>Camera.times.npy                   frame times on the session clock (s)
     alf/_ibl_trials.table.pqt, alf/_ibl_wheel.position.npy, alf/_ibl_wheel.timestamps.npy
     truth/_ibl_<cam>Camera.dlc.pqt                   true pose in the pose-output schema
-    truth/_ibl_<cam>Camera.pupilDiameter.npy         true pupil diameter (camera px, NaN in blinks)
+    truth/_ibl_<cam>Camera.pupilDiameter.npy         true pupil diameter (camera px, NaN while the lid covers it)
     truth/_ibl_<cam>Camera.anchors.json              static points (spout tube_top/tube_bottom, ...)
     truth/licks.times.npy, truth/licks.spontaneous.npy
 
 Truth is in each camera's own pixels, pixel centres at integers. The scene is defined in canonical
 left-camera pixels and the right camera sees it mirrored and halved: ``x_r = (1280 - x_c) / 2``,
-``y_r = y_c / 2``. A point is hidden (NaN, likelihood 0) when: the pupil, for the whole of a blink; the
+``y_r = y_c / 2``. A point is hidden (NaN, likelihood 0) when: the pupil, while the blinking lid covers any of it; the
 tongue, while it is out less than 8 % of the way to the spout; the far paw (``paw_l``), while its centre
 is below the wheel's rim line. ``paw_r`` is the paw nearer the camera (the mouse's left paw on the left
 camera, its right paw on the right camera).

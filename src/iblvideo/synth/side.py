@@ -192,7 +192,12 @@ class SideScene:
             put(f"pupil_{name}_r", cx + dx * r, cy + dy * r)
         put("pupil", cx, cy)
         out["pupil_radius"] = r * self.s
-        out["eyelid"], out["blink"] = state["eyelid"], state["blink"]
+        # the upper lid falls from just above the eye to just below it; the pupil counts as hidden as soon
+        # as the lid reaches it, because its outline is then no longer a circle
+        eye_y, eye_ry = lay.eye[1], lay.eye_axes[1]
+        lid = eye_y - 1.1 * eye_ry + state["eyelid"] * 2.3 * eye_ry
+        out["lid_y"] = lid * self.s
+        out["pupil_hidden"] = lid > cy - r - 1 / self.s  # a camera pixel of margin for the lid's soft edge
 
         reach = lay.spout_tip - lay.mouth
         u = reach / np.hypot(*reach)
@@ -221,7 +226,7 @@ class SideScene:
     def truth(self, geometry: dict[str, np.ndarray]) -> pd.DataFrame:
         """The pose table the networks should output: NaN and likelihood 0 where a point is hidden."""
         visible = {
-            "pupil": ~geometry["blink"], "nose_tip": np.ones(len(geometry["blink"]), bool),
+            "pupil": ~geometry["pupil_hidden"], "nose_tip": np.ones(len(geometry["pupil_hidden"]), bool),
             "tongue": geometry["tongue_visible"], "paw_r": geometry["paw_near_visible"], "paw_l": geometry["paw_far_visible"],
         }
         source = {"paw_r": "paw_near", "paw_l": "paw_far"}
@@ -235,7 +240,7 @@ class SideScene:
         return pd.DataFrame(columns)
 
     def pupil_diameter(self, geometry: dict[str, np.ndarray]) -> np.ndarray:
-        return np.where(geometry["blink"], np.nan, 2 * geometry["pupil_radius"])
+        return np.where(geometry["pupil_hidden"], np.nan, 2 * geometry["pupil_radius"])
 
     # ---- drawing ---------------------------------------------------------------------------------------
 
@@ -287,9 +292,7 @@ class SideScene:
         grey = self.greys
         inside = grey["eye"] + pupil * (grey["pupil"] - grey["eye"])
         inside = inside + glint * (grey["glint"] - inside)
-        # the upper lid falls from above the eye to below it
-        lid_line = ey - eay * 1.1 + float(g["eyelid"][i]) * eay * 2.3
-        lid = np.clip(lid_line - ys + 0.5, 0.0, 1.0)
+        lid = np.clip(float(g["lid_y"][i]) - ys + 0.5, 0.0, 1.0)
         c.paint(box, eye, inside + lid * (grey["lid"] - inside))
 
     def _draw_tongue(self, before: dict[str, np.ndarray], after: dict[str, np.ndarray], i: int) -> None:

@@ -1,0 +1,125 @@
+"""Heatmap pose network: backbone, upsampling head, sub-pixel read-out and likelihood.
+
+Each keypoint's heatmap is a probability distribution over its cells (a spatial softmax): the
+position is the mean of that distribution near its mode, the likelihood the mass found there.
+
+Coordinates follow the pixel-centre convention: pixel ``i`` covers [i - 0.5, i + 0.5], so resizing an
+image of width W to width w maps x to (x + 0.5) * w / W - 0.5, and heatmap cell j of a stride-s head
+sits at input pixel (j + 0.5) * s - 0.5.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
+
+from .settings import Size
+
+HEAD_CHANNELS = 64
+UPSAMPLINGS = 4  # stride 32 backbone features -> stride 2 heatmaps
+READOUT_RADIUS = 3  # heatmap cells either side of the peak that the soft-argmax averages
+
+
+def rescale_points(xy: np.ndarray | torch.Tensor, src: Size, dst: Size) -> np.ndarray | torch.Tensor:
+    """Map (..., 2) pixel coordinates from an image of size ``src`` to the same image resized to ``dst``."""
+    scale = xy.new_tensor(dst) / xy.new_tensor(src) if isinstance(xy, torch.Tensor) else np.divide(dst, src, dtype=np.float32)
+    return (xy + 0.5) * scale - 0.5
+
+
+def resize_frames(frames: np.ndarray | torch.Tensor, size: Size) -> torch.Tensor:
+    """Grey frames (N, H, W), uint8 or float in [0, 1], as float (N, 1, h, w) of ``size`` (w, h)."""
+    frames = torch.as_tensor(frames)
+    x = frames.float().div_(255.0) if frames.dtype == torch.uint8 else frames.float()
+    x = x.unsqueeze(1)
+    if (x.shape[-1], x.shape[-2]) != tuple(size):
+        x = nn.functional.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+def _upsample(in_channels: int, out_channels: int, last: bool) -> nn.Sequential:
+    """Double the resolution; the last step outputs heatmaps, so no normalisation or activation."""
+    deconv = nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=last)
+    return nn.Sequential(deconv) if last else nn.Sequential(deconv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class HeatmapHead(nn.Sequential):
+    """Transposed convolutions from backbone features to one heatmap per keypoint."""
+
+    def __init__(self, in_channels: int, n_keypoints: int, upsamplings: int = UPSAMPLINGS):
+        channels = [in_channels] + [HEAD_CHANNELS] * (upsamplings - 1) + [n_keypoints]
+        super().__init__(*(_upsample(a, b, last=i == upsamplings - 1) for i, (a, b) in enumerate(zip(channels, channels[1:]))))
+
+
+def soft_argmax(probabilities: torch.Tensor, radius: int = READOUT_RADIUS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sub-pixel peak (N, K, 2) in heatmap cells, as the probability-weighted mean around the most
+    likely cell; and the probability mass in that window, a likelihood in [0, 1]."""
+    n, k, h, w = probabilities.shape
+    flat = probabilities.reshape(n, k, h * w)
+    index = flat.argmax(dim=-1)
+    offsets = torch.arange(-radius, radius + 1, device=probabilities.device)
+    dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
+    rows, cols = (index // w)[..., None] + dy.reshape(-1), (index % w)[..., None] + dx.reshape(-1)
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    weights = flat.gather(-1, (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1))) * inside
+    mass = weights.sum(-1)
+    xy = torch.stack([(weights * cols).sum(-1), (weights * rows).sum(-1)], dim=-1) / mass.clamp(min=1e-12)[..., None]
+    return xy, mass.clamp(0.0, 1.0)
+
+
+def spatial_log_softmax(heatmaps: torch.Tensor) -> torch.Tensor:
+    """Each keypoint's heatmap logits (N, K, h, w) as log-probabilities over its cells."""
+    n, k, h, w = heatmaps.shape
+    return heatmaps.reshape(n, k, h * w).log_softmax(-1).reshape(n, k, h, w)
+
+
+class PoseNetwork(nn.Module):
+    """Backbone + heatmap head for grey frames of a fixed input size (width, height)."""
+
+    def __init__(self, backbone: str, n_keypoints: int, input_size: Size):
+        super().__init__()
+        self.backbone = BACKBONES[backbone]()
+        self.head = HeatmapHead(self.backbone.out_channels, n_keypoints)
+        self.input_size = tuple(input_size)
+        self.stride = self.backbone.stride // 2 ** UPSAMPLINGS
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Heatmap logits (N, K, H / stride, W / stride) for frames (N, 1, H, W) in [0, 1]."""
+        # grey to the three identical channels ImageNet weights expect
+        x = (x.expand(-1, 3, -1, -1) - self.mean) / self.std
+        return self.head(self.backbone(x))
+
+    def heatmap_to_input(self, xy: torch.Tensor) -> torch.Tensor:
+        """Heatmap cells to input pixels."""
+        return (xy + 0.5) * self.stride - 0.5
+
+    def input_to_heatmap(self, xy: torch.Tensor) -> torch.Tensor:
+        """Input pixels to heatmap cells."""
+        return (xy + 0.5) / self.stride - 0.5
+
+    def locate(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints (N, K, 2) in input pixels and likelihood (N, K) in [0, 1] from heatmap logits."""
+        xy, likelihood = soft_argmax(spatial_log_softmax(heatmaps).exp())
+        return self.heatmap_to_input(xy), likelihood
+
+    @torch.inference_mode()
+    def predict(self, frames: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (N, K, 2) in input pixels and likelihood (N, K) for grey frames (N, H, W) of the input size.
+
+        Frames are uint8 or float in [0, 1], already cropped and resized by the caller
+        (``resize_frames`` and ``rescale_points`` map to and from the original pixels).
+        """
+        frames = torch.as_tensor(frames)
+        if (frames.shape[-1], frames.shape[-2]) != self.input_size:
+            raise ValueError(f"frames are {frames.shape[-1]}x{frames.shape[-2]}, the network takes {self.input_size[0]}x{self.input_size[1]}")
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters()).device
+            xy, likelihood = self.locate(self(resize_frames(frames, self.input_size).to(device)))
+        finally:
+            self.train(was_training)
+        return xy.cpu().numpy(), likelihood.cpu().numpy()

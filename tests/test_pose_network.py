@@ -1,0 +1,77 @@
+"""Backbones, heatmap read-out, coordinate mappings and augmentation geometry."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from iblvideo.pose.augment import Augmentation
+from iblvideo.pose.backbones import EfficientNetLite0, ResNet50
+from iblvideo.pose.network import PoseNetwork, rescale_points, resize_frames, soft_argmax
+
+
+def test_efficientnet_loads_imagenet_weights():
+    backbone = EfficientNetLite0()
+    before = backbone._conv_stem.weight.clone()
+    backbone.load_imagenet()
+    assert not torch.equal(before, backbone._conv_stem.weight)
+    assert backbone(torch.zeros(1, 3, 64, 96)).shape == (1, 1280, 2, 3)
+
+
+def test_resnet50_uses_torchvision_names():
+    names = set(ResNet50().state_dict())
+    for name in ("conv1.weight", "bn1.running_mean", "layer1.0.downsample.0.weight", "layer1.0.downsample.1.weight",
+                 "layer4.2.conv3.weight", "layer4.2.bn3.bias", "layer3.5.bn2.running_var"):
+        assert name in names
+    assert sum(p.numel() for p in ResNet50().parameters()) == 23_508_032  # torchvision's resnet50 less its fc
+
+
+def test_soft_argmax_is_sub_pixel_and_likelihood_is_the_mass_near_the_mode():
+    probabilities = torch.zeros(1, 1, 12, 12)
+    probabilities[0, 0, 4, 6], probabilities[0, 0, 4, 7], probabilities[0, 0, 5, 6] = 0.4, 0.3, 0.1
+    probabilities[0, 0, 11, 0] = 0.2  # far from the mode: not part of the estimate
+    xy, likelihood = soft_argmax(probabilities)
+    assert xy[0, 0].tolist() == pytest.approx([6.375, 4.125])
+    assert likelihood.item() == pytest.approx(0.8)
+
+
+def test_rescale_points_round_trip():
+    xy = np.array([[0.0, 0.0], [395.0, 405.0], [12.3, 200.7]], np.float32)
+    there = rescale_points(xy, (396, 406), (128, 96))
+    np.testing.assert_allclose(rescale_points(there, (128, 96), (396, 406)), xy, atol=1e-4)
+    # pixel centres: the image's outer edges map onto each other
+    np.testing.assert_allclose(rescale_points(np.array([[-0.5, -0.5]]), (396, 406), (128, 96)), [[-0.5, -0.5]])
+
+
+def test_predict_takes_uint8_or_float_and_checks_size():
+    torch.manual_seed(0)
+    network = PoseNetwork("efficientnet_lite0", 3, (64, 32))
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 64), dtype=np.uint8)
+    xy, likelihood = network.predict(frames)
+    xy_float, _ = network.predict(torch.as_tensor(frames).float() / 255)
+    assert xy.shape == (2, 3, 2) and likelihood.shape == (2, 3)
+    assert ((likelihood >= 0) & (likelihood <= 1)).all()
+    np.testing.assert_allclose(xy, xy_float, atol=1e-4)
+    assert network.training  # predict leaves the mode as it found it
+    with pytest.raises(ValueError, match="64x32"):
+        network.predict(frames[:, :, :32])
+    assert resize_frames(frames, (32, 16)).shape == (2, 1, 16, 32)
+
+
+def test_augmentation_moves_points_with_the_image():
+    ys, xs = torch.meshgrid(torch.arange(40.0), torch.arange(60.0), indexing="ij")
+    frames = torch.exp(-((xs - 27.3) ** 2 + (ys - 18.6) ** 2) / 8).expand(6, 1, 40, 60).clone()  # one blob
+    points = torch.tensor([[[27.3, 18.6]]]).repeat(6, 1, 1)
+    geometric_only = Augmentation(brightness=0.0, contrast=(1.0, 1.0), probability=0.0)
+    moved_frames, moved = geometric_only(frames, points, torch.Generator().manual_seed(1))
+    weights = moved_frames[:, 0]
+    centroid = torch.stack([(weights * xs).sum((1, 2)), (weights * ys).sum((1, 2))], -1) / weights.sum((1, 2))[:, None]
+    torch.testing.assert_close(moved[:, 0], centroid, atol=0.05, rtol=0)
+    assert not torch.allclose(moved, points)
+
+
+def test_augmentation_is_seeded():
+    frames, points = torch.rand(3, 1, 32, 32), torch.rand(3, 2, 2) * 31
+    a = Augmentation()(frames.clone(), points.clone(), torch.Generator().manual_seed(5))
+    b = Augmentation()(frames.clone(), points.clone(), torch.Generator().manual_seed(5))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1].nan_to_num(-1), b[1].nan_to_num(-1))
