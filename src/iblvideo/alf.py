@@ -6,7 +6,10 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SESSION_PATTERN = re.compile(r"(?P<subject>[^/\\]+)[/\\](?P<date>\d{4}-\d{2}-\d{2})[/\\](?P<number>\d{1,3})$")
 
@@ -61,3 +64,28 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_table(table: "pd.DataFrame", path: str | Path, metadata: dict | None = None) -> Path:
+    """Write ``table`` as parquet atomically, with ``metadata`` (JSON) under the key ``iblvideo``."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if metadata:
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), b"iblvideo": json.dumps(metadata).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp)
+    return Path(path)
+
+
+def table_metadata(path: str | Path) -> dict:
+    """The ``iblvideo`` metadata that :func:`write_table` stored in a parquet file."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(b"iblvideo")
+    return json.loads(raw) if raw else {}

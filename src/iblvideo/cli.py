@@ -48,6 +48,13 @@ def _cmd_info(args: argparse.Namespace) -> None:
         print(json.dumps(record))
 
 
+def _cmd_dlc(args: argparse.Namespace) -> None:
+    from .tracking import dlc
+
+    for video in args.videos:
+        print(dlc(video, weights=args.weights, device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera))
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
@@ -103,6 +110,111 @@ def _cmd_qc(args: argparse.Namespace) -> None:
     print(format_report(run_qc(args.session)))
 
 
+def _frame_range(text: str) -> tuple[int, int]:
+    try:
+        start, stop = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frames must be START:STOP, e.g. 100:400; got {text!r}") from None
+    if not 0 <= start < stop:
+        raise argparse.ArgumentTypeError(f"frames START:STOP needs 0 <= START < STOP; got {text!r}")
+    return start, stop
+
+
+def _trial_numbers(text: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        numbers = []
+    if not numbers or min(numbers) < 0:
+        raise argparse.ArgumentTypeError(f"trials must be a comma list of trial numbers from 0, e.g. 3,7; got {text!r}")
+    return numbers
+
+
+def _cmd_label_video(args: argparse.Namespace) -> None:
+    from .label_video import label_video
+
+    print(label_video(args.video, frames=args.frames, trials=args.trials, out=args.out, camera=args.camera))
+
+
+def _cmd_plot(args: argparse.Namespace) -> None:
+    from .plots import save_figures
+
+    print(*save_figures(args.session, args.out), sep="\n")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    print(write_report(args.session, args.out))
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from .nwb import export_nwb
+
+    print(export_nwb(args.session, args.out))
+
+
+def _session_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cameras", type=_cameras, help="comma list (default: every camera with a raw video)")
+    p.add_argument("--tracker", choices=("dlc", "truth"), default="dlc", help="dlc, or truth: a synthetic session's ground-truth pose (default: dlc)")
+    p.add_argument("--weights", default="demo", help="weights set for dlc (default: demo)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--force", action="store_true", help="replace existing pose tables")
+
+
+def _cmd_session(args: argparse.Namespace) -> int:
+    from .one_io import local_one
+    from .session import run_session
+
+    one = local_one(args.root) if args.root else None
+    result = run_session(args.session, one=one, cameras=args.cameras, tracker=args.tracker, force=args.force, weights=args.weights, device=args.device)
+    print(json.dumps(result.to_json(), indent=2))
+    return 0 if result.status == "Complete" else 1
+
+
+def _cmd_queue_add(args: argparse.Namespace) -> None:
+    from .queue import Queue, find_sessions
+
+    added = Queue(args.db, max_attempts=args.max_attempts).add(find_sessions(args.items), priority=args.priority, hold=args.hold)
+    print(*added, sep="\n")
+    log.info("%d session(s) queued", len(added))
+
+
+def _cmd_queue_list(args: argparse.Namespace) -> None:
+    from .queue import Queue
+
+    for task in Queue(args.db).tasks(args.status):
+        seconds = "" if task.seconds is None else f"{task.seconds:.1f}s"
+        error = (task.error or "").splitlines()[0] if task.error and args.status != "Complete" else ""
+        print(f"{task.id:>5}  {task.status:<8}  {task.attempts}/{task.max_attempts}  {seconds:>8}  {task.session}  {error}".rstrip())
+
+
+def _cmd_queue_run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from .one_io import local_one
+    from .queue import run_queue
+
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.scheduler:
+            from distributed import Client
+
+            client = stack.enter_context(Client(args.scheduler))
+        outcomes = run_queue(args.n_sessions, db=args.db, one=local_one(args.root) if args.root else None, cameras=args.cameras,
+                             tracker=args.tracker, force=args.force, weights=args.weights, device=args.device, client=client,
+                             lease_seconds=args.lease, max_attempts=args.max_attempts)
+    for outcome in outcomes:
+        print(f"{outcome.status:<8}  {outcome.seconds:7.1f}s  {outcome.session}")
+    return 0 if all(o.status in ("Complete", "Empty") for o in outcomes) else 1
+
+
+def _cmd_queue_retry(args: argparse.Namespace) -> None:
+    from .queue import Queue
+
+    print(f"{Queue(args.db).retry(args.ids)} task(s) back to Waiting")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
@@ -128,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("info", _cmd_info, "print camera, size, rate and exact frame count of videos as JSON lines")
     p.add_argument("videos", type=Path, nargs="+")
     p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")
+
+    p = command("dlc", _cmd_dlc, "track the IBL keypoints in videos; writes <session>/alf/_ibl_<cam>Camera.dlc.pqt")
+    p.add_argument("videos", type=Path, nargs="+")
+    p.add_argument("--weights", default="demo", help="demo (shipped), a weights folder, or the URL of a zipped one (default: demo)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--batch-size", type=int, default=64, help="frames per batch (default: 64)")
+    p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")
+    p.add_argument("--force", action="store_true", help="replace an existing output")
 
     from .pose.settings import TrainSettings  # no torch import: --help stays instant
 
@@ -170,6 +290,60 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("qc", _cmd_qc, "IBL's pose QC per camera: prints a table, writes alf/_iblvideo_dlc.qc.json")
     p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt")
+
+    p = command("label-video", _cmd_label_video, "an mp4 with the keypoints (faded below likelihood 0.9), motion-energy ROI, frame number and time drawn")
+    p.add_argument("video", type=Path, help="raw video inside an ALF session with alf/_ibl_<cam>Camera.dlc.pqt")
+    chosen = p.add_mutually_exclusive_group()
+    chosen.add_argument("--frames", type=_frame_range, metavar="A:B", help="frames A to B (B excluded); only those are decoded")
+    chosen.add_argument("--trials", type=_trial_numbers, metavar="N,M", help="trials N, M, ... (rows of the trials table, from 0), from intervals_0 to intervals_1")
+    p.add_argument("--out", type=Path, help="output mp4 (default: beside the video, <name>.labeled[.frames_A-B|.trials_N_M].mp4)")
+    p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")
+
+    p = command("plot", _cmd_plot, "PNG figures of a session: traces, trial averages around stimulus and feedback, QC summary")
+    p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt")
+    p.add_argument("--out", type=Path, help="folder for the PNGs (default: SESSION/figures)")
+
+    p = command("report", _cmd_report, "one self-contained HTML page: QC table, figures, code and weights versions, run times")
+    p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt")
+    p.add_argument("--out", type=Path, help="output .html (default: SESSION/iblvideo_report.html)")
+
+    p = command("export", _cmd_export, "export the pose tracks to a shareable format (NWB with ndx-pose)")
+    p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt and camera times")
+    p.add_argument("--format", choices=("nwb",), default="nwb", help="(default: nwb)")
+    p.add_argument("--out", type=Path, help="output file (default: SESSION/sub-<subject>_ses-<date>-<number>_pose.nwb)")
+
+    p = command("session", _cmd_session, "run every stage on one session (folder or eid); outputs in alf/ and in ONE; prints a JSON summary")
+    p.add_argument("session", help="ALF session folder, or an eid of the configured ONE (or of --root)")
+    p.add_argument("--root", type=Path, help="data root for ONE in local mode (default: the session folder's root)")
+    _session_options(p)
+
+    queue = sub.add_parser("queue", help="a queue of sessions in a database, run by any number of workers",
+                           description="a queue of sessions in a database, run by any number of workers", parents=[common])
+    queue_sub = queue.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
+    db_help = "SQLAlchemy URL (postgresql://...) or SQLite file (default: $IBLVIDEO_QUEUE_DB or ./iblvideo-queue.sqlite)"
+
+    def action(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        p = queue_sub.add_parser(name, help=help, description=help, parents=[common])
+        p.set_defaults(handler=handler)
+        p.add_argument("--db", help=db_help)
+        return p
+
+    p = action("add", _cmd_queue_add, "queue eids, session folders, or every session of a data root that lacks outputs")
+    p.add_argument("items", nargs="+", help="eids, session folders or data roots")
+    p.add_argument("--priority", type=int, default=0, help="higher runs first (default: 0)")
+    p.add_argument("--hold", action="store_true", help="add as Held: not run until 'queue retry'")
+    p.add_argument("--max-attempts", type=int, default=3, help="tries before a task stays Errored (default: 3)")
+    p = action("list", _cmd_queue_list, "one line per task: id, status, attempts, duration, session, first error line")
+    p.add_argument("--status", choices=("Waiting", "Started", "Complete", "Errored", "Empty", "Held"))
+    p = action("run", _cmd_queue_run, "work through queued sessions here, or on a Dask cluster (--scheduler), one per GPU")
+    p.add_argument("-n", "--n-sessions", type=int, default=10, help="sessions to run before stopping (default: 10)")
+    p.add_argument("--scheduler", help="Dask scheduler address, tcp://HOST:PORT; its workers need --resources GPU=1")
+    p.add_argument("--root", type=Path, help="data root for ONE in local mode, for tasks given as eids")
+    p.add_argument("--lease", type=float, default=600.0, help="seconds without a heartbeat before a task is taken from a dead worker (default: 600)")
+    p.add_argument("--max-attempts", type=int, default=3, help="tries before a task stays Errored (default: 3)")
+    _session_options(p)
+    p = action("retry", _cmd_queue_retry, "put Errored and Held tasks (all, or the ids given) back to Waiting")
+    p.add_argument("ids", type=int, nargs="*", help="task ids (default: all Errored and Held)")
     return parser
 
 
@@ -177,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure(quiet=args.quiet, verbose=args.verbose)
     try:
-        args.handler(args)
+        code = args.handler(args)
     except IblVideoError as err:
         print(f"iblvideo: error: {err}", file=sys.stderr)
         return 2
@@ -187,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("iblvideo: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""Decode-only speed versus tracking speed, and peak memory, for one video.
+
+    python benchmarks/throughput.py VIDEO [--weights demo] [--device cpu] [--batch-size 64]
+
+Each phase runs in a fresh child process so its peak resident memory is its own. Prints one table.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _decode_only(video: str, batch_size: int, queue) -> None:
+    from iblvideo.video import VideoReader
+
+    start = time.perf_counter()
+    with VideoReader(video) as reader:
+        frames = sum(len(batch) for _, batch in reader.batches(batch_size))
+    queue.put((frames, time.perf_counter() - start, _peak_rss_mb()))
+
+
+def _track(video: str, weights: str, device: str, batch_size: int, queue) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from iblvideo.progress import configure
+    from iblvideo.tracking import dlc
+
+    configure(quiet=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # a copy outside any session, so the output lands in the temporary folder
+        copy = Path(tmp) / Path(video).name
+        shutil.copyfile(video, copy)
+        start = time.perf_counter()
+        out = dlc(copy, weights=weights, device=device, batch_size=batch_size, force=True)
+        seconds = time.perf_counter() - start
+        frames = len(pd.read_parquet(out))
+    queue.put((frames, seconds, _peak_rss_mb()))
+
+
+def _in_child(target, *args) -> tuple[int, float, float]:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=target, args=(*args, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video")
+    parser.add_argument("--weights", default="demo")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+
+    from iblvideo.video import probe
+
+    info = probe(args.video)
+    decoded, decode_s, decode_mb = _in_child(_decode_only, args.video, args.batch_size)
+    tracked, track_s, track_mb = _in_child(_track, args.video, args.weights, args.device, args.batch_size)
+    decode_fps, track_fps = decoded / decode_s, tracked / track_s
+    print(f"video            {args.video} ({info.width}x{info.height}, {info.fps:g} Hz, {info.n_frames} frames, {info.duration:.1f} s)")
+    print(f"decode only      {decode_fps:8.1f} frames/s   peak RSS {decode_mb:7.0f} MB")
+    print(f"dlc ({args.device:>4})       {track_fps:8.1f} frames/s   peak RSS {track_mb:7.0f} MB")
+    print(f"ratio dlc/decode {track_fps / decode_fps:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

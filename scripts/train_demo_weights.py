@@ -1,0 +1,173 @@
+"""Train the demo weights that ship inside iblvideo, on renders of the synthetic IBL rig.
+
+    python scripts/train_demo_weights.py [--work /tmp/iblvideo-demo-training] [--out src/iblvideo/weights_demo]
+
+1. Renders training sessions with ``iblvideo synth`` (seeds 101…; the tests use other seeds).
+2. Cuts, for every network of the cascade, the window that network sees — placed from the true
+   anchors with random jitter, as an imperfect ROI network would place it — and maps the true points
+   into it. A point that is not visible (blink, tongue in the mouth, paw behind the wheel) is NaN: the
+   network learns an empty heatmap there, so its likelihood stays low.
+3. Trains each network with ``iblvideo.pose`` and writes the weights set with its manifest.
+
+These are demo weights for the synthetic rig, not for real mice.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from iblvideo.alf import raw_video_path
+from iblvideo.cameras import CAMERAS, Camera
+from iblvideo.cascade import Plan, Stage, plan_for
+from iblvideo.crops import View, Window, cut
+from iblvideo.pose.labels import LabeledFrames
+from iblvideo.pose.model_dir import WEIGHTS
+from iblvideo.pose.train import TrainSettings, Trainer
+from iblvideo.progress import configure
+from iblvideo.synth import synthesize_session
+from iblvideo.video import VideoReader
+from iblvideo.weights import write_manifest
+
+log = logging.getLogger("iblvideo.demo_weights")
+
+NAME = "weights_v1.0"
+DESCRIPTION = ("Demo weights for iblvideo's synthetic IBL rig (iblvideo synth), trained by "
+               "scripts/train_demo_weights.py. They track synthetic renders, not real mice.")
+SEEDS = (101, 102, 103, 104)
+JITTER = 12  # canonical pixels of ROI placement error the specialised networks must tolerate
+# network input size (w, h) and architecture per role: small inputs keep CPU tracking fast
+NETWORKS = {
+    "roi": dict(input_size=(160, 128)),
+    "eye": dict(input_size=(80, 80)),
+    "nose_tip": dict(input_size=(64, 64)),
+    "tongue": dict(input_size=(96, 96)),
+    "paws": dict(input_size=(128, 102)),
+    "body_roi": dict(input_size=(128, 102)),
+    "tail_start": dict(input_size=(96, 96)),
+}
+ROI_POINTS = {"roi": ("pupil_top_r", "nose_tip", "tube_top", "tube_bottom"), "body_roi": ("tail_start",)}
+
+
+def to_input(x: np.ndarray, y: np.ndarray, window: Window, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical pixels → pixels of a window cut at ``size`` (the inverse of ``crops.from_window``)."""
+    sx, sy = window.w / size[0], window.h / size[1]
+    return (x - window.x0 + 0.5) / sx - 0.5, (y - window.y0 + 0.5) / sy - 0.5
+
+
+def frames_to_use(truth: pd.DataFrame, camera: Camera, per_session: int, rng: np.random.Generator) -> np.ndarray:
+    """Frames spread over the session, with the rare ones (tongue out) over-represented."""
+    n = len(truth)
+    rare = np.flatnonzero(truth["tongue_end_r_likelihood"] > 0) if "tongue_end_r_likelihood" in truth else np.array([], int)
+    common = rng.choice(n, size=min(n, per_session), replace=False)
+    rare = rng.choice(rare, size=min(len(rare), per_session // 3), replace=False) if len(rare) else rare
+    return np.unique(np.concatenate([common, rare]))
+
+
+def session_examples(session: Path, camera: Camera, per_session: int, rng: np.random.Generator) -> dict[str, tuple[list, list]]:
+    """(images, points) per network role from one camera of one rendered session."""
+    view, plan = View.of(camera), plan_for(camera)
+    truth = pd.read_parquet(session / "truth" / f"_ibl_{camera.label}.dlc.pqt")
+    static = json.loads((session / "truth" / f"_ibl_{camera.label}.anchors.json").read_text())
+    # canonical positions of every point, per frame (NaN where not visible)
+    canonical = {}
+    for point in camera.points:
+        canonical[point] = np.stack(view.to_canonical(truth[f"{point}_x"].to_numpy(), truth[f"{point}_y"].to_numpy()), -1)
+    for name in ("tube_top", "tube_bottom"):
+        if name in static:
+            xy = np.asarray(view.to_canonical(*static[name]))
+            canonical[name] = np.broadcast_to(xy, (len(truth), 2))
+    # the ROI would place each window at the median of the anchor over the session
+    anchors = {name: tuple(np.nanmedian(canonical[name], axis=0)) for name in plan.anchors}
+    chosen = frames_to_use(truth, camera, per_session, rng)
+    examples: dict[str, tuple[list, list]] = {role: ([], []) for role in (plan.roi, *(s.role for s in plan.stages))}
+    wanted = set(chosen.tolist())
+    with VideoReader(raw_video_path(session, camera.name)) as reader:
+        for index, image in reader.frames():
+            if index not in wanted:
+                continue
+            frame = torch.from_numpy(image.copy())[None]
+            for role, points, window in _windows(plan, anchors, view, rng):
+                size = NETWORKS[role]["input_size"]
+                image = cut(frame, view, window, size)[0, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+                xy = np.stack([to_input(*canonical[p][index], window, size) for p in points])
+                examples[role][0].append(image)
+                examples[role][1].append(xy)
+    return examples
+
+
+def _windows(plan: Plan, anchors: dict[str, tuple[float, float]], view: View, rng: np.random.Generator):
+    """(role, points, window) of the ROI network and of every stage, each stage jittered."""
+    yield plan.roi, ROI_POINTS[plan.roi], view.full_window()
+    for stage in plan.stages:
+        shifted = {name: (x + rng.uniform(-JITTER, JITTER), y + rng.uniform(-JITTER, JITTER)) for name, (x, y) in anchors.items()}
+        yield stage.role, stage.points, Stage.window(stage, shifted, view) if stage.anchors else view.full_window()
+
+
+def labeled_frames(role: str, points: tuple[str, ...], images: list, xy: list, work: Path) -> LabeledFrames:
+    images, xy = np.stack(images), np.stack(xy).astype(np.float32)
+    digest = hashlib.sha256(images.tobytes() + xy.tobytes()).hexdigest()
+    names = tuple(f"{role}/{i:05d}.png" for i in range(len(images)))
+    return LabeledFrames(work / "labels" / role, points, names, images, xy, digest)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/iblvideo-demo-training"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "src" / "iblvideo" / "weights_demo")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each training session")
+    parser.add_argument("--frames", type=int, default=300, help="frames per camera and session")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    configure()
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+
+    examples: dict[str, tuple[list, list]] = {}
+    for seed in SEEDS:
+        session = args.work / "sessions" / f"synth_mouse_{seed}" / "2026-01-01" / "001"
+        if not session.exists():
+            session = synthesize_session(args.work / "sessions", seconds=args.seconds, seed=seed)
+        for name in ("left", "right", "body"):
+            for role, (images, xy) in session_examples(session, CAMERAS[name], args.frames, rng).items():
+                examples.setdefault(role, ([], []))
+                examples[role][0].extend(images)
+                examples[role][1].extend(xy)
+
+    networks = {}
+    started = time.perf_counter()
+    for role, settings in NETWORKS.items():
+        plan = next(p for p in (plan_for(CAMERAS["left"]), plan_for(CAMERAS["body"])) if role == p.roi or role in [s.role for s in p.stages])
+        points = ROI_POINTS.get(role) or next(s.points for s in plan.stages if s.role == role)
+        frames = labeled_frames(role, points, *examples[role], args.work)
+        log.info("%s: %d examples of %s", role, len(frames.images), ", ".join(points))
+        train_settings = TrainSettings(input_size=settings["input_size"], epochs=args.epochs, seed=0, **{k: v for k, v in settings.items() if k != "input_size"})
+        model_dir = args.work / "models" / role
+        Trainer(frames, model_dir, train_settings, args.device).run()
+        networks[role] = {"path": role, "keypoints": list(points), "input_size": list(settings["input_size"])}
+        _export(model_dir, args.out / role)
+    write_manifest(args.out, NAME, networks, description=DESCRIPTION, trained_on=f"iblvideo synth seeds {list(SEEDS)}, {args.seconds:g} s each",
+                   training_seconds=round(time.perf_counter() - started))
+    log.info("weights set written to %s", args.out)
+
+
+def _export(model_dir: Path, target: Path) -> None:
+    """Copy a trained model's config and its weights in half precision (they load back into float32)."""
+    from safetensors.torch import load_file, save_file
+
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.json").write_text((model_dir / "config.json").read_text())
+    state = load_file(str(model_dir / WEIGHTS))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(target / WEIGHTS))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The IBL tracking cascade: a ROI network places crop windows, specialised networks track in them.
+
+1. The ROI network finds the anchors on frames sampled over the whole video; their medians (over
+   confident detections) fix one crop window per specialised network, in canonical left-camera pixels.
+2. In one decode pass, every batch of frames is cut into each network's window and tracked.
+3. Coordinates go back to the camera's own pixels (the right camera is unflipped and halved).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .cameras import Camera
+from .crops import View, Window, cut, from_window
+from .errors import IblVideoError
+from .pose.model_dir import PoseModel, load_model
+from .progress import progress_bar
+from .video import VideoReader
+from .weights import WeightsSet
+
+log = logging.getLogger(__name__)
+
+CONFIDENT = 0.9  # likelihood above which an anchor detection counts, as IBL does
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One specialised network: where its window sits relative to its anchors, and what it tracks."""
+
+    role: str
+    points: tuple[str, ...]
+    anchors: tuple[str, ...] = ()  # none: the whole frame
+    size: tuple[int, int] = (0, 0)  # window (w, h) in canonical pixels
+    offset: tuple[int, int] = (0, 0)  # window corner = anchor − offset
+
+    def window(self, anchors: dict[str, tuple[float, float]], view: View) -> Window:
+        if not self.anchors:
+            return view.full_window()
+        x, y = np.mean([anchors[name] for name in self.anchors], axis=0)
+        return view.snap(Window.around(x, y, *self.size, *self.offset))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The networks of one kind of camera: the ROI network's role and the stages it places."""
+
+    roi: str
+    stages: tuple[Stage, ...]
+
+    @property
+    def anchors(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for stage in self.stages for name in stage.anchors))
+
+
+# IBL's crop windows (w, h) and offsets, in left-camera pixels
+SIDE_PLAN = Plan("roi", (
+    Stage("eye", ("pupil_top_r", "pupil_right_r", "pupil_bottom_r", "pupil_left_r"), ("pupil_top_r",), (100, 100), (50, 50)),
+    Stage("nose_tip", ("nose_tip",), ("nose_tip",), (100, 100), (50, 50)),
+    Stage("tongue", ("tongue_end_r", "tongue_end_l"), ("tube_top", "tube_bottom"), (160, 160), (60, 100)),
+    Stage("paws", ("paw_r", "paw_l")),
+))
+BODY_PLAN = Plan("body_roi", (
+    Stage("tail_start", ("tail_start",), ("tail_start",), (220, 220), (110, 110)),
+))
+
+
+def plan_for(camera: Camera) -> Plan:
+    return BODY_PLAN if camera.name == "body" else SIDE_PLAN
+
+
+def n_samples(n_frames: int, fps: float) -> int:
+    """Frames the ROI network looks at: one a second, at least 20 and at most 500."""
+    return min(max(20, int(n_frames / max(fps, 1.0))), 500, n_frames)
+
+
+class Cascade:
+    """The networks of a weights set for one camera, ready to run on its videos."""
+
+    def __init__(self, weights: WeightsSet, camera: Camera, device: str = "cpu"):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise IblVideoError(None, "--device cuda asked for, but torch sees no CUDA GPU")
+        self.camera, self.view, self.plan, self.device = camera, View.of(camera), plan_for(camera), torch.device(device)
+        self.roi = self._load(weights, self.plan.roi, self.plan.anchors)
+        self.models = {stage.role: self._load(weights, stage.role, stage.points) for stage in self.plan.stages}
+
+    def _load(self, weights: WeightsSet, role: str, points: tuple[str, ...]) -> PoseModel:
+        model = load_model(weights.network_dir(role), self.device)
+        missing = [p for p in points if p not in model.keypoints]
+        if missing:
+            raise IblVideoError(weights.network_dir(role), f"the {role!r} network does not track {', '.join(missing)}")
+        return model
+
+    def _precision(self) -> contextlib.AbstractContextManager:
+        # batched half precision on GPUs; full precision on the CPU, where half is slower
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _track(self, model: PoseModel, frames: torch.Tensor, window: Window, points: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Camera-pixel coordinates (N, P, 2) and likelihoods (N, P) of ``points`` in ``window``."""
+        size = model.network.input_size
+        with self._precision():
+            xy, likelihood = model.network.predict(cut(frames, self.view, window, size)[:, 0] / 255.0)
+        columns = [model.keypoints.index(p) for p in points]
+        x, y = from_window(xy[:, columns, 0], xy[:, columns, 1], window, size)
+        x, y = self.view.to_camera(x, y)
+        return np.stack([x, y], axis=-1), likelihood[:, columns].astype(np.float64)
+
+    def windows(self, reader: VideoReader, batch_size: int = 32) -> dict[str, Window]:
+        """Crop window of every stage, from the ROI network on frames spread over the video."""
+        n = n_samples(reader.info.n_frames, reader.info.fps)
+        wanted = np.unique(np.linspace(0, reader.info.n_frames - 1, n).round().astype(int))
+        found: list[tuple[np.ndarray, np.ndarray]] = []
+        frames = [image for _, image in reader.sample(wanted)]
+        for first in range(0, len(frames), batch_size):
+            batch = torch.from_numpy(np.stack(frames[first:first + batch_size])).to(self.device)
+            found.append(self._track(self.roi, batch, self.view.full_window(), self.plan.anchors))
+        xy = self.view.to_canonical(*np.moveaxis(np.concatenate([f[0] for f in found]), -1, 0))
+        likelihood = np.concatenate([f[1] for f in found])
+        anchors = {}
+        for k, name in enumerate(self.plan.anchors):
+            confident = likelihood[:, k] >= CONFIDENT
+            if not confident.any():
+                raise IblVideoError(reader.path, f"the ROI network found no {name} in {len(frames)} frames sampled over the video; "
+                                                 f"is this a {self.camera.name} camera video, and the right weights?")
+            anchors[name] = (float(np.median(xy[0][confident, k])), float(np.median(xy[1][confident, k])))
+        log.debug("%s: anchors %s", reader.path.name, anchors)
+        return {stage.role: stage.window(anchors, self.view) for stage in self.plan.stages}
+
+    def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = 64,
+            consumers: Iterable[Callable[[int, np.ndarray], None]] = ()) -> pd.DataFrame:
+        """Track every frame; one decode pass, whose batches also go to ``consumers(first, frames)``."""
+        n = reader.info.n_frames
+        points = self.camera.points
+        xy = np.full((n, len(points), 2), np.nan)
+        likelihood = np.zeros((n, len(points)))
+        where = {p: i for i, p in enumerate(points)}
+        with progress_bar(total=n, desc=f"{self.camera.label}", unit="frame") as bar:
+            for first, batch in reader.batches(batch_size):
+                for consumer in consumers:
+                    consumer(first, batch)
+                frames = torch.from_numpy(batch).to(self.device)
+                rows = slice(first, first + len(batch))
+                for stage in self.plan.stages:
+                    got_xy, got_likelihood = self._track(self.models[stage.role], frames, windows[stage.role], stage.points)
+                    columns = [where[p] for p in stage.points]
+                    xy[rows, columns], likelihood[rows, columns] = got_xy, got_likelihood
+                bar.update(len(batch))
+        return tracks_table(points, xy, likelihood)
+
+
+def tracks_table(points: tuple[str, ...], xy: np.ndarray, likelihood: np.ndarray) -> pd.DataFrame:
+    """IBL's flat table: ``<point>_x``, ``<point>_y``, ``<point>_likelihood`` per point, one row per frame."""
+    columns = {}
+    for k, point in enumerate(points):
+        columns[f"{point}_x"], columns[f"{point}_y"], columns[f"{point}_likelihood"] = xy[:, k, 0], xy[:, k, 1], likelihood[:, k]
+    return pd.DataFrame(columns)

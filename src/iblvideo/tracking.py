@@ -1,0 +1,56 @@
+"""Track the IBL keypoints in one video: ``dlc()`` and ``iblvideo dlc``."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .alf import session_root, write_table
+from .cameras import Camera
+from .cascade import Cascade
+from .video import VideoReader
+from .weights import load_weights
+
+log = logging.getLogger(__name__)
+
+
+def dlc_path(video: Path, camera: Camera) -> Path:
+    """``<session>/alf/_ibl_<cam>Camera.dlc.pqt`` for a video in an ALF session, else beside the video."""
+    session = session_root(video.parent)
+    folder = session / "alf" if session is not None else video.parent
+    return folder / f"_ibl_{camera.label}.dlc.pqt"
+
+
+def dlc(video: str | Path, weights: str | Path = "demo", device: str = "cpu", batch_size: int = 64,
+        force: bool = False, camera: str | None = None) -> Path:
+    """Track the IBL keypoints in ``video`` and return the path of its ``.dlc.pqt``.
+
+    An existing output is kept unless ``force``; nothing is written unless tracking succeeds.
+    """
+    video = Path(video)
+    with VideoReader(video) as reader:
+        cam = reader.info.camera(camera)
+        out = dlc_path(video, cam)
+        if out.exists() and not force:
+            log.info("%s exists; keeping it (force=True replaces it)", out)
+            return out
+        weights_set = load_weights(weights)
+        cascade = Cascade(weights_set, cam, device)
+        torch.manual_seed(0)
+        start = time.perf_counter()
+        windows = cascade.windows(reader)
+        log.info("%s: tracking %d frames with %s", video.name, reader.info.n_frames, weights_set.name)
+        table = cascade.run(reader, windows, batch_size=batch_size)
+        seconds = time.perf_counter() - start
+    metadata = {
+        "iblvideo_version": __version__, "weights": weights_set.name, "weights_version": weights_set.version,
+        "weights_description": weights_set.description, "camera": cam.name, "video": video.name,
+        "frames": len(table), "fps": reader.info.fps, "device": device, "seconds": round(seconds, 3),
+        "crop_windows_whxy": {role: window.as_whxy() for role, window in windows.items()},
+    }
+    write_table(table, out, metadata)
+    log.info("%s: %d frames tracked in %.1f s (%.0f frames/s) -> %s", video.name, len(table), seconds, len(table) / seconds, out)
+    return out
