@@ -10,4 +10,15 @@ from .cameras import CAMERAS, Camera
 from .errors import IblVideoError, VideoError
 from .video import VideoInfo, VideoReader, probe
 
-__all__ = ["CAMERAS", "Camera", "IblVideoError", "VideoError", "VideoInfo", "VideoReader", "probe", "__version__"]
+__all__ = ["CAMERAS", "Camera", "IblVideoError", "VideoError", "VideoInfo", "VideoReader", "dlc", "probe", "run_queue", "run_session", "__version__"]
+
+# imported on first use: they pull in torch, ONE and SQLAlchemy, which plain video reading does not need
+_LAZY = {"dlc": "tracking", "run_session": "session", "run_queue": "queue"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

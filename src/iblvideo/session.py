@@ -1,0 +1,228 @@
+"""One session end to end: ``run_session()`` and ``iblvideo session``.
+
+Every camera of the session is tracked, then gets its motion energy; features and QC follow for the
+session as a whole. Outputs land in ``alf/`` and are added to ONE's records (the local cache tables,
+or datasets registered on Alyx), so ``one.load_object(eid, "leftCamera", collection="alf")`` sees
+them. A camera whose video is missing, corrupt or empty fails alone, with the reason.
+
+Each video is decoded twice, once to track and once for motion energy, on purpose: IBL places the
+motion-energy ROI from the means of the final tracks, which exist only after the tracking pass. A
+single shared pass (``Cascade.run(consumers=...)``) would have to place the ROI from an earlier,
+sparser pass and would no longer reproduce IBL's motion energy; and the second decode costs little
+next to running the networks on every frame.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from .alf import atomic_path, raw_video_path, session_root
+from .errors import IblVideoError
+from .one_io import data_root, default_one, download_raw_videos, local_one, register_local, register_remote, session_eid
+
+if TYPE_CHECKING:
+    from one.api import One
+
+log = logging.getLogger(__name__)
+
+CAMERA_NAMES = ("left", "right", "body")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to process: tracker name, weights, device, and whether to replace existing pose tables."""
+
+    tracker: str = "dlc"
+    weights: str = "demo"
+    device: str = "cpu"
+    force: bool = False
+
+
+Tracker = Callable[[Path, str, Options], Path]
+
+
+def _track_dlc(video: Path, camera: str, options: Options) -> Path:
+    from .tracking import dlc  # imports torch: only when tracking for real
+
+    return dlc(video, weights=options.weights, device=options.device, force=options.force, camera=camera)
+
+
+def _track_truth(video: Path, camera: str, options: Options) -> Path:
+    """The ground-truth pose of a synthetic session, so that every stage after tracking runs without weights."""
+    session = session_root(video.parent)
+    truth = session / "truth" / f"_ibl_{camera}Camera.dlc.pqt"
+    if not truth.exists():
+        raise IblVideoError(truth, "no ground-truth pose; tracker 'truth' works on synthetic sessions (iblvideo synth) only")
+    out = session / "alf" / truth.name
+    if options.force or not out.exists():
+        with atomic_path(out) as tmp:
+            shutil.copyfile(truth, tmp)
+    return out
+
+
+TRACKERS: dict[str, Tracker] = {"dlc": _track_dlc, "truth": _track_truth}
+
+
+@dataclass
+class CameraResult:
+    """What happened to one camera: Complete or Errored, its files, and how long it took."""
+
+    camera: str
+    status: str
+    outputs: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "outputs": [str(p) for p in self.outputs], "seconds": round(self.seconds, 3), "error": self.error}
+
+
+@dataclass
+class SessionResult:
+    """Per-camera results, session-wide outputs (licks, QC report), the QC outcome and any session-level errors."""
+
+    session: Path
+    eid: str | None
+    cameras: dict[str, CameraResult]
+    outputs: list[Path] = field(default_factory=list)
+    qc: str | None = None
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """Alyx's task statuses: Empty (no video at all), Errored (any camera or stage failed), else Complete."""
+        if not self.cameras:
+            return "Empty"
+        if self.errors or any(c.status != "Complete" for c in self.cameras.values()):
+            return "Errored"
+        return "Complete"
+
+    @property
+    def error(self) -> str | None:
+        """All failures in one line each, or None."""
+        lines = [f"{c.camera} camera: {c.error}" for c in self.cameras.values() if c.error] + self.errors
+        return "\n".join(lines) or None
+
+    def to_json(self) -> dict:
+        return {
+            "session": str(self.session), "eid": self.eid, "status": self.status, "qc": self.qc,
+            "seconds": round(self.seconds, 3), "outputs": [str(p) for p in self.outputs], "errors": self.errors,
+            "cameras": {name: result.to_json() for name, result in self.cameras.items()},
+        }
+
+
+def _failure(err: Exception) -> str:
+    """One line for a stage failure: a user error as it reads, anything else with its type (and a logged traceback)."""
+    if isinstance(err, IblVideoError):
+        return str(err)
+    log.error("unexpected failure", exc_info=err)
+    return f"{type(err).__name__}: {err}"
+
+
+def _run_camera(session: Path, camera: str, options: Options) -> CameraResult:
+    """Track one camera and compute its motion energy; any failure is caught and reported."""
+    from .motion_energy import session_motion_energy
+    from .video import probe
+
+    start = time.perf_counter()
+    video = raw_video_path(session, camera)
+    try:
+        probe(video)  # a missing, empty, truncated or corrupt video fails here, before any output is written
+        pose = TRACKERS[options.tracker](video, camera, options)
+        energy = session_motion_energy(session, cameras=(camera,))[camera]
+    except Exception as err:  # noqa: BLE001 - one camera's failure must not stop the others
+        log.warning("%s camera failed: %s", camera, err)
+        return CameraResult(camera, "Errored", seconds=time.perf_counter() - start, error=_failure(err))
+    return CameraResult(camera, "Complete", [pose, *energy], time.perf_counter() - start)
+
+
+def _run_session_stages(result: SessionResult) -> None:
+    """Features and QC over the cameras that were tracked; their files go to the cameras they belong to."""
+    from .features import compute_session_features
+    from .qc import REPORT_NAME, run_qc
+
+    if not any(c.status == "Complete" for c in result.cameras.values()):
+        return
+    alf = result.session / "alf"
+    try:
+        for key, path in compute_session_features(result.session).items():
+            owner = result.cameras.get(key.split("_")[0])
+            (owner.outputs if owner is not None else result.outputs).append(path)
+        result.qc = run_qc(result.session)["outcome"]
+        result.outputs.append(alf / REPORT_NAME)
+    except Exception as err:  # noqa: BLE001 - reported as the session's error; the camera outputs stand
+        result.errors.append(_failure(err))
+
+
+def find_cameras(session: Path, listed: list[str] = ()) -> list[str]:
+    """Cameras with a raw video on disk or listed by the database, in IBL's order."""
+    on_disk = {camera for camera in CAMERA_NAMES if any((session / "raw_video_data").glob(f"_iblrig_{camera}Camera.raw.*"))}
+    return [camera for camera in CAMERA_NAMES if camera in on_disk or camera in listed]
+
+
+def resolve(eid_or_path: str | Path, one: "One | None" = None) -> tuple[Path, str, "One"]:
+    """Session folder, eid and ONE of a session folder (local ONE on its data root) or an eid."""
+    candidate = Path(eid_or_path).expanduser()
+    if candidate.is_dir():
+        session = session_root(candidate)
+        if session is None:
+            raise IblVideoError(candidate, "not an ALF session folder (<subject>/<yyyy-mm-dd>/<nnn>)")
+        one = one or local_one(data_root(session))
+        return session, session_eid(one, session), one
+    one = one or default_one(str(eid_or_path))
+    session = one.eid2path(str(eid_or_path))
+    if session is None:
+        raise IblVideoError(None, f"{eid_or_path}: neither a session folder nor an eid that ONE knows ({one.cache_dir})")
+    return Path(session), str(eid_or_path), one
+
+
+def _listed_cameras(one: "One", eid: str) -> list[str]:
+    """Cameras whose raw video ONE lists, downloaded first when ONE talks to a database."""
+    if not one.offline:
+        return download_raw_videos(one, eid)
+    names = one.list_datasets(eid, collection="raw_video_data", filename="_iblrig_*Camera.raw.*")
+    return [Path(name).name[len("_iblrig_"):].split("Camera.")[0] for name in names]
+
+
+def _register(one: "One", result: SessionResult) -> None:
+    paths = [p for p in (*result.outputs, *(p for c in result.cameras.values() for p in c.outputs)) if p.exists()]
+    if not paths:
+        return
+    try:
+        if one.offline:
+            register_local(one, result.session, result.eid, paths)
+        else:
+            register_remote(one, paths)
+    except Exception as err:  # noqa: BLE001 - the files are written; the registration failure is the session's error
+        result.errors.append(f"registering outputs with ONE failed: {_failure(err)}")
+
+
+def run_session(eid_or_path: str | Path, one: "One | None" = None, cameras: tuple[str, ...] | None = None,
+                tracker: str = "dlc", force: bool = False, weights: str = "demo", device: str = "cpu") -> SessionResult:
+    """Track, motion energy, features and QC for every camera of a session; outputs in ``alf/`` and in ONE.
+
+    ``eid_or_path`` is a session folder (ONE runs in local mode on its data root) or an eid of the
+    ``one`` given (or of the configured ONE). ``cameras`` defaults to every camera with a raw video.
+    ``tracker`` is ``dlc``, or ``truth`` to take a synthetic session's ground-truth pose.
+    """
+    if tracker not in TRACKERS:
+        raise IblVideoError(None, f"unknown tracker {tracker!r}; expected one of {', '.join(TRACKERS)}")
+    unknown = [c for c in cameras or () if c not in CAMERA_NAMES]
+    if unknown:
+        raise IblVideoError(None, f"unknown camera {unknown[0]!r}; expected left, right or body")
+    start = time.perf_counter()
+    session, eid, one = resolve(eid_or_path, one)
+    names = list(cameras) if cameras else find_cameras(session, _listed_cameras(one, eid))
+    options = Options(tracker=tracker, weights=str(weights), device=device, force=force)
+    log.info("%s (%s): cameras %s", session, eid, ", ".join(names) or "none")
+    result = SessionResult(session, eid, {name: _run_camera(session, name, options) for name in names})
+    _run_session_stages(result)
+    _register(one, result)
+    result.seconds = time.perf_counter() - start
+    log.info("%s: %s in %.1f s", session, result.status, result.seconds)
+    return result

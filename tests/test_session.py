@@ -1,0 +1,105 @@
+"""run_session on synthetic sessions through ONE's real local mode."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from one.api import One
+
+from iblvideo import run_session
+from iblvideo.cli import main
+from iblvideo.weights import demo_weights_dir
+
+from session_data import copy_session, rendered_session
+
+CAMERA_OUTPUTS = {
+    "left": ("_ibl_leftCamera.dlc.pqt", "leftCamera.ROIMotionEnergy.npy", "leftROIMotionEnergy.position.npy",
+             "_ibl_leftCamera.features.pqt", "_iblvideo_leftCamera.sniff_times.npy"),
+    "body": ("_ibl_bodyCamera.dlc.pqt", "bodyCamera.ROIMotionEnergy.npy", "bodyROIMotionEnergy.position.npy"),
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    return rendered_session(tmp_path_factory)
+
+
+def test_session_outputs_are_written_and_loadable_through_one(rendered, tmp_path):
+    session = copy_session(rendered, tmp_path, "mouse_a")
+    result = run_session(session, tracker="truth")
+
+    assert result.status == "Complete", result.error
+    assert set(result.cameras) == {"left", "body"}
+    for camera, names in CAMERA_OUTPUTS.items():
+        assert sorted(p.name for p in result.cameras[camera].outputs) == sorted(names)
+        assert result.cameras[camera].seconds > 0
+    assert {p.name for p in result.outputs} == {"licks.times.npy", "_iblvideo_dlc.qc.json"}
+    assert result.qc in ("PASS", "WARNING", "FAIL", "CRITICAL")
+
+    one = One(cache_dir=tmp_path, mode="local")  # a fresh ONE reads the updated tables from disk
+    assert str(one.path2eid(session)) == result.eid
+    left = one.load_object(result.eid, "leftCamera", collection="alf")
+    assert {"dlc", "ROIMotionEnergy", "features", "times"} <= set(left)
+    assert len(left["ROIMotionEnergy"]) == len(left["dlc"]) == len(left["times"])
+    body = one.load_object(result.eid, "bodyCamera", collection="alf")
+    np.testing.assert_array_equal(body["ROIMotionEnergy"], np.load(session / "alf" / "bodyCamera.ROIMotionEnergy.npy"))
+
+    # by eid, with the ONE given; existing pose tables are kept, the rest recomputed and re-registered
+    again = run_session(result.eid, one=one, cameras=("body",), tracker="truth")
+    assert again.status == "Complete" and list(again.cameras) == ["body"]
+    assert again.session == session and again.eid == result.eid
+
+
+def test_a_bad_camera_fails_alone_with_its_reason(rendered, tmp_path):
+    session = copy_session(rendered, tmp_path, "mouse_b")
+    body = session / "raw_video_data" / "_iblrig_bodyCamera.raw.mp4"
+    body.write_bytes(body.read_bytes()[: body.stat().st_size // 3])  # cut short: corrupt
+
+    result = run_session(session, cameras=("left", "right", "body"), tracker="truth")
+
+    assert result.status == "Errored"
+    assert result.cameras["left"].status == "Complete"
+    assert result.cameras["right"].status == "Errored" and "no such file" in result.cameras["right"].error
+    assert result.cameras["body"].status == "Errored" and body.name in result.cameras["body"].error
+    assert not (session / "alf" / "_ibl_bodyCamera.dlc.pqt").exists()  # nothing written for a failed camera
+    assert "right camera:" in result.error and "body camera:" in result.error
+    left = One(cache_dir=tmp_path, mode="local").load_object(result.eid, "leftCamera", collection="alf")
+    assert "ROIMotionEnergy" in left
+
+
+def test_session_without_videos_is_empty(rendered, tmp_path):
+    session = copy_session(rendered, tmp_path, "mouse_c")
+    for video in (session / "raw_video_data").iterdir():
+        video.unlink()
+    empty = session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4"
+    result = run_session(session, tracker="truth")
+    assert result.status == "Empty" and result.cameras == {}
+
+    empty.write_bytes(b"")  # an empty file is a camera that fails, not a session without video
+    result = run_session(session, tracker="truth")
+    assert result.status == "Errored" and "empty file" in result.cameras["left"].error
+
+
+def test_cli_prints_the_summary_and_exits_by_status(rendered, tmp_path, capsys):
+    session = copy_session(rendered, tmp_path, "mouse_d")
+    assert main(["-q", "session", str(session), "--tracker", "truth", "--cameras", "body"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "Complete" and summary["cameras"]["body"]["status"] == "Complete"
+
+    assert main(["-q", "session", str(tmp_path / "nowhere")]) == 2
+    assert f"{tmp_path / 'nowhere'}: no such session folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (demo_weights_dir() / "manifest.json").exists(), reason="demo weights are not in the package yet")
+def test_full_session_with_the_demo_weights(rendered, tmp_path):
+    session = copy_session(rendered, tmp_path, "mouse_e")
+    result = run_session(session, weights="demo", device="cpu")
+    assert result.status == "Complete", result.error
+    truth = pd.read_parquet(session / "truth" / "_ibl_bodyCamera.dlc.pqt")
+    tracked = pd.read_parquet(session / "alf" / "_ibl_bodyCamera.dlc.pqt")
+    assert len(tracked) == len(truth)
+    left = One(cache_dir=tmp_path, mode="local").load_object(result.eid, "leftCamera", collection="alf")
+    assert {"dlc", "ROIMotionEnergy", "features"} <= set(left)
