@@ -245,6 +245,26 @@ def test_right_camera_is_the_mirror_image(session: Path) -> None:
     assert agree.mean() > 0.95 and left.tongue_end_r_likelihood.sum() > 0
 
 
+def test_near_paw_on_one_side_is_the_far_paw_on_the_other(session: Path) -> None:
+    """paw_r is the paw nearer the camera: the left camera's paw_r (mouse's left paw) is the right camera's paw_l."""
+    def lift(name: str, point: str) -> np.ndarray:
+        """Height of the paw's centre above the wheel rim, in canonical (left-camera) pixels, on the left clock."""
+        table, scene = truth(session, name), anchors(session, name)
+        scale = 1280 / CAMERAS[name].width
+        height = scale * (np.hypot(table[f"{point}_x"] - scene["wheel_centre"][0], table[f"{point}_y"] - scene["wheel_centre"][1])
+                          - scene["wheel_radius"])
+        times = np.load(session / "alf" / f"_ibl_{name}Camera.times.npy")
+        return np.interp(np.load(session / "alf" / "_ibl_leftCamera.times.npy"), times, height.to_numpy())
+
+    for near_camera, far_camera in (("left", "right"), ("right", "left")):
+        near, far = lift(near_camera, "paw_r"), lift(far_camera, "paw_l")
+        both = ~np.isnan(near) & ~np.isnan(far)
+        assert both.sum() > 10
+        # the near paw stands on the rim (PAW_AXES[1] up) and lifts half as much as the far one, which hangs free
+        np.testing.assert_allclose(near[both], PAW_AXES[1] + 0.5 * far[both], atol=0.3)
+    assert np.nanmax(np.abs(lift("left", "paw_r") - lift("right", "paw_r"))) > 2  # two paws, not one
+
+
 def test_tail_start_is_where_the_tail_leaves_the_trunk(session: Path, frames: dict) -> None:
     table = truth(session, "body")
     assert table.tail_start_likelihood.eq(1).all() and table.tail_start_x.std() > 0.5

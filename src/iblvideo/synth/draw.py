@@ -50,6 +50,16 @@ def box_around(x: float, y: float, rx: float, ry: float, shape: tuple[int, int])
     return (y0, y1, x0, x1) if y0 < y1 and x0 < x1 else None
 
 
+def ellipse_box(cx: float, cy: float, ax: float, ay: float, shape: tuple[int, int]) -> Box | None:
+    """A box holding an ellipse with semi-axes ``ax``, ``ay`` at any orientation."""
+    return box_around(cx, cy, max(ax, ay), max(ax, ay), shape)
+
+
+def segment_box(x0: float, y0: float, x1: float, y1: float, r: float, shape: tuple[int, int]) -> Box | None:
+    """The box holding a segment thickened by ``r``."""
+    return box_around((x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2 + r, abs(y1 - y0) / 2 + r, shape)
+
+
 def union(*boxes: Box | None) -> Box | None:
     boxes = [b for b in boxes if b is not None]
     if not boxes:

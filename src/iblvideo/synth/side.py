@@ -8,6 +8,7 @@ that move, over their bounding boxes.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,26 +134,38 @@ class SideScene:
         image = lay.background * (1.1 - 0.5 * np.minimum(falloff, 1.0)) + 4 * draw.smooth_noise(rng, shape, 30 * s)
         fur = g["fur"] + 9 * draw.smooth_noise(rng, shape, 2.5 * s) + 6 * draw.smooth_noise(rng, shape, 12 * s)
 
-        def over(alpha: np.ndarray, grey: float | np.ndarray) -> None:
-            image[...] = image + alpha * (grey - image)
+        def over(box: draw.Box | None, coverage: Callable[..., np.ndarray], grey: float | np.ndarray, *args: float) -> None:
+            """Paint ``grey`` (a level or a whole-frame texture) where the shape covers, inside its box only."""
+            if box is None:
+                return
+            y0, y1, x0, x1 = box
+            region = image[y0:y1, x0:x1]
+            value = grey[y0:y1, x0:x1] if isinstance(grey, np.ndarray) else grey
+            region += coverage(*draw.grid(box), *args) * (value - region)
 
-        over(draw.capsule(ys, xs, *self._pt(lay.anchor + [-60.0, -260.0]), *self._pt(lay.anchor + [260.0, -230.0]), 22 * s), 58.0)
-        over(draw.ellipse(ys, xs, *self._pt(lay.anchor + [430.0, 270.0]), 400 * s, 250 * s, v.angle(-0.35)), fur - 8)
-        over(draw.ellipse(ys, xs, *self._pt(lay.anchor + [90.0, -35.0]), 235 * s, 160 * s, v.angle(lay.heading - np.pi)), fur)
-        over(draw.ellipse(ys, xs, *self._pt(lay.anchor + [175.0, -150.0]), 55 * s, 75 * s, v.angle(0.5)), fur + 22)
+        def ellipse(centre: tuple[float, float], ax: float, ay: float, angle: float, grey: float | np.ndarray) -> None:
+            over(draw.ellipse_box(*centre, ax, ay, shape), draw.ellipse, grey, *centre, ax, ay, angle)
+
+        def capsule(x0: float, y0: float, x1: float, y1: float, r: float, grey: float) -> None:
+            over(draw.segment_box(x0, y0, x1, y1, r, shape), draw.capsule, grey, x0, y0, x1, y1, r)
+
+        capsule(*self._pt(lay.anchor + [-60.0, -260.0]), *self._pt(lay.anchor + [260.0, -230.0]), 22 * s, 58.0)  # head bar
+        ellipse(self._pt(lay.anchor + [430.0, 270.0]), 400 * s, 250 * s, v.angle(-0.35), fur - 8)  # body
+        ellipse(self._pt(lay.anchor + [90.0, -35.0]), 235 * s, 160 * s, v.angle(lay.heading - np.pi), fur)  # head
+        ellipse(self._pt(lay.anchor + [175.0, -150.0]), 55 * s, 75 * s, v.angle(0.5), fur + 22)  # ear
         ex, ey, eax, eay, eangle = self.eye
-        over(draw.ellipse(ys, xs, ex, ey, eax * 1.35, eay * 1.5, eangle), fur - 25)
-        over(draw.ellipse(ys, xs, ex, ey, eax, eay, eangle), g["lid"])
+        ellipse((ex, ey), eax * 1.35, eay * 1.5, eangle, fur - 25)  # socket
+        ellipse((ex, ey), eax, eay, eangle, g["lid"])
         for shoulder, grey in zip(lay.shoulders, (g["limb"], g["limb"] - 20), strict=True):
-            over(draw.ellipse(ys, xs, *self._pt(shoulder), 45 * s, 60 * s, 0.0), grey - 10)
+            ellipse(self._pt(shoulder), 45 * s, 60 * s, 0.0, grey - 10)
         wx, wy, wr = self.wheel
-        over(draw.circle(ys, xs, wx, wy, wr), g["wheel_rim"])
-        over(draw.circle(ys, xs, wx, wy, wr - 9 * s), g["wheel"] + 5 * draw.smooth_noise(rng, shape, 6 * s))
+        ellipse((wx, wy), wr, wr, 0.0, g["wheel_rim"])
+        ellipse((wx, wy), wr - 9 * s, wr - 9 * s, 0.0, g["wheel"] + 5 * draw.smooth_noise(rng, shape, 6 * s))
         bx, by, tx, ty, r = self.spout
-        over(draw.capsule(ys, xs, bx, by, tx, ty, r), g["spout"])
+        capsule(bx, by, tx, ty, r, g["spout"])
         axis = (lay.spout_tip - lay.spout_base) / np.hypot(*(lay.spout_tip - lay.spout_base))
         shine = self.view.vector(*(0.4 * lay.spout_radius * np.array([-axis[1], axis[0]])))
-        over(draw.capsule(ys, xs, bx + shine[0], by + shine[1], tx + shine[0], ty + shine[1], r * 0.3), g["spout_shine"])
+        capsule(bx + shine[0], by + shine[1], tx + shine[0], ty + shine[1], r * 0.3, g["spout_shine"])
         self._fur = fur  # the snout is drawn per frame and takes its fur from here
         return np.clip(image, 0, 255)
 
@@ -261,7 +274,7 @@ class SideScene:
         nx, ny = float(g["nose_tip_x"][i]), float(g["nose_tip_y"][i])
         ax, ay = (a * s for a in self.layout.snout_axes)
         cx, cy = nx - ax * np.cos(h), ny - ax * np.sin(h)
-        box = draw.box_around(cx, cy, ax, ax, c.shape)
+        box = draw.ellipse_box(cx, cy, ax, ay, c.shape)
         if box is not None:
             ys, xs = draw.grid(box)
             y0, y1, x0, x1 = box
@@ -276,14 +289,14 @@ class SideScene:
         # the rhinarium: a dark naked pad just behind the tip, leaving a rim of fur so the tip itself is a
         # sharp fur-on-background edge
         rx, ry = nx - 12 * s * np.cos(h), ny - 12 * s * np.sin(h)
-        box = draw.box_around(rx, ry, 11 * s, 11 * s, c.shape)
+        box = draw.ellipse_box(rx, ry, 7 * s, 10 * s, c.shape)
         if box is not None:
             c.paint(box, draw.ellipse(*draw.grid(box), rx, ry, 7 * s, 10 * s, h), self.greys["rhinarium"])
 
     def _draw_eye(self, g: dict[str, np.ndarray], i: int) -> None:
         c = self.canvas
         ex, ey, eax, eay, eangle = self.eye
-        box = draw.box_around(ex, ey, eax, eax, c.shape)
+        box = draw.ellipse_box(ex, ey, eax, eay, c.shape)
         ys, xs = draw.grid(box)
         eye = draw.ellipse(ys, xs, ex, ey, eax, eay, eangle)
         pupil = draw.circle(ys, xs, float(g["pupil_x"][i]), float(g["pupil_y"][i]), float(g["pupil_radius"][i]))
@@ -304,8 +317,7 @@ class SideScene:
         tips = [(x, y) for x, y in path if np.hypot(x - mx, y - my) > shortest]
         if not tips:
             return
-        box = draw.union(*(draw.box_around((x + mx) / 2, (y + my) / 2, abs(x - mx) / 2 + 9 * s, abs(y - my) / 2 + 9 * s, c.shape)
-                           for x, y in tips))
+        box = draw.union(*(draw.segment_box(mx, my, x, y, (TONGUE_HALF_WIDTH + 1) * s, c.shape) for x, y in tips))
         if box is None:
             return
         ys, xs = draw.grid(box)
@@ -329,9 +341,8 @@ class SideScene:
         shoulder = self._pt(lay.shoulders[role == "far"])
         px, py = centres[len(centres) // 2]
         ax, ay = PAW_AXES[0] * s, PAW_AXES[1] * s
-        box = draw.union(draw.box_around(px, py, ax + 3 * s, ax + 3 * s, c.shape),
-                         draw.box_around((px + shoulder[0]) / 2, (py + shoulder[1]) / 2,
-                                         abs(px - shoulder[0]) / 2 + 14 * s, abs(py - shoulder[1]) / 2 + 14 * s, c.shape))
+        box = draw.union(*(draw.ellipse_box(x, y, ax, ay, c.shape) for x, y in centres),
+                         draw.segment_box(*shoulder, px, py, 13 * s, c.shape))
         if box is None:
             return
         ys, xs = draw.grid(box)
