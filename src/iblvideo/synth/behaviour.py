@@ -30,7 +30,7 @@ LICK_VISIBLE = 0.08  # the tongue counts as visible when it is out more than thi
 class Behaviour:
     """One synthetic session's behaviour; ``sample`` reads its state at any times on the session clock."""
 
-    duration: float
+    span: float  # seconds of session clock covered: the video, a margin, and the last trial's end
     trials: pd.DataFrame
     wheel_times: np.ndarray
     wheel_position: np.ndarray

@@ -230,7 +230,7 @@ class SideScene:
             radius = WHEEL_RADIUS_PX + lift
             put(f"paw_{role}", lay.wheel[0] + radius * np.cos(angle), lay.wheel[1] + radius * np.sin(angle))
             out[f"paw_{role}_angle"] = angle
-            out[f"paw_{role}_visible"] = lift > 0
+            out[f"paw_{role}_visible"] = lift > 0 if role == "far" else np.ones(len(lift), bool)
         out["wheel"] = state["wheel"]
         out["whisk"] = state["whisk"] * self.s
         out["gain"] = state["gain"]
