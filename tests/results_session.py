@@ -1,0 +1,59 @@
+"""Processed synthetic sessions for the result views (labeled videos, figures, report, NWB).
+
+``session_with_truth_as_pose``: the synthetic ground truth copied into alf/ as stand-in pose tables,
+then the real motion energy, features and QC. ``session_with_dlc``: the real tracker (demo weights)
+on the body camera, then the same stages; skipped while the demo weights are not in the package.
+Each is built once per test run (the cache survives across test modules) and must not be modified.
+"""
+from __future__ import annotations
+
+import functools
+import shutil
+from pathlib import Path
+
+import pytest
+
+from iblvideo.features import compute_session_features
+from iblvideo.motion_energy import session_motion_energy
+from iblvideo.qc import run_qc
+from iblvideo.synth import synthesize_session
+
+SEED = 2  # within 3 s: one correct trial and the stimulus onset of an error trial
+SECONDS = 3.0
+DEMO_MANIFEST = Path(__file__).parents[1] / "src" / "iblvideo" / "weights_demo" / "manifest.json"
+
+
+def _derive(session: Path) -> Path:
+    session_motion_energy(session)
+    compute_session_features(session)
+    run_qc(session)
+    return session
+
+
+@functools.lru_cache(maxsize=None)
+def _truth_as_pose(root: Path) -> Path:
+    session = synthesize_session(root / "truth_as_pose", seconds=SECONDS, seed=SEED)
+    for table in (session / "truth").glob("_ibl_*Camera.dlc.pqt"):
+        shutil.copy(table, session / "alf" / table.name)
+    return _derive(session)
+
+
+@functools.lru_cache(maxsize=None)
+def _with_dlc(root: Path) -> Path:
+    from iblvideo.tracking import dlc
+
+    session = synthesize_session(root / "with_dlc", cameras=("body",), seconds=SECONDS, seed=SEED)
+    dlc(session / "raw_video_data" / "_iblrig_bodyCamera.raw.mp4", weights="demo")
+    return _derive(session)
+
+
+@pytest.fixture(scope="session")
+def session_with_truth_as_pose(tmp_path_factory) -> Path:
+    return _truth_as_pose(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def session_with_dlc(tmp_path_factory) -> Path:
+    if not DEMO_MANIFEST.exists():
+        pytest.skip(f"demo weights not in the package yet ({DEMO_MANIFEST} missing)")
+    return _with_dlc(tmp_path_factory.getbasetemp())

@@ -1,0 +1,97 @@
+"""Figures of a synthetic session whose ground truth stands in for the pose outputs."""
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from iblvideo import plots as P
+from iblvideo.cli import main
+from iblvideo.results import load_session
+from results_session import session_with_truth_as_pose  # noqa: F401  (fixture)
+
+
+@pytest.fixture(scope="module")
+def results(session_with_truth_as_pose):
+    return load_session(session_with_truth_as_pose)
+
+
+def _texts(figure) -> str:
+    return " ".join(t.get_text() for ax in figure.axes for t in (*ax.texts, ax.title, ax.yaxis.label)) + figure._suptitle.get_text()
+
+
+def test_plot_cli_writes_every_figure(session_with_truth_as_pose, tmp_path):
+    assert main(["-q", "plot", str(session_with_truth_as_pose), "--out", str(tmp_path)]) == 0
+    for name in P.FIGURES:
+        image = np.asarray(Image.open(tmp_path / f"{name}.png").convert("L"))
+        assert image.shape[0] > 400 and image.shape[1] > 800
+        assert image.std() > 10  # drawn, not blank
+
+
+def test_traces_show_every_point_and_signal(results):
+    figure = P.traces_figure(results)
+    pose_x = figure.axes[0]
+    left = results.cameras["left"]
+    assert [line.get_label() for line in pose_x.lines if not line.get_label().startswith("_")] == left.points
+    nose = next(line for line in pose_x.lines if line.get_label() == "nose_tip")
+    np.testing.assert_allclose(nose.get_xdata(), left.times)
+    np.testing.assert_allclose(nose.get_ydata(), left.confident_xy("nose_tip")[:, 0])
+    labels = [ax.get_ylabel() for ax in figure.axes]
+    assert labels[2:] == ["pupil diameter (px)", "motion energy (z)", "wheel speed (rad/s)", "licks"]
+    assert len(figure.axes[3].get_legend_handles_labels()[1]) == 3  # motion energy of all three cameras
+    licks = figure.axes[5].collections[0].get_positions()
+    np.testing.assert_allclose(sorted(licks), results.licks)
+
+
+def test_trial_averages_split_correct_and_error(results):
+    figure = P.trial_average_figure(results)
+    n_correct, n_error = (int((results.trials.feedbackType == k).sum()) for k in (1, -1))
+    legend = [t.get_text() for t in figure.axes[1].get_legend().get_texts()]  # top right: feedback column
+    assert legend == [f"correct (n={n_correct})", f"error (n={n_error})"]
+    assert "aligned to stimulus onset" in _texts(figure) and "aligned to feedback" in _texts(figure)
+    wheel_stim = figure.axes[0]
+    correct = wheel_stim.lines[1]  # after the zero line
+    stim = results.trials.loc[results.trials.feedbackType == 1, "stimOn_times"].to_numpy()
+    grid, speed = P.wheel_speed(*results.wheel)
+    np.testing.assert_allclose(correct.get_ydata(), np.mean(P.peri_event(grid, speed, stim, correct.get_xdata()), axis=0))
+
+
+def test_peri_event_wheel_speed_and_lick_rate():
+    times = np.arange(0, 10, 0.01)
+    np.testing.assert_allclose(P.peri_event(times, times * 2, np.array([2.0, 5.0]), np.array([-0.5, 0.0, 1.0])),
+                               [[3.0, 4.0, 6.0], [9.0, 10.0, 12.0]])
+    assert np.isnan(P.peri_event(times, times, np.array([9.8]), np.array([0.5]))).all()  # past the end
+    grid, speed = P.wheel_speed(times, -3.0 * times)
+    np.testing.assert_allclose(speed[20:-20], 3.0, rtol=1e-6)
+    centres, rates = P._lick_rate(np.array([1.01, 1.02, 3.11]), np.array([1.0, 3.0]))
+    assert rates.shape == (2, len(centres))
+    assert rates[0, np.argmin(np.abs(centres - 0.025))] == 2 / P.LICK_BIN and rates[1].sum() == 1 / P.LICK_BIN
+
+
+def test_qc_summary_marks_mean_positions_and_outcomes(results):
+    figure = P.qc_figure(results)
+    assert f"QC {results.qc['outcome']}" in figure._suptitle.get_text()
+    for ax, (name, camera) in zip(figure.axes[: len(results.cameras)], results.cameras.items()):
+        assert ax.get_title() == f"{name} camera: {results.qc['cameras'][name]['outcome']}"
+        assert ax.images[0].get_array().std() > 5  # a real frame of the video
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for point in camera.points:
+                marker = next(line for line in ax.lines if line.get_label() == point)
+                np.testing.assert_allclose([marker.get_xdata()[0], marker.get_ydata()[0]], np.nanmean(camera.confident_xy(point), axis=0))
+
+
+def test_figures_without_optional_datasets(session_with_truth_as_pose, tmp_path):
+    """Only pose tables: no video, times, trials, wheel, motion energy, features or QC."""
+    session = tmp_path / "mouse" / "2026-01-02" / "001"
+    (session / "alf").mkdir(parents=True)
+    for table in (session_with_truth_as_pose / "alf").glob("_ibl_*Camera.dlc.pqt"):
+        shutil.copy(table, session / "alf")
+    bare = load_session(session)
+    assert bare.name == "mouse/2026-01-02/001"
+    texts = " ".join(_texts(make(bare)) for make in P.FIGURES.values())
+    for missing in ("no trials table", "no motion energy", "no wheel data", "no lick times", "no QC report", "no feature tables"):
+        assert missing in texts
