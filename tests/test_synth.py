@@ -226,6 +226,27 @@ def test_tongue_pixels_only_when_tongue_is_visible(session: Path, frames: dict, 
     assert min(seen[True]) > 120 > 70 > max(seen[False])
 
 
+@pytest.mark.parametrize("name", ["left", "right"])
+def test_spout_anchors_mark_the_tube_tip(session: Path, frames: dict, name: str) -> None:
+    scene, table = anchors(session, name), truth(session, name)
+    top, bottom, tip = (np.array(scene[k]) for k in ("tube_top", "tube_bottom", "spout_tip"))
+    np.testing.assert_allclose((top + bottom) / 2, tip, atol=1e-2)
+    assert top[1] < bottom[1]
+    across = (top - bottom) / np.hypot(*(top - bottom))
+    along = np.array([across[1], -across[0]])  # one of the two directions along the tube
+    radius = np.hypot(*(top - bottom)) / 2
+    i = next(i for i in frames[name] if table.tongue_end_r_likelihood[i] == 0)
+    image = frames[name][i]
+
+    def level(point: np.ndarray) -> float:
+        return _crop(image, *point, 1)[0].mean()
+
+    inside = max(level(tip + 2 * radius * along), level(tip - 2 * radius * along))
+    beyond = min(level(tip + 2 * radius * along), level(tip - 2 * radius * along))
+    assert inside > 110 and beyond < 60  # the tube runs one way from its tip, and nothing lies beyond it
+    assert level(tip + 0.5 * radius * across) > 110 and level(top + 2 * across) < 60 and level(bottom - 2 * across) < 60
+
+
 def test_right_camera_is_the_mirror_image(session: Path) -> None:
     left, right = truth(session, "left"), truth(session, "right")
     for table, name, sign in ((left, "left", -1), (right, "right", 1)):
@@ -319,7 +340,7 @@ def test_wheel_turns_between_first_movement_and_response(session: Path) -> None:
 # ---- command line --------------------------------------------------------------------------------------------
 
 def test_cli_renders_refuses_and_forces(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "iblvideo", "--quiet", "synth", str(tmp_path),
+    command = [sys.executable, "-m", "iblvideo", "synth", str(tmp_path), "--quiet",
                "--seconds", "1", "--cameras", "right", "--seed", "3"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
