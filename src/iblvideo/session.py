@@ -217,7 +217,9 @@ def run_session(eid_or_path: str | Path, one: "One | None" = None, cameras: tupl
         raise IblVideoError(None, f"unknown camera {unknown[0]!r}; expected left, right or body")
     start = time.perf_counter()
     session, eid, one = resolve(eid_or_path, one)
-    names = list(cameras) if cameras else find_cameras(session, _listed_cameras(one, eid))
+    available = find_cameras(session, _listed_cameras(one, eid))
+    # a session without any video is Empty; a camera asked for by name but missing fails
+    names = list(cameras) if cameras and available else available
     options = Options(tracker=tracker, weights=str(weights), device=device, force=force)
     log.info("%s (%s): cameras %s", session, eid, ", ".join(names) or "none")
     result = SessionResult(session, eid, {name: _run_camera(session, name, options) for name in names})
