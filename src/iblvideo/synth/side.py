@@ -103,6 +103,8 @@ class SideScene:
         self.heading = v.angle(lay.heading)
         self.eye = (*self._pt(lay.eye), lay.eye_axes[0] * s, lay.eye_axes[1] * s, v.angle(-0.25))
         self.mouth = self._pt(lay.mouth)
+        # the tongue is drawn exactly when the truth calls it visible: out more than LICK_VISIBLE of its reach
+        self.tongue_shortest = LICK_VISIBLE * float(np.hypot(*(lay.spout_tip - lay.mouth))) * s
         self.spout = (*self._pt(lay.spout_base), *self._pt(lay.spout_tip), lay.spout_radius * s)
         self.wheel = (*self._pt(lay.wheel), WHEEL_RADIUS_PX * s)
         # the whisker pad: behind the nose tip, on the side of the snout
@@ -312,9 +314,7 @@ class SideScene:
         c, s = self.canvas, self.s
         mx, my = self.mouth
         path = _blur_path(before, after, i, "tongue_tip")
-        # draw the tongue exactly when the truth calls it visible: out more than LICK_VISIBLE of its reach
-        shortest = LICK_VISIBLE * np.hypot(*np.subtract(self._pt(self.layout.spout_tip), self.mouth))
-        tips = [(x, y) for x, y in path if np.hypot(x - mx, y - my) > shortest]
+        tips = [(x, y) for x, y in path if np.hypot(x - mx, y - my) > self.tongue_shortest]
         if not tips:
             return
         box = draw.union(*(draw.segment_box(mx, my, x, y, (TONGUE_HALF_WIDTH + 1) * s, c.shape) for x, y in tips))
