@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ..errors import IblVideoError
 from .db import Claim, worker_name
 from .worker import Lease, Outcome, SessionOptions, TaskQueue, execute, lease_period, record
 
@@ -26,7 +27,7 @@ def _slots(client: "Client") -> int:
     workers = client.scheduler_info()["workers"].values()
     gpus = sum(int(w.get("resources", {}).get("GPU", 0)) for w in workers)
     if not gpus:
-        raise RuntimeError("no Dask worker offers the GPU resource; start workers with --resources GPU=1")
+        raise IblVideoError(None, "no Dask worker offers the GPU resource; start each worker with --resources GPU=1")
     return gpus
 
 
