@@ -52,11 +52,12 @@ def test_trial_averages_split_correct_and_error(results):
     legend = [t.get_text() for t in figure.axes[1].get_legend().get_texts()]  # top right: feedback column
     assert legend == [f"correct (n={n_correct})", f"error (n={n_error})"]
     assert "aligned to stimulus onset" in _texts(figure) and "aligned to feedback" in _texts(figure)
-    wheel_stim = figure.axes[0]
-    correct = wheel_stim.lines[1]  # after the zero line
-    stim = results.trials.loc[results.trials.feedbackType == 1, "stimOn_times"].to_numpy()
+    wheel_feedback = figure.axes[1]
+    correct = wheel_feedback.lines[1]  # after the zero line
+    feedback = results.trials.loc[results.trials.feedbackType == 1, "feedback_times"].to_numpy()
     grid, speed = P.wheel_speed(*results.wheel)
-    np.testing.assert_allclose(correct.get_ydata(), np.mean(P.peri_event(grid, speed, stim, correct.get_xdata()), axis=0))
+    assert np.isfinite(correct.get_ydata()).all()
+    np.testing.assert_allclose(correct.get_ydata(), np.mean(P.peri_event(grid, speed, feedback, correct.get_xdata()), axis=0))
 
 
 def test_peri_event_wheel_speed_and_lick_rate():

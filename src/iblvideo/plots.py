@@ -100,7 +100,7 @@ def _plot_pupil(ax: Axes, side: list[CameraResults]) -> None:
 def _plot_motion_energy(ax: Axes, results: SessionResults) -> None:
     cameras = [c for c in results.cameras.values() if c.motion_energy is not None]
     for camera in cameras:
-        ax.plot(camera.frame_times()[: len(camera.motion_energy)], _zscore(camera.motion_energy), lw=0.7, label=camera.camera)
+        ax.plot(camera.frame_times()[: len(camera.motion_energy)], _zscore(camera.motion_energy), lw=0.5, alpha=0.8, label=camera.camera)
     if not cameras:
         _no_data(ax, "no motion energy (iblvideo motion-energy)")
 
@@ -150,11 +150,17 @@ def traces_figure(results: SessionResults) -> Figure:
 # --- trial averages ----------------------------------------------------------------------------
 
 def peri_event(times: np.ndarray, values: np.ndarray, events: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(n_events, n_offsets) values at ``events + offsets``, linearly interpolated; NaN outside the recording."""
+    """(n_events, n_offsets) values at ``events + offsets``, linearly interpolated over NaN gaps.
+
+    Events whose window is not wholly recorded are all NaN: a trial that drops out part-way would put
+    a step into the average.
+    """
     good = np.isfinite(values)
     if good.sum() < 2:
         return np.full((len(events), len(offsets)), np.nan)
-    samples = np.interp(events[:, None] + offsets, times[good], values[good], left=np.nan, right=np.nan)
+    samples = np.interp(events[:, None] + offsets, times[good], values[good])
+    recorded = (events + offsets[0] >= times[good][0]) & (events + offsets[-1] <= times[good][-1])
+    samples[~recorded] = np.nan
     return samples
 
 
