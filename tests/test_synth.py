@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from iblvideo.cameras import BODY_POINTS, CAMERAS, SIDE_POINTS, TRAINING_LEFT
+from iblvideo.errors import IblVideoError
 from iblvideo.synth import synthesize_session
 from iblvideo.synth.side import PAW_AXES
 from iblvideo.video import VideoReader
@@ -97,6 +98,16 @@ def test_same_seed_same_bytes_other_seed_other_scene(tmp_path: Path) -> None:
         a, b = anchors(first, name), anchors(other, name)
         assert np.hypot(*np.subtract(a["tube_top"], b["tube_top"])) > 2
         assert np.hypot(*np.subtract(a["eye_centre"], b["eye_centre"])) > 1
+
+
+def test_too_short_or_unknown_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(IblVideoError, match="less than one frame"):
+        synthesize_session(tmp_path, cameras=("body",), seconds=0.01)
+    with pytest.raises(IblVideoError, match="unknown camera"):
+        synthesize_session(tmp_path, cameras=("top",), seconds=1)
+    with pytest.raises(IblVideoError, match="left camera only"):
+        synthesize_session(tmp_path, cameras=("body",), seconds=1, rig="training")
+    assert not any(tmp_path.iterdir())
 
 
 def test_existing_session_is_refused_unless_forced(tmp_path: Path) -> None:

@@ -78,8 +78,9 @@ def synthesize_session(root: str | Path, cameras: Iterable[str] = ("left", "righ
                        seed: int = 0, rig: str = "recording", force: bool = False) -> Path:
     """Render synthetic session ``seed`` under ``root`` and return its folder; refuse to overwrite unless ``force``."""
     selected = _select_cameras(cameras, rig)
-    if not seconds > 0:
-        raise IblVideoError(None, f"--seconds must be positive, got {seconds}")
+    slowest = min(camera.fps for camera in selected)
+    if not round(seconds * slowest) >= 1:
+        raise IblVideoError(None, f"--seconds {seconds} is less than one frame of the {slowest:g} Hz camera")
     session = session_path(root, seed)
     if session.exists() and not force:
         raise FileExistsError(errno.EEXIST, "already exists", str(session))
