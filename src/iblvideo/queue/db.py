@@ -83,7 +83,7 @@ class Run(Base):
 class Claim:
     """A task a worker holds: run ``session``, then report back with the same ``id`` and ``worker``."""
 
-    id: int
+    id: int | str  # an integer in the SQL queue, a UUID string in Alyx
     session: str
     worker: str
     attempt: int
