@@ -7,6 +7,7 @@ import pytest
 
 from iblvideo import label_video as L
 from iblvideo.cli import main
+from iblvideo.errors import IblVideoError
 from iblvideo.features import LIKELIHOOD_THRESHOLD
 from iblvideo.results import load_camera, point_colour
 from iblvideo.video import VideoReader
@@ -86,9 +87,9 @@ def test_trial_segments_merge_and_errors(tmp_path):
     trials = pd.DataFrame({"intervals_0": [0.0, 1.0, 5.0], "intervals_1": [1.0, 2.0, 6.0]})
     times = np.arange(0, 3, 0.5)
     assert L.trial_segments(trials, times, [1, 0, 0], tmp_path) == [(0, 5)]
-    with pytest.raises(L.IblVideoError, match="no trial 7"):
+    with pytest.raises(IblVideoError, match="no trial 7"):
         L.trial_segments(trials, times, [7], tmp_path)
-    with pytest.raises(L.IblVideoError, match="outside the video"):
+    with pytest.raises(IblVideoError, match="outside the video"):
         L.trial_segments(trials, times, [2], tmp_path)
 
 

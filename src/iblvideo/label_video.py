@@ -18,7 +18,7 @@ from .errors import IblVideoError
 from .features import LIKELIHOOD_THRESHOLD
 from .progress import progress_bar
 from .results import CameraResults, load_camera, point_colour
-from .video import VideoReader, VideoWriter
+from .video import VideoInfo, VideoReader, VideoWriter
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def label_video(video: str | Path, frames: Segment | None = None, trials: list[i
         if session is None:
             raise IblVideoError(video, "not inside an ALF session (<subject>/<date>/<number>); cannot find its pose table")
         results = load_camera(session, cam.name)
-        segments = _segments(results, info.n_frames, frames, trials, session)
+        segments = _segments(results, info, frames, trials, session)
         out = Path(out) if out else default_output(video, frames, trials)
         labeler = Labeler(results, info.width)
         total = sum(stop - start for start, stop in segments)
@@ -171,7 +171,9 @@ def label_video(video: str | Path, frames: Segment | None = None, trials: list[i
     return out
 
 
-def _segments(results: CameraResults, n_frames: int, frames: Segment | None, trials: list[int] | None, session: Path) -> list[Segment]:
+def _segments(results: CameraResults, info: VideoInfo, frames: Segment | None, trials: list[int] | None, session: Path) -> list[Segment]:
+    """The frame ranges to label: the chosen trials', the frame range (cut at the video's end), or every frame."""
+    n_frames = info.n_frames
     if trials:
         table = session / "alf" / "_ibl_trials.table.pqt"
         if not table.exists():
@@ -181,6 +183,6 @@ def _segments(results: CameraResults, n_frames: int, frames: Segment | None, tri
         return trial_segments(pd.read_parquet(table), results.times, trials, table)
     if frames:
         if frames[0] >= n_frames:
-            raise IblVideoError(results.video, f"frames {frames[0]}:{frames[1]} start after the video's last frame ({n_frames - 1})")
+            raise IblVideoError(info.path, f"frames {frames[0]}:{frames[1]} start after the video's last frame ({n_frames - 1})")
         return [(frames[0], min(frames[1], n_frames))]
     return [(0, n_frames)]

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from scipy.ndimage import gaussian_filter1d
 
 from .alf import atomic_path
@@ -81,7 +82,8 @@ def _plot_pose(ax: Axes, camera: CameraResults, axis: int) -> None:
     times = camera.frame_times()
     for point in camera.points:
         ax.plot(times, camera.confident_xy(point)[:, axis], lw=0.8, color=_rgb(point), label=point)
-    ax.invert_yaxis() if axis == 1 else None  # image rows grow downwards: up on the plot is up in the frame
+    if axis == 1:
+        ax.invert_yaxis()  # image rows grow downwards: up on the plot is up in the frame
 
 
 def _plot_pupil(ax: Axes, side: list[CameraResults]) -> None:
@@ -250,16 +252,11 @@ def _mean_positions(ax: Axes, camera: CameraResults) -> None:
         if np.isfinite(x) and np.isfinite(y):
             ax.plot(x, y, "o", ms=6, mfc=_rgb(point), mec="k", label=point)
     xrange, yrange = BOUNDING_BOXES[camera.camera]
-    ax.add_patch(_box(xrange, yrange))
+    ax.add_patch(Rectangle((xrange.start, yrange.start), len(xrange), len(yrange), fill=False, ec=MARK_COLOUR, ls="--", lw=1.2,
+                           label="QC box (mean of all points)"))
     centre = np.nanmean([m for m in means.values()], axis=0) if means else (np.nan, np.nan)
     if np.all(np.isfinite(centre)):
         ax.plot(*centre, "+", ms=14, mew=2, color=MARK_COLOUR, label="mean of all points")
-
-
-def _box(xrange: range, yrange: range):
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((xrange.start, yrange.start), len(xrange), len(yrange), fill=False, ec=MARK_COLOUR, ls="--", lw=1.2, label="QC box (mean of all points)")
 
 
 def _qc_table(ax: Axes, results: SessionResults, camera: str) -> None:
