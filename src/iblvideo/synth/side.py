@@ -23,6 +23,7 @@ PAW_AXES = (19.0, 13.0)  # canonical px, along and across the wheel rim
 BLUR_STEP = 1.0  # one blur sample per camera pixel of travel during the exposure
 MAX_BLUR_SAMPLES = 6
 N_WHEEL_MARKS = 36
+FUR_PAD = 8  # px of fur texture beyond the frame, more than the snout ever moves
 
 GREYS = {  # scene grey levels before illumination, chosen to look like IBL infrared video
     "fur": 105.0, "snout": 118.0, "rhinarium": 62.0, "eye": 150.0, "pupil": 20.0, "glint": 235.0,
@@ -168,7 +169,8 @@ class SideScene:
         axis = (lay.spout_tip - lay.spout_base) / np.hypot(*(lay.spout_tip - lay.spout_base))
         shine = self.view.vector(*(0.4 * lay.spout_radius * np.array([-axis[1], axis[0]])))
         capsule(bx + shine[0], by + shine[1], tx + shine[0], ty + shine[1], r * 0.3, g["spout_shine"])
-        self._fur = fur  # the snout is drawn per frame and takes its fur from here
+        # the snout is drawn per frame and takes its fur from here, padded so the fur can move with it
+        self._fur = np.pad(fur, FUR_PAD, mode="reflect")
         return np.clip(image, 0, 255)
 
     def _pad_texture(self, rng: np.random.Generator) -> None:
@@ -280,7 +282,10 @@ class SideScene:
         if box is not None:
             ys, xs = draw.grid(box)
             y0, y1, x0, x1 = box
-            fur = self._fur[y0:y1, x0:x1] + (self.greys["snout"] - self.greys["fur"])
+            # the fur moves with the sniffing snout (to the nearest pixel) rather than sliding under it
+            dx = FUR_PAD - int(round(nx - self.anchor_points["nose_rest"][0]))
+            dy = FUR_PAD - int(round(ny - self.anchor_points["nose_rest"][1]))
+            fur = self._fur[y0 + dy:y1 + dy, x0 + dx:x1 + dx] + (self.greys["snout"] - self.greys["fur"])
             c.paint(box, draw.ellipse(ys, xs, cx, cy, ax, ay, h), fur)
         # whisker pad: the texture slides with whisking; the pad outline stays put
         shift = int(round(float(g["whisk"][i])))
