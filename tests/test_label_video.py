@@ -9,7 +9,8 @@ from iblvideo import label_video as L
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
 from iblvideo.features import LIKELIHOOD_THRESHOLD
-from iblvideo.results import load_camera, point_colour
+from iblvideo.motion_energy import Roi
+from iblvideo.results import CameraResults, load_camera, point_colour
 from iblvideo.video import VideoReader
 from results_session import session_with_truth_as_pose  # noqa: F401  (fixture)
 
@@ -52,15 +53,25 @@ def test_frame_range_draws_every_point_where_the_pose_says(session_with_truth_as
         assert match > 0.9 and match > np.corrcoef(corner.ravel(), wrong[:, : coverage.shape[1]].ravel())[0, 1] + 0.05
 
 
-def test_roi_outline_and_faded_points():
-    image = np.full((40, 60, 3), 100, np.uint8)
-    L.draw_rectangle(image, 10, 5, 20, 10, (255, 255, 255), thickness=2)
-    assert (image[5, 10:30] == 255).all() and (image[14, 10:30] == 255).all() and (image[5:15, 29] == 255).all()
-    assert (image[8, 12:28] == 100).all()  # inside stays untouched
-    L.draw_disc(image, 45, 30, 3, (200, 0, 0), L.FADE)
-    assert tuple(image[30, 45]) == tuple(int(100 + L.FADE * (c - 100)) for c in (200, 0, 0))
-    L.draw_disc(image, 59, 39, 3, (0, 0, 0))  # clipped at the corner, no error
-    assert tuple(image[39, 59]) == (0, 0, 0)
+def test_labeler_fades_unsure_points_and_outlines_the_roi():
+    pose = pd.DataFrame({"nose_tip_x": [30.0], "nose_tip_y": [20.0], "nose_tip_likelihood": [0.99],
+                         "paw_r_x": [50.0], "paw_r_y": [30.0], "paw_r_likelihood": [0.5],
+                         "paw_l_x": [np.nan], "paw_l_y": [np.nan], "paw_l_likelihood": [0.0]})
+    camera = CameraResults("right", pose, {}, times=np.array([1.25]), video=None, roi=Roi(w=20, h=10, x=5, y=25),
+                           motion_energy=None, features=None)
+    grey = np.full((40, 64), 100, np.uint8)
+    image = L.Labeler(camera, width=64).draw(0, grey).astype(int)
+    assert tuple(image[20, 30]) == point_colour("nose_tip")
+    assert tuple(image[30, 50]) == tuple(int(100 + L.FADE * (c - 100)) for c in point_colour("paw_r"))
+    assert (image[25, 5:25] == 255).all() and (image[25:35, 5] == 255).all()  # ROI outline
+    assert (image[28:33, 8:22] == 100).all()  # its inside untouched
+    assert image[:14, :].max() == 255 and image[1, 1].max() < 100  # white text on a darkened box
+
+
+def test_discs_clip_at_the_border():
+    image = np.full((10, 10, 3), 100, np.uint8)
+    L.draw_disc(image, 9, 9, 3, (0, 0, 0))
+    assert tuple(image[9, 9]) == (0, 0, 0) and tuple(image[0, 0]) == (100, 100, 100)
 
 
 def test_trials_decode_only_their_frames(session_with_truth_as_pose, tmp_path, monkeypatch):

@@ -129,9 +129,13 @@ class Labeler:
             draw_rectangle(image, roi.x, roi.y, roi.w, roi.h, ROI_COLOUR)
         if index < len(self.xy):
             for (x, y), likelihood, colour in zip(self.xy[index], self.likelihood[index], self.colours):
-                if np.isfinite(x) and np.isfinite(y):
-                    draw_disc(image, x, y, self.radius + 1, (0, 0, 0), 1.0 if likelihood >= LIKELIHOOD_THRESHOLD else FADE)
-                    draw_disc(image, x, y, self.radius, colour, 1.0 if likelihood >= LIKELIHOOD_THRESHOLD else FADE)
+                if not (np.isfinite(x) and np.isfinite(y)):
+                    continue
+                if likelihood >= LIKELIHOOD_THRESHOLD:
+                    draw_disc(image, x, y, self.radius + 1, (0, 0, 0))  # a dark rim keeps confident points crisp
+                    draw_disc(image, x, y, self.radius, colour)
+                else:
+                    draw_disc(image, x, y, self.radius, colour, FADE)
         time = f"  {self.times[index]:.3f} s" if index < len(self.times) else ""
         draw_label(image, f"frame {index}{time}", self.text_pixels)
         return image
