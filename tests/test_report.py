@@ -77,6 +77,7 @@ def test_report_lists_versions_and_run_times(report):
     assert "weights_v9.9" in text and "test <weights> & co" in text and "0.0.test" in text  # escaped, read back
     assert f"iblvideo {__version__}" in text
     assert "180 4.0 45.0" in text  # frames, tracking seconds and frames/s of the left camera
+    assert "No tracking metadata in the pose tables of: right, body" in text
 
 
 def _chromium() -> tuple[str, str] | None:

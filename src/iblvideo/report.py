@@ -95,8 +95,11 @@ def versions_section(results: SessionResults) -> str:
     rows = [[_td(name)] + [_td(camera.metadata.get(key, "—")) for key in keys] for name, camera in results.cameras.items()]
     made_by = [("iblvideo", __version__), ("python", platform.python_version())] + [(p, _version(p)) for p in PACKAGES]
     made_by_rows = [[_td(package), _td(version)] for package, version in made_by]
+    untracked = [name for name, camera in results.cameras.items() if not camera.metadata]
+    note = (f'<p class="muted">No tracking metadata in the pose tables of: {_e(", ".join(untracked))} '
+            "(not written by <code>iblvideo dlc</code>).</p>") if untracked else ""
     return (
-        "<h3>Pose tables</h3>" + _table(["camera", "iblvideo", "weights", "weights version", "weights description", "device"], rows)
+        "<h3>Pose tables</h3>" + note + _table(["camera", "iblvideo", "weights", "weights version", "weights description", "device"], rows)
         + "<h3>This report</h3>" + _table(["package", "version"], made_by_rows)
     )
 
