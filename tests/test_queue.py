@@ -127,7 +127,8 @@ def test_data_roots_are_scanned_for_sessions_without_outputs(rendered, tmp_path)
     assert list(find_sessions([tmp_path, eid, todo / "alf"])) == [str(todo), eid, str(todo)]
 
 
-def test_run_queue_records_status_log_version_and_summary(rendered, tmp_path):
+def test_run_queue_records_status_log_version_and_summary(rendered, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # ONE looks for its configuration there: none
     good = copy_session(rendered, tmp_path / "data", "good")
     empty = copy_session(rendered, tmp_path / "data", "empty")
     for video in (empty / "raw_video_data").iterdir():
@@ -142,7 +143,7 @@ def test_run_queue_records_status_log_version_and_summary(rendered, tmp_path):
 
     assert sorted((Path(o.session).parts[-3], o.status) for o in outcomes if Path(o.session).is_absolute()) == [("empty", "Empty"), ("good", "Complete")]
     failed = [o for o in outcomes if o.session == "not-a-session"]
-    assert [o.status for o in failed] == ["Errored", "Errored"] and "no such session folder" in failed[0].error
+    assert [o.status for o in failed] == ["Errored", "Errored"] and "not-a-session: no such session folder" in failed[0].error
     tasks = {t.session: t for t in Queue(db).tasks()}
     task = tasks[str(good)]
     assert task.version and task.seconds > 0 and "body" in task.log
@@ -198,7 +199,8 @@ def test_two_workers_one_killed_mid_task(db_url, rendered, tmp_path):
         assert "ROIMotionEnergy" in one.load_object(one.path2eid(session), "bodyCamera", collection="alf")
 
 
-def test_cli_lists_and_retries(tmp_path, capsys):
+def test_cli_lists_and_retries(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
     db = str(tmp_path / "queue.sqlite")
     queue = Queue(db)
     queue.add(["a", "b"])
@@ -210,3 +212,6 @@ def test_cli_lists_and_retries(tmp_path, capsys):
     assert main(["queue", "retry", "--db", db, "1"]) == 0
     assert "1 task(s)" in capsys.readouterr().out and queue.counts()["Waiting"] == 2
     assert main(["queue", "list", "--db", "postgresql://nobody@127.0.0.1:1/none"]) == 2
+    assert "cannot open the queue database" in capsys.readouterr().err
+    assert main(["queue", "list", "--db", "alyx"]) == 2
+    assert "--db alyx: no ONE database is configured" in capsys.readouterr().err

@@ -49,7 +49,7 @@ def test_alyx_tasks_are_claimed_run_and_updated(alyx, rendered, tmp_path):
     assert failed["status"] == "Errored" and failed["arguments"]["attempts"] == 2
     assert "no-such-eid" in failed["arguments"]["error"] and "no-such-eid" in failed["log"]
     assert sorted(o.status for o in outcomes) == ["Complete", "Complete", "Errored", "Errored"]
-    assert queue.retry() == 1 and queue.tasks("Waiting")[0]["session"] == "no-such-eid"
+    assert queue.retry() == 1 and queue.tasks("Waiting")[0].session == "no-such-eid"
 
 
 def test_a_lost_alyx_claim_returns_after_its_lease(alyx):

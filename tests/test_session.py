@@ -83,7 +83,8 @@ def test_session_without_videos_is_empty(rendered, tmp_path):
     assert result.status == "Errored" and "empty file" in result.cameras["left"].error
 
 
-def test_cli_prints_the_summary_and_exits_by_status(rendered, tmp_path, capsys):
+def test_cli_prints_the_summary_and_exits_by_status(rendered, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # ONE looks for its configuration there: none
     session = copy_session(rendered, tmp_path, "mouse_d")
     assert main(["-q", "session", str(session), "--tracker", "truth", "--cameras", "body"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -173,17 +173,17 @@ def _cmd_session(args: argparse.Namespace) -> int:
 
 
 def _cmd_queue_add(args: argparse.Namespace) -> None:
-    from .queue import Queue, find_sessions
+    from .queue import find_sessions, open_queue
 
-    added = Queue(args.db, max_attempts=args.max_attempts).add(find_sessions(args.items), priority=args.priority, hold=args.hold)
+    added = open_queue(args.db, max_attempts=args.max_attempts).add(find_sessions(args.items), priority=args.priority, hold=args.hold)
     print(*added, sep="\n")
     log.info("%d session(s) queued", len(added))
 
 
 def _cmd_queue_list(args: argparse.Namespace) -> None:
-    from .queue import Queue
+    from .queue import open_queue
 
-    for task in Queue(args.db).tasks(args.status):
+    for task in open_queue(args.db).tasks(args.status):
         seconds = "" if task.seconds is None else f"{task.seconds:.1f}s"
         error = (task.error or "").splitlines()[0] if task.error and args.status != "Complete" else ""
         print(f"{task.id:>5}  {task.status:<8}  {task.attempts}/{task.max_attempts}  {seconds:>8}  {task.session}  {error}".rstrip())
@@ -210,9 +210,9 @@ def _cmd_queue_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_queue_retry(args: argparse.Namespace) -> None:
-    from .queue import Queue
+    from .queue import open_queue
 
-    print(f"{Queue(args.db).retry(args.ids)} task(s) back to Waiting")
+    print(f"{open_queue(args.db).retry(args.ids)} task(s) back to Waiting")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue = sub.add_parser("queue", help="a queue of sessions in a database, run by any number of workers",
                            description="a queue of sessions in a database, run by any number of workers", parents=[common])
     queue_sub = queue.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
-    db_help = "SQLAlchemy URL (postgresql://...) or SQLite file (default: $IBLVIDEO_QUEUE_DB or ./iblvideo-queue.sqlite)"
+    db_help = "SQLAlchemy URL (postgresql://...), SQLite file (default: $IBLVIDEO_QUEUE_DB or ./iblvideo-queue.sqlite), or alyx: the tasks of ONE's Alyx database"
 
     def action(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         p = queue_sub.add_parser(name, help=help, description=help, parents=[common])
@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-attempts", type=int, default=3, help="tries before a task stays Errored (default: 3)")
     _session_options(p)
     p = action("retry", _cmd_queue_retry, "put Errored and Held tasks (all, or the ids given) back to Waiting")
-    p.add_argument("ids", type=int, nargs="*", help="task ids (default: all Errored and Held)")
+    p.add_argument("ids", nargs="*", help="task ids (default: all Errored and Held)")
     return parser
 
 

@@ -68,8 +68,8 @@ def local_one(root: str | Path) -> "One":
         return One(cache_dir=root, mode="local")
 
 
-def default_one(eid: str) -> "One":
-    """The ONE that the user configured (``ONE.setup``) to look up ``eid``, or a one-line error when there is none."""
+def default_one(wanted_for: str) -> "One":
+    """The ONE that the user configured (``ONE.setup``), or a one-line error saying what it was ``wanted_for``."""
     import one.params
 
     try:
@@ -77,8 +77,7 @@ def default_one(eid: str) -> "One":
     except OSError:  # no home folder for ONE's parameters
         configured = False
     if not configured:
-        raise IblVideoError(None, f"{eid}: no such session folder, and no ONE database is configured to look it up as an eid "
-                                  "(run ONE.setup(), or pass --root DATA_ROOT for ONE in local mode)")
+        raise IblVideoError(None, f"{wanted_for}: no ONE database is configured (run ONE.setup())")
     from one.api import ONE
 
     return ONE(silent=True)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from distributed import Client
     from one.api import One
 
-__all__ = ["Claim", "Outcome", "Queue", "STATUSES", "SessionOptions", "find_sessions", "run_queue"]
+__all__ = ["Claim", "Outcome", "Queue", "STATUSES", "SessionOptions", "find_sessions", "open_queue", "run_queue"]
 
 
 def needs_processing(session: Path) -> bool:
@@ -45,16 +45,26 @@ def find_sessions(items: Iterable[str | Path]) -> Iterator[str]:
             yield from (str(Path(s).resolve()) for s in iter_sessions(path) if needs_processing(Path(s)))
 
 
+def open_queue(db: "str | Path | None" = None, lease_seconds: float = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS) -> TaskQueue:
+    """``alyx``: the tasks of the Alyx database ONE is configured for; else a SQL queue (URL or SQLite file)."""
+    if str(db) != "alyx":
+        return Queue(db, lease_seconds=lease_seconds, max_attempts=max_attempts)
+    from ..one_io import default_one
+    from .alyx import AlyxQueue
+
+    return AlyxQueue(default_one("--db alyx").alyx, lease_seconds=lease_seconds, max_attempts=max_attempts)
+
+
 def run_queue(n_sessions: int = 10, db: "str | Path | TaskQueue | None" = None, one: "One | None" = None,
               cameras: tuple[str, ...] | None = None, tracker: str = "dlc", force: bool = False, weights: str = "demo",
               device: str = "cpu", client: "Client | None" = None, lease_seconds: float = LEASE_SECONDS,
               max_attempts: int = MAX_ATTEMPTS, worker: str | None = None) -> list[Outcome]:
     """Run up to ``n_sessions`` queued sessions here, or on the Dask cluster of ``client``; returns how each ended.
 
-    ``db`` is a queue (a :class:`Queue` or an Alyx queue), a database URL, or an SQLite file
-    (default ``./iblvideo-queue.sqlite``, or ``$IBLVIDEO_QUEUE_DB``).
+    ``db`` is a queue (a :class:`Queue` or an :class:`~.alyx.AlyxQueue`), ``alyx``, a database URL,
+    or an SQLite file (default ``./iblvideo-queue.sqlite``, or ``$IBLVIDEO_QUEUE_DB``).
     """
-    queue = db if hasattr(db, "claim") else Queue(db, lease_seconds=lease_seconds, max_attempts=max_attempts)
+    queue = db if hasattr(db, "claim") else open_queue(db, lease_seconds, max_attempts)
     options = SessionOptions(cameras=cameras, tracker=tracker, force=force, weights=str(weights), device=device)
     if client is None:
         return work(queue, n_sessions, options, one=one, worker=worker)

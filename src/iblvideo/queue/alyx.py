@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Iterable
 
-from .db import LEASE_SECONDS, LOG_CHARS, MAX_ATTEMPTS, STATUSES, Claim, utcnow
+from .db import LEASE_SECONDS, LOG_CHARS, MAX_ATTEMPTS, STATUSES, Claim, TaskView, utcnow
 
 if TYPE_CHECKING:
     from one.webclient import AlyxClient
@@ -27,8 +27,8 @@ class AlyxQueue:
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
 
-    def tasks(self, status: str | None = None) -> list[dict]:
-        """This queue's task records, highest priority first, then oldest."""
+    def records(self, status: str | None = None) -> list[dict]:
+        """This queue's Alyx task records, highest priority first, then oldest."""
         filters = {"status": status} if status else {}
         records = list(self.alyx.rest("tasks", "list", name=self.name, no_cache=True, **filters))
         return sorted(records, key=lambda task: (-(task.get("priority") or 0), task.get("datetime") or ""))
@@ -38,7 +38,7 @@ class AlyxQueue:
 
     def add(self, eids: Iterable[str], priority: int = 0, hold: bool = False) -> list[str]:
         """Create a task for every eid that has none yet; returns the eids added."""
-        known = {task["session"] for task in self.tasks()}
+        known = {task["session"] for task in self.records()}
         added = []
         for eid in dict.fromkeys(map(str, eids)):
             if eid not in known:
@@ -60,7 +60,7 @@ class AlyxQueue:
     def claim(self, worker: str) -> Claim | None:
         """Take the first claimable task (see the module note on what Alyx cannot guarantee)."""
         now = utcnow()
-        for task in filter(lambda t: self._claimable(t, now), self.tasks()):
+        for task in filter(lambda t: self._claimable(t, now), self.records()):
             arguments = task.get("arguments") or {}
             attempts = arguments.get("attempts", 0)
             if attempts >= self.max_attempts:  # its worker was lost on the last attempt
@@ -96,14 +96,22 @@ class AlyxQueue:
         self._patch(claim.id, status=status, log=text, version=version, time_elapsed_secs=round(seconds, 3), arguments=arguments)
         return True
 
+    def tasks(self, status: str | None = None) -> list[TaskView]:
+        """The tasks as ``iblvideo queue list`` shows them."""
+        return [
+            TaskView(t["id"], t["session"], t["status"], (t.get("arguments") or {}).get("attempts", 0), self.max_attempts,
+                     t.get("time_elapsed_secs"), (t.get("arguments") or {}).get("error"))
+            for t in self.records(status)
+        ]
+
     def busy(self) -> int:
-        return len(self.tasks("Started"))
+        return len(self.records("Started"))
 
     def retry(self, ids: Iterable[str] = (), statuses: tuple[str, ...] = ("Errored", "Held")) -> int:
         """Put Errored or Held tasks (all, or those ``ids``) back to Waiting with fresh attempts."""
         wanted = set(map(str, ids))
         count = 0
-        for task in self.tasks():
+        for task in self.records():
             if task["status"] in statuses and (not wanted or task["id"] in wanted):
                 self._patch(task["id"], status="Waiting", arguments={**(task.get("arguments") or {}), "attempts": 0})
                 count += 1

@@ -89,6 +89,19 @@ class Claim:
     attempt: int
 
 
+@dataclass(frozen=True)
+class TaskView:
+    """What a listing shows of a task, whichever queue holds it (the SQL rows have the same attributes)."""
+
+    id: int | str
+    session: str
+    status: str
+    attempts: int
+    max_attempts: int
+    seconds: float | None
+    error: str | None
+
+
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 60})
 
@@ -204,11 +217,11 @@ class Queue:
             self._close_runs(db, claim.id, status, error)
             return True
 
-    def retry(self, ids: Iterable[int] = (), statuses: tuple[str, ...] = ("Errored", "Held")) -> int:
+    def retry(self, ids: Iterable[int | str] = (), statuses: tuple[str, ...] = ("Errored", "Held")) -> int:
         """Put Errored or Held tasks (all, or those ``ids``) back to Waiting with fresh attempts; returns how many."""
         with Session(self.engine) as db, db.begin():
             query = update(Task).where(Task.status.in_(statuses))
-            ids = list(ids)
+            ids = [int(i) for i in ids]  # the command line gives them as text
             if ids:
                 query = query.where(Task.id.in_(ids))
             return db.execute(query.values(status="Waiting", attempts=0, revision=Task.revision + 1)).rowcount
