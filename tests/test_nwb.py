@@ -51,5 +51,5 @@ def test_nwb_needs_camera_times(session_with_truth_as_pose, tmp_path, capsys):
     (session / "alf").mkdir(parents=True)
     shutil.copy(session_with_truth_as_pose / "alf" / "_ibl_bodyCamera.dlc.pqt", session / "alf")
     assert main(["-q", "export", str(session), "--out", str(tmp_path / "x.nwb")]) == 2
-    assert "no camera times" in capsys.readouterr().err
+    assert "body camera: no alf/_ibl_bodyCamera.times.npy" in capsys.readouterr().err
     assert not (tmp_path / "x.nwb").exists()

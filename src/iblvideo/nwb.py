@@ -52,7 +52,7 @@ def _start_time(results: SessionResults) -> dt.datetime:
 def _pose_estimation(nwbfile, ndx_pose, camera: CameraResults, skeletons: list):
     """The camera's PoseEstimation, with its Device and Skeleton added to ``nwbfile``/``skeletons``."""
     if camera.times is None:
-        raise IblVideoError(camera.video or camera.camera, f"{camera.camera} camera: no camera times with one time per pose frame; NWB needs them")
+        raise IblVideoError(None, f"{camera.camera} camera: no alf/_ibl_{camera.camera}Camera.times.npy with one time per pose frame; NWB needs them")
     spec = CAMERAS[camera.camera]
     device = nwbfile.create_device(name=spec.label, description=f"IBL {camera.camera} camera, {spec.width}x{spec.height} at {spec.fps:g} Hz")
     skeleton = ndx_pose.Skeleton(name=f"{spec.label}_skeleton", nodes=camera.points, edges=np.zeros((0, 2), dtype="uint8"))
