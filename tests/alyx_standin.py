@@ -1,7 +1,8 @@
 """AlyxStandInServer: a stand-in for an Alyx database on loopback, just enough of it for ONE's REST client.
 
-It serves a token, an OpenAPI schema naming the ``tasks`` endpoint, and ``tasks`` list/read/create/
-partial_update with Alyx's filters by name, status and session. It is not Alyx: no Alyx server can
+It serves a token, an OpenAPI schema, ``tasks`` list/read/create/partial_update with Alyx's filters
+by name, status and session, the dataset types and data formats that registration checks names
+against, and ``register-file``, which records what it was sent. It is not Alyx: no Alyx server can
 run here, so this checks that the queue speaks Alyx's REST dialect through the real ``AlyxClient``.
 """
 from __future__ import annotations
@@ -21,6 +22,9 @@ SCHEMA = {
             "get": {"parameters": [{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("name", "status", "session")]},
             "post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}}},
         },
+        "/dataset-types": {"get": {}},
+        "/data-formats": {"get": {}},
+        "/register-file": {"post": {}},
         "/tasks/{id}": {
             "get": {"parameters": [{"name": "id", "in": "path", "schema": {"type": "string"}}]},
             "patch": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}}},
@@ -39,6 +43,13 @@ class AlyxStandInServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.tasks: dict[str, dict] = {}
+        self.registered: list[dict] = []  # the bodies of register-file requests
+        self.dataset_types = [{"name": name, "filename_pattern": pattern} for name, pattern in (
+            ("camera.dlc", "_ibl_*Camera.dlc.*"), ("camera.ROIMotionEnergy", "*Camera.ROIMotionEnergy.*"),
+            ("ROIMotionEnergy.position", "*ROIMotionEnergy.position.*"), ("camera.features", "_ibl_*Camera.features.*"),
+            ("camera.sniff_times", "_iblvideo_*Camera.sniff_times.*"), ("licks.times", ""), ("dlc.qc", "_iblvideo_dlc.qc.*"),
+        )]
+        self.data_formats = [{"file_extension": ext} for ext in (".npy", ".pqt", ".json")]
         self.lock = threading.Lock()
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -90,7 +101,14 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/auth-token":
             self._body()
             return self._send(200, {"token": TOKEN})
-        if url.path.rstrip("/") != "/tasks" or not self._authorised():
+        if not self._authorised():
+            return
+        if url.path.rstrip("/") == "/register-file":
+            body = self._body()
+            with self.server.lock:
+                self.server.registered.append(body)
+            return self._send(201, [{"id": str(uuid.uuid4()), "name": name} for name in body["filenames"]])
+        if url.path.rstrip("/") != "/tasks":
             return self._send(404, {"detail": "Not found."})
         with self.server.lock:
             task = {"id": str(uuid.uuid4()), "datetime": datetime.now().isoformat(), "log": None, "version": None,
@@ -104,6 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, SCHEMA)
         if not self._authorised():
             return
+        if url.path.rstrip("/") in ("/dataset-types", "/data-formats"):
+            return self._send(200, self.server.dataset_types if "types" in url.path else self.server.data_formats)
         if url.path.rstrip("/") == "/tasks":
             filters = {k: v[0] for k, v in parse_qs(url.query).items()}
             with self.server.lock:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from one.webclient import AlyxClient
 
-from iblvideo import run_queue
-from iblvideo.one_io import local_one
+from iblvideo import run_queue, run_session
+from iblvideo.one_io import file_md5, local_one, register_remote
 from iblvideo.queue.alyx import AlyxQueue
 
 from alyx_standin import AlyxStandInServer
@@ -62,3 +63,17 @@ def test_a_lost_alyx_claim_returns_after_its_lease(alyx):
     assert (taken.id, taken.attempt) == (dead.id, 2)
     assert not queue.heartbeat(dead) and not queue.finish(dead, "Complete", 1.0, "x")
     assert queue.finish(taken, "Complete", 1.0, "x") and queue.busy() == 0
+
+
+def test_outputs_are_registered_as_alyx_datasets(alyx, rendered, tmp_path):
+    server, client = alyx
+    session = copy_session(rendered, tmp_path / "data", "mouse_r")
+    result = run_session(session, tracker="truth", cameras=("body",))
+    outputs = [*result.cameras["body"].outputs, *result.outputs]
+
+    register_remote(SimpleNamespace(alyx=client), outputs)  # registration talks to Alyx only, through one.alyx
+
+    (sent,) = server.registered
+    assert sent["path"] == "mouse_r/2026-01-01/001" and sent["created_by"] == "tester"
+    assert sorted(sent["filenames"]) == sorted(p.relative_to(session).as_posix() for p in outputs)
+    assert dict(zip(sent["filenames"], sent["hashes"]))["alf/_ibl_bodyCamera.dlc.pqt"] == file_md5(session / "alf" / "_ibl_bodyCamera.dlc.pqt")

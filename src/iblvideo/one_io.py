@@ -83,7 +83,8 @@ def default_one(wanted_for: str) -> "One":
     return ONE(silent=True)
 
 
-def _md5(path: Path) -> str:
+def file_md5(path: Path) -> str:
+    """MD5 of a file, read in blocks (raw videos can be gigabytes)."""
     digest = hashlib.md5()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -106,7 +107,7 @@ def session_records(session: Path, eid: str, paths: list[Path]) -> tuple[pd.Data
         rel = Path(path).relative_to(session).as_posix()
         rows.append({
             "eid": uuid.UUID(eid), "id": uuid.uuid5(_DATASET_NAMESPACE, f"{eid}/{rel}"), "rel_path": rel,
-            "file_size": path.stat().st_size, "hash": _md5(path),
+            "file_size": path.stat().st_size, "hash": file_md5(path),
             "exists": True, "qc": "NOT_SET",
         })
     return sessions, pd.DataFrame(rows).set_index(["eid", "id"])
@@ -165,15 +166,15 @@ def register_remote(one: "One", paths: list[Path]) -> None:
     RegistrationClient(one).register_files(file_list=[str(p) for p in paths], server_only=False)
 
 
-def download_raw_videos(one: "One", eid: str) -> list[str]:
-    """Fetch the session's raw videos from the database; returns the camera names it lists."""
-    names = one.list_datasets(eid, collection="raw_video_data", filename="_iblrig_*Camera.raw.*")
+def listed_cameras(one: "One", eid: str) -> list[str]:
+    """Cameras whose raw video ONE lists for the session, each downloaded first when ONE talks to a database."""
     cameras = []
-    for name in names:
-        camera = Path(name).name[len("_iblrig_"):].split("Camera.")[0]
-        cameras.append(camera)
+    for name in one.list_datasets(eid, collection="raw_video_data", filename="_iblrig_*Camera.raw.*"):
+        cameras.append(Path(name).name[len("_iblrig_"):].split("Camera.")[0])
+        if one.offline:
+            continue
         try:
             one.load_dataset(eid, Path(name).name, collection="raw_video_data", download_only=True)
-        except Exception as err:  # noqa: BLE001 - a failed download fails that camera, reported later
+        except Exception as err:  # noqa: BLE001 - the camera then fails on its missing video, with the reason logged here
             log.warning("%s: could not download %s: %s", eid, name, err)
     return cameras

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 from .alf import atomic_path, raw_video_path, session_root
 from .errors import IblVideoError
-from .one_io import data_root, default_one, download_raw_videos, local_one, register_local, register_remote, session_eid
+from .one_io import data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid
 
 if TYPE_CHECKING:
     from one.api import One
@@ -181,14 +181,6 @@ def resolve(eid_or_path: str | Path, one: "One | None" = None) -> tuple[Path, st
     return Path(session), str(eid_or_path), one
 
 
-def _listed_cameras(one: "One", eid: str) -> list[str]:
-    """Cameras whose raw video ONE lists, downloaded first when ONE talks to a database."""
-    if not one.offline:
-        return download_raw_videos(one, eid)
-    names = one.list_datasets(eid, collection="raw_video_data", filename="_iblrig_*Camera.raw.*")
-    return [Path(name).name[len("_iblrig_"):].split("Camera.")[0] for name in names]
-
-
 def _register(one: "One", result: SessionResult) -> None:
     paths = [p for p in (*result.outputs, *(p for c in result.cameras.values() for p in c.outputs)) if p.exists()]
     if not paths:
@@ -217,7 +209,7 @@ def run_session(eid_or_path: str | Path, one: "One | None" = None, cameras: tupl
         raise IblVideoError(None, f"unknown camera {unknown[0]!r}; expected left, right or body")
     start = time.perf_counter()
     session, eid, one = resolve(eid_or_path, one)
-    available = find_cameras(session, _listed_cameras(one, eid))
+    available = find_cameras(session, listed_cameras(one, eid))
     # a session without any video is Empty; a camera asked for by name but missing fails
     names = list(cameras) if cameras and available else available
     options = Options(tracker=tracker, weights=str(weights), device=device, force=force)
