@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("nwb",), default="nwb", help="(default: nwb)")
     p.add_argument("--out", type=Path, help="output file (default: SESSION/sub-<subject>_ses-<date>-<number>_pose.nwb)")
 
-    p = command("session", _cmd_session, "run every stage on one session (folder or eid); outputs in alf/ and in ONE; prints a JSON summary")
+    p = command("session", _cmd_session, "run every stage on one session (folder or eid); outputs in alf/ and in ONE; prints a JSON summary; exits 1 unless Complete")
     p.add_argument("session", help="ALF session folder, or an eid of the configured ONE (or of --root)")
     p.add_argument("--root", type=Path, help="data root for ONE in local mode (default: the session folder's root)")
     _session_options(p)

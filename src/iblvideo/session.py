@@ -34,8 +34,9 @@ CAMERA_NAMES = ("left", "right", "body")
 
 @dataclass(frozen=True)
 class Options:
-    """How to process: tracker name, weights, device, and whether to replace existing pose tables."""
+    """How to process sessions (run_session's arguments; picklable, for Dask workers)."""
 
+    cameras: tuple[str, ...] | None = None
     tracker: str = "dlc"
     weights: str = "demo"
     device: str = "cpu"
@@ -207,12 +208,12 @@ def run_session(eid_or_path: str | Path, one: "One | None" = None, cameras: tupl
     unknown = [c for c in cameras or () if c not in CAMERA_NAMES]
     if unknown:
         raise IblVideoError(None, f"unknown camera {unknown[0]!r}; expected left, right or body")
+    options = Options(tuple(cameras) if cameras else None, tracker, str(weights), device, force)
     start = time.perf_counter()
     session, eid, one = resolve(eid_or_path, one)
     available = find_cameras(session, listed_cameras(one, eid))
     # a session without any video is Empty; a camera asked for by name but missing fails
     names = list(cameras) if cameras and available else available
-    options = Options(tracker=tracker, weights=str(weights), device=device, force=force)
     log.info("%s (%s): cameras %s", session, eid, ", ".join(names) or "none")
     result = SessionResult(session, eid, {name: _run_camera(session, name, options) for name in names})
     _run_session_stages(result)

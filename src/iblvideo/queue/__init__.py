@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..alf import raw_video_path, session_root
 from .db import LEASE_SECONDS, MAX_ATTEMPTS, STATUSES, Claim, Queue
-from .worker import Outcome, SessionOptions, TaskQueue, work
+from ..session import Options
+from .worker import Outcome, TaskQueue, work
 
 if TYPE_CHECKING:
     from distributed import Client
     from one.api import One
 
-__all__ = ["Claim", "Outcome", "Queue", "STATUSES", "SessionOptions", "find_sessions", "open_queue", "run_queue"]
+__all__ = ["Claim", "Outcome", "Queue", "STATUSES", "find_sessions", "open_queue", "run_queue"]
 
 
 def needs_processing(session: Path) -> bool:
@@ -65,7 +66,7 @@ def run_queue(n_sessions: int = 10, db: "str | Path | TaskQueue | None" = None, 
     or an SQLite file (default ``./iblvideo-queue.sqlite``, or ``$IBLVIDEO_QUEUE_DB``).
     """
     queue = db if hasattr(db, "claim") else open_queue(db, lease_seconds, max_attempts)
-    options = SessionOptions(cameras=cameras, tracker=tracker, force=force, weights=str(weights), device=device)
+    options = Options(tuple(cameras) if cameras else None, tracker, str(weights), device, force)
     if client is None:
         return work(queue, n_sessions, options, one=one, worker=worker)
     from .cluster import work_on_cluster

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import IblVideoError
 from .db import Claim, worker_name
-from .worker import Lease, Outcome, SessionOptions, TaskQueue, execute, lease_period, record
+from ..session import Options
+from .worker import Lease, Outcome, TaskQueue, execute, lease_period, record
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -31,7 +32,7 @@ def _slots(client: "Client") -> int:
     return gpus
 
 
-def work_on_cluster(queue: TaskQueue, client: "Client", n_sessions: int, options: SessionOptions,
+def work_on_cluster(queue: TaskQueue, client: "Client", n_sessions: int, options: Options,
                     worker: str | None = None) -> list[Outcome]:
     """Claim up to ``n_sessions`` tasks, keeping every GPU of the cluster busy, and record each result."""
     from distributed import as_completed

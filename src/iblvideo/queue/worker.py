@@ -5,12 +5,14 @@ import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Iterable, Protocol
 
 from .. import __version__
 from ..errors import IblVideoError
+from ..session import Options, run_session
 from .db import Claim, worker_name
 
 if TYPE_CHECKING:
@@ -24,7 +26,9 @@ LOG_LINES = 200
 class TaskQueue(Protocol):
     """What a worker needs from a queue: the SQL queue and the Alyx queue both provide it."""
 
-    lease: object
+    lease: timedelta
+
+    def add(self, sessions: Iterable[str], priority: int = 0, hold: bool = False) -> list[str]: ...
 
     def claim(self, worker: str) -> Claim | None: ...
 
@@ -35,16 +39,9 @@ class TaskQueue(Protocol):
 
     def busy(self) -> int: ...
 
+    def tasks(self, status: str | None = None) -> list: ...
 
-@dataclass(frozen=True)
-class SessionOptions:
-    """The run_session arguments a worker applies to every task (picklable, for Dask workers)."""
-
-    cameras: tuple[str, ...] | None = None
-    tracker: str = "dlc"
-    force: bool = False
-    weights: str = "demo"
-    device: str = "cpu"
+    def retry(self, ids: Iterable[int | str] = ()) -> int: ...
 
 
 @dataclass
@@ -56,7 +53,7 @@ class Outcome:
     seconds: float
     error: str | None = None
     log: str = ""
-    summary: dict | None = field(default=None)
+    summary: dict | None = None
 
 
 class _ThreadLog(logging.Handler):
@@ -80,10 +77,8 @@ def remove_partials(session: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def execute(session: str, options: SessionOptions, one: "One | None" = None) -> Outcome:
+def execute(session: str, options: Options, one: "One | None" = None) -> Outcome:
     """Run one session and describe how it ended; never raises for a failed session."""
-    from ..session import run_session
-
     handler = _ThreadLog()
     logger = logging.getLogger("iblvideo")
     logger.addHandler(handler)
@@ -93,8 +88,7 @@ def execute(session: str, options: SessionOptions, one: "One | None" = None) -> 
     try:
         if Path(session).is_dir():
             remove_partials(Path(session))
-        result = run_session(session, one=one, cameras=options.cameras, tracker=options.tracker,
-                             force=options.force, weights=options.weights, device=options.device)
+        result = run_session(session, one=one, **asdict(options))
         outcome = Outcome(session, result.status, result.seconds, result.error, summary=result.to_json())
     except Exception as err:  # noqa: BLE001 - the task errs; the worker goes on to the next one
         log.error("%s: %s", session, err, exc_info=not isinstance(err, IblVideoError))
@@ -147,7 +141,7 @@ def poll_period(queue: TaskQueue) -> float:
     return min(queue.lease.total_seconds() / 4, 30.0)
 
 
-def work(queue: TaskQueue, n_sessions: int, options: SessionOptions, one: "One | None" = None, worker: str | None = None) -> list[Outcome]:
+def work(queue: TaskQueue, n_sessions: int, options: Options, one: "One | None" = None, worker: str | None = None) -> list[Outcome]:
     """Claim and run up to ``n_sessions`` tasks, one at a time, until the queue is drained.
 
     While other workers still hold tasks the worker waits rather than leaving: if one of them dies,
