@@ -94,3 +94,12 @@ def test_single_view_s_follows_the_frame_rate() -> None:
     assert single_view_s(30.0) == 100.0
     assert single_view_s(60.0) == 10.0
     assert single_view_s(150.0) == 10.0
+
+
+def test_constant_pupil_stays_put() -> None:
+    """A pupil that never moves (variance 0) smooths to itself instead of failing."""
+    x = np.tile(np.array([50.0, 50.0, 55.0, 45.0])[None, None], (3, 20, 1))
+    y = np.tile(np.array([45.0, 55.0, 50.0, 50.0])[None, None], (3, 20, 1))
+    ours = smooth_pupil(x, y, np.ones_like(x))
+    np.testing.assert_allclose(ours["pupil_right_r_x"], 55.0, atol=1e-6)
+    np.testing.assert_allclose(ours["pupil_top_r_y"], 45.0, atol=1e-6)

@@ -10,10 +10,10 @@ from .cameras import CAMERAS, Camera
 from .errors import IblVideoError, VideoError
 from .video import VideoInfo, VideoReader, probe
 
-__all__ = ["CAMERAS", "Camera", "IblVideoError", "VideoError", "VideoInfo", "VideoReader", "dlc", "probe", "run_queue", "run_session", "__version__"]
+__all__ = ["CAMERAS", "Camera", "IblVideoError", "VideoError", "VideoInfo", "VideoReader", "dlc", "lightning_pose", "probe", "run_queue", "run_session", "__version__"]
 
 # imported on first use: they pull in torch, ONE and SQLAlchemy, which plain video reading does not need
-_LAZY = {"dlc": "tracking", "run_session": "session", "run_queue": "queue"}
+_LAZY = {"dlc": "tracking", "lightning_pose": "lp.pipeline", "run_session": "session", "run_queue": "queue"}
 
 
 def __getattr__(name: str):

@@ -49,10 +49,16 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_dlc(args: argparse.Namespace) -> None:
+    if args.tracker == "lightning-pose":
+        from .lp.pipeline import lightning_pose
+
+        for video in args.videos:
+            print(lightning_pose(video, networks=args.weights, device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera))
+        return
     from .tracking import dlc
 
     for video in args.videos:
-        print(dlc(video, weights=args.weights, device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera))
+        print(dlc(video, weights=args.weights or "demo", device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera))
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -243,7 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("dlc", _cmd_dlc, "track the IBL keypoints in videos; writes <session>/alf/_ibl_<cam>Camera.dlc.pqt")
     p.add_argument("videos", type=Path, nargs="+")
-    p.add_argument("--weights", default="demo", help="demo (shipped), a weights folder, or the URL of a zipped one (default: demo)")
+    p.add_argument("--tracker", choices=("dlc", "lightning-pose"), default="dlc",
+                   help="dlc: our networks (.dlc.pqt); lightning-pose: IBL's Lightning Pose ensembles, Kalman-smoothed (.lightningPose.pqt)")
+    p.add_argument("--weights", help="dlc: demo (shipped, the default), a weights folder, or the URL of a zipped one; "
+                                     "lightning-pose: a network set folder or zip URL (default: $IBLVIDEO_LP_NETWORKS, else IBL's networks_v2.2)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--batch-size", type=int, default=64, help="frames per batch (default: 64)")
     p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")

@@ -21,6 +21,8 @@ from ..features import pupil_diameter
 
 NAN_VARIANCE = 1000.0  # observation variance where the ensemble gives none (eks's value)
 MIN_VARIANCE = 1e-12
+# floor of the pupil's state variances: a constant trace (variance 0) would leave the smoother's gain undefined
+MIN_STATE_VARIANCE = 1e-6
 PUPIL_ORDER = ("pupil_top_r", "pupil_bottom_r", "pupil_right_r", "pupil_left_r")
 # each pupil point's (x, y) as a function of the state (diameter, centre x, centre y)
 PUPIL_EMISSION = np.array([[0, 1, 0], [-0.5, 0, 1],   # top
@@ -113,11 +115,11 @@ def smooth_pupil(x: np.ndarray, y: np.ndarray, likelihood: np.ndarray, diameter_
     centred = centre - offset
     # eks hands its parameters to JAX as float32; rounding them the same way keeps the traces together
     s_d, s_c = (float(np.float32(np.clip(v, 1e-3, 1 - 1e-3))) for v in (diameter_s, centre_s))
-    spread = np.array([np.var(diameter), np.var(centred[:, 0]), np.var(centred[:, 1])])
+    spread = np.maximum([np.var(diameter), np.var(centred[:, 0]), np.var(centred[:, 1])], MIN_STATE_VARIANCE)
     A = np.diag([s_d, s_c, s_c])
     Q = np.diag(spread * (1 - np.array([s_d, s_c, s_c]) ** 2))
     m0 = np.array([[np.mean(diameter), 0.0, 0.0]])
-    S0 = np.diag([np.nanvar(diameter), np.nanvar(centred[:, 0]), np.nanvar(centred[:, 1])])[None]
+    S0 = np.diag(np.maximum([np.nanvar(diameter), np.nanvar(centred[:, 0]), np.nanvar(centred[:, 1])], MIN_STATE_VARIANCE))[None]
     ys = (medians - offset).reshape(1, -1, 8)
     noise = np.stack([var_x, var_y], axis=-1).reshape(1, -1, 8)
     means, covs = kalman_smoother(ys, noise, m0, S0, A, Q, PUPIL_EMISSION)

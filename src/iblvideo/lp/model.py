@@ -273,6 +273,20 @@ def save_lp_checkpoint(network: LPNetwork, path: Path) -> Path:
     return path
 
 
+def save_lp_model(network: LPNetwork, model_dir: Path, name: str = "model") -> Path:
+    """A Lightning Pose model folder for ``network``: ``config.yaml`` and ``tb_logs/<name>/version_0/checkpoints/``."""
+    config = network.config
+    model_dir.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump({
+        "data": {"image_resize_dims": {"width": config.input_size[0], "height": config.input_size[1]},
+                 "downsample_factor": config.downsample_factor, "num_keypoints": len(config.keypoints), "keypoint_names": list(config.keypoints)},
+        "model": {"model_type": config.model_type, "backbone": config.backbone, "model_name": name},
+    }, sort_keys=False)
+    (model_dir / "config.yaml").write_text(text)
+    save_lp_checkpoint(network, model_dir / "tb_logs" / name / "version_0" / "checkpoints" / "epoch=0-step=0.ckpt")
+    return model_dir
+
+
 class Stream:
     """Predictions for consecutive frames fed batch by batch; a context model answers two frames late.
 
