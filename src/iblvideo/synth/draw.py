@@ -166,6 +166,13 @@ class Canvas:
         np.clip(mixed + 0.5, 0, CEILING, out=mixed)
         region[...] = mixed
 
+    def stamp(self, y0: int, x0: int, alpha: np.ndarray, grey: float) -> None:
+        """Paint a precomputed coverage patch with its top-left corner at (x0, y0), clipped to the frame."""
+        height, width = alpha.shape
+        box = (max(y0, 0), min(y0 + height, self.shape[0]), max(x0, 0), min(x0 + width, self.shape[1]))
+        if box[0] < box[1] and box[2] < box[3]:
+            self.paint(box, alpha[box[0] - y0:box[1] - y0, box[2] - x0:box[3] - x0], grey)
+
     def finish(self) -> np.ndarray:
         """Add this frame's sensor noise and return the YUV buffer (reused: encode it before the next frame)."""
         height, width = self.shape

@@ -23,6 +23,7 @@ PAW_AXES = (19.0, 13.0)  # canonical px, along and across the wheel rim
 BLUR_STEP = 1.0  # one blur sample per camera pixel of travel during the exposure
 MAX_BLUR_SAMPLES = 6
 N_WHEEL_MARKS = 36
+MARK_PHASES = 4  # wheel ribs are pre-drawn at quarter-pixel offsets and stamped, not drawn per frame
 FUR_PAD = 8  # px of fur texture beyond the frame, more than the snout ever moves
 
 GREYS = {  # scene grey levels before illumination, chosen to look like IBL infrared video
@@ -92,6 +93,7 @@ class SideScene:
         self._static_geometry()
         self.canvas = draw.Canvas(self._background(rng), rng)
         self._pad_texture(rng)
+        self._mark_stamps()
 
     # ---- static geometry in camera pixels -------------------------------------------------------------
 
@@ -187,6 +189,15 @@ class SideScene:
         texture = self.greys["pad"] - 45 * rows * dots + 10 * grain
         self.pad_texture = texture.astype(np.float32)
         self.pad_alpha = 0.85 * draw.ellipse(*draw.grid(self.pad_box), px, py, ax, ay, angle)
+
+    def _mark_stamps(self) -> None:
+        """One wheel rib (a small disc) at each quarter-pixel offset, ready to stamp."""
+        radius = 5 * self.s
+        self.mark_half = int(np.ceil(radius + 1))
+        offsets = np.arange(-self.mark_half, self.mark_half + 1, dtype=np.float32)
+        phases = np.arange(MARK_PHASES) / MARK_PHASES
+        self.mark_stamps = [[draw.circle(offsets[:, None], offsets[None, :], fx, fy, radius) for fx in phases]
+                            for fy in phases]
 
     # ---- per-frame geometry -----------------------------------------------------------------------------
 
@@ -336,9 +347,9 @@ class SideScene:
         x, y = self.view.point(lay.wheel[0] + (WHEEL_RADIUS_PX - 30) * np.cos(angles),
                                lay.wheel[1] + (WHEEL_RADIUS_PX - 30) * np.sin(angles))
         for k in np.flatnonzero((y > -10 * s) & (y < c.shape[0] + 10 * s)):
-            box = draw.box_around(float(x[k]), float(y[k]), 7 * s, 7 * s, c.shape)
-            if box is not None:
-                c.paint(box, draw.circle(*draw.grid(box), float(x[k]), float(y[k]), 5 * s), self.greys["wheel_mark"])
+            xi, yi = int(np.floor(x[k])), int(np.floor(y[k]))
+            stamp = self.mark_stamps[int((y[k] - yi) * MARK_PHASES)][int((x[k] - xi) * MARK_PHASES)]
+            c.stamp(yi - self.mark_half, xi - self.mark_half, stamp, self.greys["wheel_mark"])
 
     def _draw_paw(self, before: dict[str, np.ndarray], after: dict[str, np.ndarray], i: int, role: str) -> None:
         c, s, lay = self.canvas, self.s, self.layout
