@@ -164,7 +164,7 @@ def _outputs_are_whole(session: Path) -> None:
 
 
 def _start_worker(db: str, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "iblvideo", "-q", "queue", "run", "--db", db, "--tracker", "truth", "--cameras", "body", "--lease", "3"]
+    command = [sys.executable, "-m", "iblvideo", "queue", "run", "--db", db, "--tracker", "truth", "--cameras", "body", "--lease", "3"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
 
 
@@ -175,10 +175,13 @@ def test_two_workers_one_killed_mid_task(db_url, rendered, tmp_path):
     doomed, survivor = _start_worker(db_url, tmp_path / "doomed.log"), _start_worker(db_url, tmp_path / "survivor.log")
     try:
         deadline = time.monotonic() + 90
-        while not any(t.worker and t.worker.endswith(f":{doomed.pid}") for t in queue.tasks("Started")):
+        while not (held := [t for t in queue.tasks("Started") if t.worker.endswith(f":{doomed.pid}")]):
             assert time.monotonic() < deadline and doomed.poll() is None, (tmp_path / "doomed.log").read_text()
-            time.sleep(0.05)
-        time.sleep(0.3)  # inside the session: its outputs are being written
+            time.sleep(0.02)
+        first_output = Path(held[0].session) / "alf" / "_ibl_bodyCamera.dlc.pqt"
+        while not first_output.exists():  # kill it while it writes the session's outputs
+            assert time.monotonic() < deadline, (tmp_path / "doomed.log").read_text()
+            time.sleep(0.01)
         doomed.send_signal(signal.SIGKILL)
         assert survivor.wait(timeout=150) == 0, (tmp_path / "survivor.log").read_text()
     finally:
@@ -192,7 +195,7 @@ def test_two_workers_one_killed_mid_task(db_url, rendered, tmp_path):
         statuses = [run.status for run in queue.runs(task.id)]
         assert statuses.count("Complete") == 1 and set(statuses) <= {"Complete", "Lost"}
     lost = [run for run in queue.runs() if run.status == "Lost"]
-    assert len(lost) == 1 and lost[0].worker.endswith(f":{doomed.pid}")
+    assert [(run.task_id, run.worker) for run in lost] == [(held[0].id, held[0].worker)]
     one = One(cache_dir=tmp_path / "data", mode="local")
     for session in sessions:
         _outputs_are_whole(session)
