@@ -47,6 +47,13 @@ def test_session_outputs_are_written_and_loadable_through_one(rendered, tmp_path
     body = one.load_object(result.eid, "bodyCamera", collection="alf")
     np.testing.assert_array_equal(body["ROIMotionEnergy"], np.load(session / "alf" / "bodyCamera.ROIMotionEnergy.npy"))
 
+    # a session added to the folder after its tables were built joins them; earlier eids stay as they were
+    later = copy_session(rendered, tmp_path, "mouse_a2")
+    added = run_session(later, cameras=("body",), tracker="truth")
+    one = One(cache_dir=tmp_path, mode="local")
+    assert str(one.path2eid(later)) == added.eid != result.eid and str(one.path2eid(session)) == result.eid
+    assert "ROIMotionEnergy" in one.load_object(added.eid, "bodyCamera", collection="alf")
+
     # by eid, with the ONE given; existing pose tables are kept, the rest recomputed and re-registered
     again = run_session(result.eid, one=one, cameras=("body",), tracker="truth")
     assert again.status == "Complete" and list(again.cameras) == ["body"]

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".iblvideo-cache.lock"
-# dataset ids of records added here: stable per session and relative path
-_DATASET_NAMESPACE = uuid.UUID("5f1d3a0e-7c1b-4e0a-9c55-2b8f4d6e9a10")
+# ids of the sessions and datasets added here: stable per relative path
+_NAMESPACE = uuid.UUID("5f1d3a0e-7c1b-4e0a-9c55-2b8f4d6e9a10")
 
 
 def data_root(session: Path) -> Path:
@@ -42,7 +42,7 @@ def data_root(session: Path) -> Path:
 
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the cache tables of ``root`` (blocks other processes, not threads)."""
+    """Hold an exclusive lock on the cache tables of ``root``; each holder opens the file itself, so threads exclude each other too."""
     with open(root / LOCK_NAME, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -106,7 +106,7 @@ def session_records(session: Path, eid: str, paths: list[Path]) -> tuple[pd.Data
     for path in paths:
         rel = Path(path).relative_to(session).as_posix()
         rows.append({
-            "eid": uuid.UUID(eid), "id": uuid.uuid5(_DATASET_NAMESPACE, f"{eid}/{rel}"), "rel_path": rel,
+            "eid": uuid.UUID(eid), "id": uuid.uuid5(_NAMESPACE, f"{eid}/{rel}"), "rel_path": rel,
             "file_size": path.stat().st_size, "hash": file_md5(path),
             "exists": True, "qc": "NOT_SET",
         })
@@ -141,8 +141,7 @@ def register_local(one: "One", session: Path, eid: str, paths: list[Path]) -> No
             current.save_cache(save_dir=tmp, clobber=True)
             for table in Path(tmp).glob("*.pqt"):
                 os.replace(table, root / table.name)
-    if one is not current:
-        _merge(one, sessions, datasets)
+    _merge(one, sessions, datasets)
 
 
 def session_eid(one: "One", session: Path) -> str:
@@ -154,7 +153,7 @@ def session_eid(one: "One", session: Path) -> str:
         return str(eid)
     if not one.offline:
         raise IblVideoError(session, "the ONE database has no such session")
-    eid = str(uuid.uuid5(_DATASET_NAMESPACE, get_alf_path(session)))
+    eid = str(uuid.uuid5(_NAMESPACE, get_alf_path(session)))
     register_local(one, session, eid, list(ALFPath(session).iter_datasets(recursive=True)))
     return eid
 
