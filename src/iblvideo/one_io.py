@@ -68,8 +68,8 @@ def local_one(root: str | Path) -> "One":
         return One(cache_dir=root, mode="local")
 
 
-def default_one(wanted_for: str) -> "One":
-    """The ONE that the user configured (``ONE.setup``), or a one-line error saying what it was ``wanted_for``."""
+def default_one(unconfigured: str) -> "One":
+    """The ONE that the user configured (``ONE.setup``); the one-line error ``unconfigured`` when there is none."""
     import one.params
 
     try:
@@ -77,7 +77,7 @@ def default_one(wanted_for: str) -> "One":
     except OSError:  # no home folder for ONE's parameters
         configured = False
     if not configured:
-        raise IblVideoError(None, f"{wanted_for}: no ONE database is configured (run ONE.setup())")
+        raise IblVideoError(None, unconfigured)
     from one.api import ONE
 
     return ONE(silent=True)

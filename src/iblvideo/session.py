@@ -175,7 +175,8 @@ def resolve(eid_or_path: str | Path, one: "One | None" = None) -> tuple[Path, st
             raise IblVideoError(candidate, "not an ALF session folder (<subject>/<yyyy-mm-dd>/<nnn>)")
         one = one or local_one(data_root(session))
         return session, session_eid(one, session), one
-    one = one or default_one(f"{eid_or_path}: no such session folder; to look it up as an eid (or pass --root DATA_ROOT)")
+    one = one or default_one(f"{eid_or_path}: no such session folder, and no ONE database is configured to look it up as an eid "
+                             "(run ONE.setup(), or pass --root DATA_ROOT for ONE in local mode)")
     session = one.eid2path(str(eid_or_path))
     if session is None:
         raise IblVideoError(None, f"{eid_or_path}: neither a session folder nor an eid that ONE knows ({one.cache_dir})")

@@ -53,7 +53,7 @@ def open_queue(db: "str | Path | None" = None, lease_seconds: float = LEASE_SECO
     from ..one_io import default_one
     from .alyx import AlyxQueue
 
-    return AlyxQueue(default_one("--db alyx").alyx, lease_seconds=lease_seconds, max_attempts=max_attempts)
+    return AlyxQueue(default_one("--db alyx: no ONE database is configured (run ONE.setup())").alyx, lease_seconds=lease_seconds, max_attempts=max_attempts)
 
 
 def run_queue(n_sessions: int = 10, db: "str | Path | TaskQueue | None" = None, one: "One | None" = None,

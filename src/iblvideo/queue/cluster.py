@@ -56,7 +56,7 @@ def work_on_cluster(queue: TaskQueue, client: "Client", n_sessions: int, options
         return True
 
     outcomes = []
-    with Lease(queue, list(in_flight.values()), lease_period(queue)) as lease:
+    with Lease(queue, [], lease_period(queue)) as lease:
         for _ in range(_slots(client)):
             if not submit():
                 break
