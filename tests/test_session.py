@@ -111,3 +111,10 @@ def test_full_session_with_the_demo_weights(rendered, tmp_path):
     assert len(tracked) == len(truth)
     left = One(cache_dir=tmp_path, mode="local").load_object(result.eid, "leftCamera", collection="alf")
     assert {"dlc", "ROIMotionEnergy", "features"} <= set(left)
+
+
+def test_a_tracker_failure_fails_its_camera_and_writes_nothing(rendered, tmp_path):
+    session = copy_session(rendered, tmp_path, "mouse_w")
+    result = run_session(session, cameras=("body",), weights=tmp_path / "no-weights-here")
+    assert result.status == "Errored" and "no-weights-here" in result.cameras["body"].error
+    assert not list((session / "alf").glob("_ibl_bodyCamera.dlc.pqt")) and result.qc is None
