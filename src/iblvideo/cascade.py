@@ -39,9 +39,10 @@ class Stage:
     size: tuple[int, int] = (0, 0)  # window (w, h) in canonical pixels
     offset: tuple[int, int] = (0, 0)  # window corner = anchor − offset
 
-    def window(self, anchors: dict[str, tuple[float, float]], view: View) -> Window:
+    def window(self, anchors: dict[str, tuple[float, float]], view: View, size: tuple[int, int]) -> Window:
+        """Where this stage cuts, given the anchors and its network's input ``size``."""
         if not self.anchors:
-            return view.full_window()
+            return view.full_window(size)
         x, y = np.mean([anchors[name] for name in self.anchors], axis=0)
         return view.snap(Window.around(x, y, *self.size, *self.offset))
 
@@ -120,7 +121,7 @@ class Cascade:
         frames = [image for _, image in reader.sample(wanted)]
         for first in range(0, len(frames), batch_size):
             batch = torch.from_numpy(np.stack(frames[first:first + batch_size])).to(self.device)
-            found.append(self._track(self.roi, batch, self.view.full_window(), self.plan.anchors))
+            found.append(self._track(self.roi, batch, self.view.full_window(self.roi.network.input_size), self.plan.anchors))
         xy = self.view.to_canonical(*np.moveaxis(np.concatenate([f[0] for f in found]), -1, 0))
         likelihood = np.concatenate([f[1] for f in found])
         anchors = {}
@@ -131,7 +132,7 @@ class Cascade:
                                                  f"is this a {self.camera.name} camera video, and the right weights?")
             anchors[name] = (float(np.median(xy[0][confident, k])), float(np.median(xy[1][confident, k])))
         log.debug("%s: anchors %s", reader.path.name, anchors)
-        return {stage.role: stage.window(anchors, self.view) for stage in self.plan.stages}
+        return {stage.role: stage.window(anchors, self.view, self.models[stage.role].network.input_size) for stage in self.plan.stages}
 
     def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = 64,
             consumers: Iterable[Callable[[int, np.ndarray], None]] = ()) -> pd.DataFrame:

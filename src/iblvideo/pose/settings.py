@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 Size = tuple[int, int]  # (width, height), as video tools print it
+HEAD_CHANNELS = 64
 
 
 @dataclass(frozen=True)
@@ -12,8 +13,12 @@ class TrainSettings:
 
     backbone: str = "efficientnet_lite0"
     input_size: Size = (224, 224)
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 8
     learning_rate: float = 1e-3
     heatmap_sigma: float = 2.0  # in heatmap cells
     seed: int = 0
+    head_channels: int = HEAD_CHANNELS
+    # False: an empty cell means "not labeled" and is left out of the loss (DeepLabCut, Lightning Pose).
+    # True: it means "not visible", and the network learns a flat heatmap there, so its likelihood drops.
+    empty_means_absent: bool = False

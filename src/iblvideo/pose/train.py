@@ -9,14 +9,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from .. import __version__
 from ..alf import atomic_path
 from ..errors import IblVideoError
 from ..progress import progress_bar
 from .augment import Augmentation
-from .backbones import freeze_early_layers
+from .backbones import BACKBONES, freeze_early_layers
 from .evaluate import pixel_errors
 from .labels import LabeledFrames, read_labels
 from .model_dir import CHECKPOINT, CONFIG, WEIGHTS, PoseModel, build_network, read_config, save_weights, write_config
@@ -32,7 +31,7 @@ def split_frames(names: tuple[str, ...], seed: int) -> dict[str, list[str]]:
     """A seeded train / validation / test split of the frame names, each in table order."""
     n = len(names)
     counts = {part: max(1, round(n * fraction)) for part, fraction in SPLIT_FRACTIONS.items()}
-    if n - sum(counts.values()) < 1:
+    if n - sum(counts.values()) < 2:
         raise IblVideoError(None, f"{n} labeled frames are too few to split into train, validation and test")
     order = np.random.default_rng(seed).permutation(n)
     split, start = {}, 0
@@ -91,7 +90,8 @@ class Trainer:
         train = self.split["train"]
         self.images = resize_frames(train.images, settings.input_size)
         self.points = torch.as_tensor(rescale_points(train.points, frames.image_size, settings.input_size))
-        self.steps_per_epoch = math.ceil(len(train.images) / settings.batch_size)
+        # a last batch of one frame is left out: batch norm cannot train on it
+        self.steps_per_epoch = math.ceil(len(train.images) / settings.batch_size) - (len(train.images) % settings.batch_size == 1)
 
     def _config(self) -> dict[str, Any]:
         fresh = {
@@ -107,7 +107,9 @@ class Trainer:
         if not (self.out / CONFIG).exists():
             return fresh
         existing = read_config(self.out)
-        changed = [k for k in ("keypoints", "image_size", "training_data", "split", *asdict(self.settings)) if existing.get(k) != fresh[k]]
+        changed = [k for k in ("keypoints", "image_size", "split", *asdict(self.settings)) if existing.get(k) != fresh[k]]
+        if existing.get("training_data", {}).get("sha256") != fresh["training_data"]["sha256"]:
+            changed.append("training data")
         if changed:
             raise IblVideoError(self.out, f"holds a model trained with other settings ({', '.join(changed)}); choose another output folder")
         return existing
@@ -157,10 +159,8 @@ class Trainer:
         order = torch.randperm(len(self.images), generator=generator)
         total = 0.0
         self.network.train()
-        for i, first in enumerate(range(0, len(order), self.settings.batch_size)):
-            rows = order[first : first + self.settings.batch_size]
-            if len(rows) < 2:
-                continue  # batch norm cannot train on a single frame
+        for i in range(self.steps_per_epoch):
+            rows = order[i * self.settings.batch_size : (i + 1) * self.settings.batch_size]
             images, points = self.augment(self.images[rows].clone(), self.points[rows].clone(), generator)
             for group in self.optimizer.param_groups:
                 group["lr"] = _learning_rate(self.settings, epoch * self.steps_per_epoch + i, self.settings.epochs * self.steps_per_epoch)
@@ -173,6 +173,10 @@ class Trainer:
     def _step(self, images: torch.Tensor, points: torch.Tensor) -> float:
         heatmaps = self.network(images)
         target, labeled = heatmap_targets(self.network.input_to_heatmap(points), heatmaps.shape[-2:], self.settings.heatmap_sigma)
+        if self.settings.empty_means_absent:
+            # an absent point's target is the flat distribution: no cell more likely than another
+            target = torch.where(labeled[..., None, None], target, 1.0 / target[0, 0].numel())
+            labeled = torch.ones_like(labeled)
         loss = heatmap_loss(heatmaps, target, labeled)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -186,8 +190,13 @@ class Trainer:
 
 def train(labels: str | Path, out: str | Path, settings: TrainSettings = TrainSettings(), device: str = "cpu") -> Path:
     """Train on ``labels`` into the model folder ``out``; rerunning continues an interrupted run."""
-    if settings.backbone not in ("efficientnet_lite0", "resnet50"):
-        raise IblVideoError(None, f"unknown backbone {settings.backbone!r}")
+    if settings.backbone not in BACKBONES:
+        raise IblVideoError(None, f"unknown backbone {settings.backbone!r}; choose from {', '.join(BACKBONES)}")
+    if settings.batch_size < 2 or settings.epochs < 1:
+        raise IblVideoError(None, "batch size must be at least 2 and epochs at least 1")
+    stride = BACKBONES[settings.backbone]().stride
+    if any(side % stride for side in settings.input_size):
+        raise IblVideoError(None, f"input size {settings.input_size[0]}x{settings.input_size[1]}: width and height must be multiples of {stride} for {settings.backbone}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise IblVideoError(None, "--device cuda asked for, but torch sees no CUDA GPU")
     frames = read_labels(labels)
