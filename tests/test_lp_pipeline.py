@@ -39,6 +39,9 @@ SET = (
     ("tongue-mic-0", "heatmap", ("tongue_end_l", "tongue_end_r"), 0.15),
     ("paw2-mic-0", "heatmap_mhcrnn", ("paw_r", "paw_l"), 0.15),
     ("paw2-mic-1", "heatmap_mhcrnn", ("paw_r", "paw_l"), 0.15),
+    # the body camera's ROI network is its tail ensemble: certain, so that it places the window
+    ("tail-mic-0", "heatmap_mhcrnn", ("tail_start",), 3.0),
+    ("tail-mic-1", "heatmap_mhcrnn", ("tail_start",), 3.0),
 )
 
 
@@ -58,10 +61,14 @@ def networks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tracked(networks: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize_session(tmp_path_factory.mktemp("lp"), cameras=("left", "body"), seconds=0.2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tracked(networks: Path, session: Path) -> Path:
     from iblvideo import lightning_pose
 
-    session = synthesize_session(tmp_path_factory.mktemp("lp"), cameras=("left",), seconds=0.2, seed=3)
     return lightning_pose(session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4", networks=networks)
 
 
@@ -77,6 +84,16 @@ def test_writes_ibl_table(tracked: Path) -> None:
     xy = table[[c for c in table.columns if c.endswith(("_x", "_y"))]].to_numpy()
     assert np.isfinite(xy).all()
     assert ((xy >= -1) & (xy <= 1280)).all()
+
+
+def test_body_camera_tail_ensemble(networks: Path, session: Path) -> None:
+    """Six frames at 30 Hz in one GOP: the ROI network gets one sampled frame and reads it on its own; the tail ensemble is smoothed."""
+    from iblvideo import lightning_pose
+
+    table = pd.read_parquet(lightning_pose(session / "raw_video_data" / "_iblrig_bodyCamera.raw.mp4", networks=networks))
+    assert len(table) == 6
+    assert list(table.columns) == [f"tail_start_{f}" for f in FIELDS]
+    assert np.isfinite(table.to_numpy()).all()
 
 
 def test_metadata_names_every_member(tracked: Path) -> None:

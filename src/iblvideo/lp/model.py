@@ -245,6 +245,11 @@ class LPModel:
     def stream(self) -> "Stream":
         return Stream(self)
 
+    @torch.inference_mode()
+    def single(self, frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Model-pixel keypoints and confidences of each frame on its own (a context model's single-frame head)."""
+        return _numpy(self.network.single(self.network.features(frames)))
+
 
 def load_lp_model(model_dir: str | Path, device: str | torch.device = "cpu") -> LPModel:
     """The Lightning Pose model in ``model_dir``, on ``device``, in evaluation mode."""

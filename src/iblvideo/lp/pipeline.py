@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
 import av
 import numpy as np
@@ -26,7 +27,7 @@ from ..errors import IblVideoError
 from ..tracking import dlc_path
 from ..video import VideoReader
 from .eks import PUPIL_ORDER, single_view_s, smooth_pupil, smooth_single_view
-from .model import LPModel, Stream, load_lp_model
+from .model import CONTEXT, LPModel, Stream, load_lp_model
 from .networks import ROLES, member_dirs, networks_dir
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,21 @@ PAW_VARIANCE_INFLATION = 100.0
 
 
 @dataclass(frozen=True)
+class WholeFrame:
+    """What the cascade reads of a stage's network to size a whole-frame window: no input size, so the
+    window is the frame itself, stretched to each member's input as in IBL's pipeline."""
+
+    input_size: None = None
+
+
+@dataclass(frozen=True)
 class Ensemble:
     """The networks of one role and how their frames are prepared."""
 
     role: str
     members: tuple[LPModel, ...]
     brightness: float = 1.0
+    network: WholeFrame = WholeFrame()
 
 
 def limited_range(path: Path) -> bool:
@@ -91,18 +101,27 @@ class LPCascade(Cascade):
         # the tracks are gathered in self._tracks: context networks answer two frames late
         return np.full((len(frames), len(points), 2), np.nan), np.zeros((len(frames), len(points)))
 
+    def windows(self, reader: VideoReader, batch_size: int = 500) -> dict[str, Window]:
+        # all sampled frames (at most 500) in one batch: a context ROI network sees them as one sequence, as in IBL
+        return super().windows(reader, batch_size)
+
     def _roi(self, frames: torch.Tensor, window: Window, points: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Camera pixels and likelihoods of the anchors in sampled frames: the ensemble's median."""
         xy, likelihood = [], []
         for member in self.roi.members:
-            stream = member.stream()
-            got = [stream.push(self._prepare(frames, self.roi, window, member.input_size)), stream.close()]
+            crops = self._prepare(frames, self.roi, window, member.input_size)
+            if len(frames) < CONTEXT:  # a short video samples few frames: each is read on its own
+                got = [member.single(crops)]
+            else:
+                stream = member.stream()
+                got = [stream.push(crops), stream.close()]
             columns = [member.keypoints.index(p) for p in points]
             xy.append(self._to_camera(np.concatenate([g[0] for g in got]), window, member.input_size, columns))
             likelihood.append(np.concatenate([g[1] for g in got])[:, columns])
         return np.median(xy, axis=0), np.median(likelihood, axis=0).astype(np.float64)
 
-    def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = 64, consumers=()) -> pd.DataFrame:
+    def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = 64,
+            consumers: Iterable[Callable[[int, np.ndarray], None]] = ()) -> pd.DataFrame:
         """Every member of every stage on every frame, then each ensemble smoothed: IBL's Lightning Pose table."""
         self._streams: dict[str, list[Stream]] = {s.role: [m.stream() for m in self.models[s.role].members] for s in self.plan.stages}
         self._tracks: dict[str, list[list[tuple[np.ndarray, np.ndarray]]]] = {role: [[] for _ in streams] for role, streams in self._streams.items()}
