@@ -81,3 +81,11 @@ def test_model_folder_errors(tmp_path: Path) -> None:
     (model_dir / "config.yaml").write_text((model_dir / "config.yaml").read_text().replace("model_type: heatmap", "model_type: regression"))
     with pytest.raises(IblVideoError, match="not supported"):
         load_lp_model(model_dir)
+
+
+def test_pose_pretrained_resnet50_is_a_resnet50(tmp_path: Path) -> None:
+    """IBL's networks start from mmpose's animal-pose ResNet-50: the same architecture and names."""
+    model_dir = seeded_model_dir("heatmap", tmp_path)
+    config = model_dir / "config.yaml"
+    config.write_text(config.read_text().replace("backbone: resnet50", "backbone: resnet50_animal_ap10k"))
+    assert load_lp_model(model_dir).config.backbone == "resnet50_animal_ap10k"

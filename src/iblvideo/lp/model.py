@@ -30,7 +30,10 @@ from ..pose.settings import Size
 log = logging.getLogger(__name__)
 
 MODEL_TYPES = ("heatmap", "heatmap_mhcrnn")
-BACKBONES = {"resnet50": ResNet50}
+# torchvision's ResNet-50, whatever it was pretrained on (ImageNet, or the mmpose animal and human
+# weights Lightning Pose offers, which IBL's networks start from)
+BACKBONES = {name: ResNet50 for name in ("resnet50", "resnet50_animal_ap10k", "resnet50_animal_apose", "resnet50_human_jhmdb",
+                                         "resnet50_human_res_rle", "resnet50_human_top_res", "resnet50_human_hand")}
 CONTEXT = 5  # frames a context model sees: t-2 … t+2
 TEMPERATURE = 1000.0  # Lightning Pose's soft-argmax temperature
 CONFIDENCE_RADIUS = 2  # floor(1.25 σ · 2): cells either side summed into the confidence
