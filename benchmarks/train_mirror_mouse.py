@@ -6,7 +6,6 @@ training time. Usage: python benchmarks/train_mirror_mouse.py [MODEL_DIR] [--lab
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
 import time
 from pathlib import Path
