@@ -96,8 +96,11 @@ class LPCascade(Cascade):
     def _track(self, ensemble: Ensemble, frames: torch.Tensor, window: Window, points: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         if ensemble is self.roi:
             return self._roi(frames, window, points)
+        crops: dict[tuple[int, int], torch.Tensor] = {}  # members trained at one size share their crops
         for member, stream, track in zip(ensemble.members, self._streams[ensemble.role], self._tracks[ensemble.role]):
-            track.append(stream.push(self._prepare(frames, ensemble, window, member.input_size)))
+            if member.input_size not in crops:
+                crops[member.input_size] = self._prepare(frames, ensemble, window, member.input_size)
+            track.append(stream.push(crops[member.input_size]))
         # the tracks are gathered in self._tracks: context networks answer two frames late
         return np.full((len(frames), len(points), 2), np.nan), np.zeros((len(frames), len(points)))
 
