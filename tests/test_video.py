@@ -120,3 +120,19 @@ def test_sample_spread_over_the_video_costs_one_decode_per_frame(videos):
     # each sample is a real frame of the video, at or before the keyframe-aligned position asked for
     assert all(read_code(image) == index for index, image in got)
     assert [index for index, _ in got] == [0, 12, 36, 84]
+
+
+def test_prefetched_batches_match_and_errors_reach_the_caller(videos):
+    from iblvideo.video import prefetched
+
+    with VideoReader(videos["h264"]) as reader:
+        direct = [(first, batch.copy()) for first, batch in reader.batches(16)]
+        ahead = list(prefetched(reader.batches(16)))
+    assert [f for f, _ in direct] == [f for f, _ in ahead]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(direct, ahead))
+    with VideoReader(videos["corrupt"]) as reader, pytest.raises(VideoError, match="corrupt video data"):
+        for _ in prefetched(reader.batches(16)):
+            pass
+    with VideoReader(videos["h264"]) as reader:  # a consumer that stops early does not hang
+        for _ in prefetched(reader.batches(4)):
+            break

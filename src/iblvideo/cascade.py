@@ -21,7 +21,7 @@ from .crops import View, Window, cut, from_window
 from .errors import IblVideoError
 from .pose.model_dir import PoseModel, load_model
 from .progress import progress_bar
-from .video import VideoReader
+from .video import VideoReader, prefetched
 from .weights import WeightsSet
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,8 @@ class Cascade:
         likelihood = np.zeros((n, len(points)))
         where = {p: i for i, p in enumerate(points)}
         with progress_bar(total=n, desc=f"{self.camera.label}", unit="frame") as bar:
-            for first, batch in reader.batches(batch_size):
+            # decoding runs a batch ahead on its own thread, overlapping the networks
+            for first, batch in prefetched(reader.batches(batch_size)):
                 for consumer in consumers:
                     consumer(first, batch)
                 frames = torch.from_numpy(batch).to(self.device)

@@ -9,7 +9,7 @@ import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, TypeVar
 
 import av
 import numpy as np
@@ -18,6 +18,7 @@ from .cameras import Camera, identify_camera
 from .errors import VideoError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _PLANAR_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12", "nv21"}
 
@@ -234,6 +235,43 @@ def probe(path: str | Path) -> VideoInfo:
     with VideoReader(path, strict=False) as reader:
         return reader.info
 
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items`` produced on a background thread, up to ``depth`` ahead: decoding (which releases the
+    GIL) overlaps with whatever the caller does with each item, and memory stays ``depth`` items."""
+    import queue
+    import threading
+
+    done = object()
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                ready.put(item)
+        except BaseException as err:  # handed to the consumer, raised there
+            ready.put(err)
+            return
+        ready.put(done)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
 
 class VideoWriter:
     """H.264 (yuv420p) mp4 writer for grey or RGB uint8 frames; the same frames give the same bytes."""
