@@ -8,7 +8,10 @@ checkpoint by our code, loaded back from the model folder, and run on the same v
 """
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -63,15 +66,42 @@ def test_predictions_match_lightning_pose(model_type: str, tmp_path: Path) -> No
         np.testing.assert_array_equal(xy[-2:], xy[[-3, -3]])
 
 
-def test_lightning_checkpoint_with_hyperparameters_loads(tmp_path: Path) -> None:
-    """Lightning writes OmegaConf-free metadata beside the weights; the duplicate RNN layer names are ignored."""
+class DictConfig(dict):
+    """Pickled under OmegaConf's name, as Lightning pickles hyper-parameters; OmegaConf is not installed here."""
+
+    __module__ = "omegaconf.dictconfig"
+
+    def __reduce__(self):
+        return (DictConfig, (), {"_content": dict(self)})
+
+
+class Payload:
+    """A checkpoint entry that would run a command when unpickled with pickle's defaults."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_lightning_checkpoint_loads_without_lightning_and_runs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightning's extras (OmegaConf hyper-parameters, the RNN's second layer names) are ignored, and nothing in the file runs."""
     model_dir = seeded_model_dir("heatmap_mhcrnn", tmp_path)
     ckpt = next(model_dir.rglob("*.ckpt"))
-    checkpoint = torch.load(ckpt, weights_only=True)
-    state = checkpoint["state_dict"]
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
     state.update({k.replace(".head_mf.W_f.", ".head_mf.layers.1."): v for k, v in state.items() if ".head_mf.W_f." in k})
-    torch.save({"state_dict": state, "hyper_parameters": {"backbone": "resnet50"}, "epoch": 3}, ckpt)
+    marker = tmp_path / "ran"
+    module = types.ModuleType("omegaconf.dictconfig")
+    module.DictConfig = DictConfig
+    # importable only while saving
+    monkeypatch.setitem(sys.modules, "omegaconf", types.ModuleType("omegaconf"))
+    monkeypatch.setitem(sys.modules, "omegaconf.dictconfig", module)
+    torch.save({"state_dict": state, "hyper_parameters": {"optimizer_params": DictConfig(lr=1e-3)}, "callbacks": Payload(marker)}, ckpt)
+    monkeypatch.delitem(sys.modules, "omegaconf.dictconfig")
+    monkeypatch.delitem(sys.modules, "omegaconf")
     assert load_lp_model(model_dir).keypoints[0] == "paw1LH_top"
+    assert not marker.exists()
 
 
 def test_model_folder_errors(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ Model pixels map to image pixels by multiplication (x · W / w), the mapping the
 """
 from __future__ import annotations
 
-import logging
 import math
 import pickle
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -27,7 +27,6 @@ from ..errors import IblVideoError
 from ..pose.backbones import IMAGENET_MEAN, IMAGENET_STD, ResNet50
 from ..pose.settings import Size
 
-log = logging.getLogger(__name__)
 
 MODEL_TYPES = ("heatmap", "heatmap_mhcrnn")
 # torchvision's ResNet-50, whatever it was pretrained on (ImageNet, or the mmpose animal and human
@@ -217,15 +216,49 @@ def _lp_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if ".head_mf.layers." not in k}
 
 
+class _Opaque(dict):
+    """Stands in for whatever a checkpoint holds beside its tensors (Lightning's hyper-parameters as
+    OmegaConf objects, callback states): built from nothing, so no code from the file runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
+
+
+def _tensor_class(module: str, name: str) -> bool:
+    """The classes and functions a state dict of tensors is rebuilt from."""
+    if module == "torch._utils":
+        return name.startswith("_rebuild")
+    if module == "torch":
+        return name.endswith("Storage") or isinstance(getattr(torch, name, None), torch.dtype)
+    return (module, name) in {("collections", "OrderedDict"), ("torch.storage", "UntypedStorage")}
+
+
+class _CheckpointUnpickler(pickle.Unpickler):
+    """Tensors as they are, everything else opaque: neither OmegaConf nor Lightning needs to be installed."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(module, name) if _tensor_class(module, name) else _Opaque
+
+
+_CHECKPOINT_PICKLE = types.SimpleNamespace(Unpickler=_CheckpointUnpickler, __name__=__name__,
+                                           load=lambda file, **kwargs: _CheckpointUnpickler(file, **kwargs).load())
+
+
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # Lightning stores the hyper-parameters as OmegaConf objects, which the safe loader refuses;
-        # model folders come from a checksummed download or the user's own training
-        log.debug("%s: checkpoint holds more than tensors; loading it in full", path)
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, OSError, EOFError) as err:
+        # torch's safe loader refuses Lightning's hyper-parameters outright; ours keeps the tensors
+        # and makes everything else inert
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_CHECKPOINT_PICKLE)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
         raise IblVideoError(path, f"unreadable checkpoint ({str(err).splitlines()[0]})") from None
 
 
