@@ -222,11 +222,15 @@ def _cmd_queue_retry(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    def flags(default: object) -> argparse.ArgumentParser:
+        options = argparse.ArgumentParser(add_help=False)
+        options.add_argument("-q", "--quiet", action="store_true", default=default, help="only warnings and errors; no progress bars")
+        options.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+        return options
 
-    parser = argparse.ArgumentParser(prog="iblvideo", description=package_doc, parents=[common])
+    # the flags work before or after the subcommand: a subcommand leaves them alone unless given there
+    common = flags(argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(prog="iblvideo", description=package_doc, parents=[flags(False)])
     parser.add_argument("--version", action="version", version=f"iblvideo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
