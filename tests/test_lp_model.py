@@ -108,6 +108,12 @@ def test_model_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(IblVideoError, match="no config.yaml"):
         load_lp_model(tmp_path)
     model_dir = seeded_model_dir("heatmap", tmp_path)
+    ckpt = next(model_dir.rglob("*.ckpt"))
+    shutil.copy(ckpt, ckpt.with_name("epoch=1.ckpt"))
+    with pytest.raises(IblVideoError, match="best"):
+        load_lp_model(model_dir)
+    ckpt.rename(ckpt.with_name("epoch=0-best.ckpt"))
+    assert load_lp_model(model_dir).config.model_type == "heatmap"
     (model_dir / "config.yaml").write_text((model_dir / "config.yaml").read_text().replace("model_type: heatmap", "model_type: regression"))
     with pytest.raises(IblVideoError, match="not supported"):
         load_lp_model(model_dir)

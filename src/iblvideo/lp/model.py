@@ -79,10 +79,12 @@ def read_config(model_dir: Path) -> LPConfig:
 
 
 def find_checkpoint(model_dir: Path) -> Path:
-    """The one ``.ckpt`` file under ``model_dir`` (Lightning writes it a few folders down)."""
+    """The ``.ckpt`` file under ``model_dir`` (Lightning writes it a few folders down); of several, the one marked best."""
     found = sorted(model_dir.rglob("*.ckpt"))
+    if len(found) > 1:
+        found = [path for path in found if path.name.endswith("-best.ckpt")]
     if len(found) != 1:
-        raise IblVideoError(model_dir, f"expected one .ckpt checkpoint below the model folder, found {len(found)}")
+        raise IblVideoError(model_dir, "expected one .ckpt checkpoint below the model folder, or one named *-best.ckpt among several")
     return found[0]
 
 
