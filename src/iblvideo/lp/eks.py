@@ -59,17 +59,19 @@ def kalman_smoother(ys: np.ndarray, noise: np.ndarray, m0: np.ndarray, S0: np.nd
     means, covs = np.empty((b, t_len, d)), np.empty((b, t_len, d, d))
     predicted_means, predicted_covs = np.empty_like(means), np.empty_like(covs)
     m, P = m0, S0
+    eye = np.eye(C.shape[0])
     for t in range(t_len):
         predicted_means[:, t], predicted_covs[:, t] = m, P
-        S = C @ P @ C.T + noise[:, t, :, None] * np.eye(C.shape[0])
+        S = C @ P @ C.T + noise[:, t, :, None] * eye
         gain = np.linalg.solve(S, C @ P).transpose(0, 2, 1)  # P Cᵀ S⁻¹, S and P symmetric
         m = m + (gain @ (ys[:, t] - m @ C.T)[..., None])[..., 0]
         P = P - gain @ S @ gain.transpose(0, 2, 1)
         means[:, t], covs[:, t] = m, P
         m, P = m @ A.T, A @ P @ A.T + Q
+    # the smoother gains G_t = P_t Aᵀ (P_t+1|t)⁻¹ need no smoothed quantity: all at once
+    gains = np.linalg.solve(predicted_covs[:, 1:], A @ covs[:, :-1]).transpose(0, 1, 3, 2)
     for t in range(t_len - 2, -1, -1):
-        # G = P_t Aᵀ (P_t+1|t)⁻¹
-        G = np.linalg.solve(predicted_covs[:, t + 1], A @ covs[:, t]).transpose(0, 2, 1)
+        G = gains[:, t]
         means[:, t] += (G @ (means[:, t + 1] - predicted_means[:, t + 1])[..., None])[..., 0]
         covs[:, t] += G @ (covs[:, t + 1] - predicted_covs[:, t + 1]) @ G.transpose(0, 2, 1)
     return means, covs
