@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", type=Path, nargs="+")
     p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")
 
-    p = command("dlc", _cmd_dlc, "track the IBL keypoints in videos; writes <session>/alf/_ibl_<cam>Camera.dlc.pqt")
+    p = command("dlc", _cmd_dlc, "track the IBL keypoints in videos; writes <session>/alf/_ibl_<cam>Camera.dlc.pqt "
+                                 "(.lightningPose.pqt with --tracker lightning-pose)")
     p.add_argument("videos", type=Path, nargs="+")
     p.add_argument("--tracker", choices=("dlc", "lightning-pose"), default="dlc",
                    help="dlc: our networks (.dlc.pqt); lightning-pose: IBL's Lightning Pose ensembles, Kalman-smoothed (.lightningPose.pqt)")
