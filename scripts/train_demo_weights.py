@@ -53,6 +53,9 @@ NETWORKS = {
     "body_roi": (160, 128),
     "tail_start": (96, 96),
 }
+# the paws' frame is shrunk tenfold: heatmaps at full input resolution, and longer training, to place
+# them within a couple of camera pixels
+SETTINGS = {"paws": dict(heatmap_stride=1, epochs_factor=2)}
 ROI_POINTS = {"roi": ("pupil_top_r", "nose_tip", "tube_top", "tube_bottom"), "body_roi": ("tail_start",)}
 
 
@@ -149,8 +152,10 @@ def main() -> None:
         points = ROI_POINTS.get(role) or next(s.points for s in plan.stages if s.role == role)
         frames = labeled_frames(role, points, *examples[role], args.work)
         log.info("%s: %d examples of %s", role, len(frames.images), ", ".join(points))
-        settings = TrainSettings(backbone="small", input_size=size, epochs=args.epochs, batch_size=32, learning_rate=2e-3,
-                                 head_channels=32, empty_means_absent=True, seed=0)
+        extra = dict(SETTINGS.get(role, {}))
+        epochs = args.epochs * extra.pop("epochs_factor", 1)
+        settings = TrainSettings(backbone="small", input_size=size, epochs=epochs, batch_size=32, learning_rate=2e-3,
+                                 head_channels=32, empty_means_absent=True, seed=0, **extra)
         model_dir = args.work / "models" / role
         Trainer(frames, model_dir, settings, args.device).run()
         networks[role] = {"path": role, "keypoints": list(points), "input_size": list(size)}

@@ -4,30 +4,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from .cameras import CAMERAS
 from .report import write_report
 from .session import run_session
 from .synth import synthesize_session
+from .synth.scoring import score_tracks
 
 log = logging.getLogger(__name__)
 
 DEMO_SEED = 2  # not among the seeds the demo weights were trained on
-
-
-def tracking_errors(session: Path, camera: str) -> dict[str, float]:
-    """Median distance in pixels between tracked and true points, over frames where each is visible."""
-    truth = pd.read_parquet(session / "truth" / f"_ibl_{camera}Camera.dlc.pqt")
-    got = pd.read_parquet(session / "alf" / f"_ibl_{camera}Camera.dlc.pqt")
-    errors = {}
-    for point in CAMERAS[camera].points:
-        visible = truth[f"{point}_likelihood"] > 0.5
-        if visible.any():
-            distance = np.hypot(got[f"{point}_x"] - truth[f"{point}_x"], got[f"{point}_y"] - truth[f"{point}_y"])
-            errors[point] = float(np.median(distance[visible]))
-    return errors
 
 
 def run_demo(root: str | Path, seconds: float = 5.0, force: bool = False) -> Path:
@@ -40,7 +24,7 @@ def run_demo(root: str | Path, seconds: float = 5.0, force: bool = False) -> Pat
     for name, camera in result.cameras.items():
         print(f"{name:<6}    {camera.status:<9} {camera.seconds:6.1f} s   " + ", ".join(str(p.name) for p in camera.outputs))
         if camera.status == "Complete":
-            errors = tracking_errors(session, name)
+            errors = score_tracks(session, name)["median_px"].dropna()
             print("          median error vs truth (px): " + ", ".join(f"{p} {e:.2f}" for p, e in errors.items()))
         else:
             print(f"          {camera.error}")

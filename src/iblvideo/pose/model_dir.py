@@ -13,7 +13,8 @@ from safetensors.torch import load_file, save_file
 
 from ..alf import atomic_path
 from ..errors import IblVideoError
-from .network import HEAD_CHANNELS, PoseNetwork, rescale_points, resize_frames
+from .network import PoseNetwork, rescale_points, resize_frames
+from .settings import HEAD_CHANNELS, HEATMAP_STRIDE
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -38,7 +39,8 @@ class PoseModel:
 
 def build_network(config: dict[str, Any]) -> PoseNetwork:
     """An untrained network of the architecture ``config`` describes."""
-    return PoseNetwork(config["backbone"], len(config["keypoints"]), tuple(config["input_size"]), config.get("head_channels", HEAD_CHANNELS))
+    return PoseNetwork(config["backbone"], len(config["keypoints"]), tuple(config["input_size"]),
+                       config.get("head_channels", HEAD_CHANNELS), config.get("heatmap_stride", HEATMAP_STRIDE))
 
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:

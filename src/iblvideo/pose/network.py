@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from .backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
-from .settings import HEAD_CHANNELS, Size
+from .settings import HEAD_CHANNELS, HEATMAP_STRIDE, Size
 
-HEATMAP_STRIDE = 2  # input pixels per heatmap cell, whatever the backbone's stride
 READOUT_RADIUS = 3  # heatmap cells either side of the peak that the soft-argmax averages
 
 
@@ -50,20 +49,26 @@ class HeatmapHead(nn.Sequential):
         super().__init__(*(_upsample(a, b, last=i == upsamplings - 1) for i, (a, b) in enumerate(zip(channels, channels[1:]))))
 
 
-def soft_argmax(probabilities: torch.Tensor, radius: int = READOUT_RADIUS) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sub-pixel peak (N, K, 2) in heatmap cells, as the probability-weighted mean around the most
-    likely cell; and the probability mass in that window, a likelihood in [0, 1]."""
-    n, k, h, w = probabilities.shape
-    flat = probabilities.reshape(n, k, h * w)
-    index = flat.argmax(dim=-1)
-    offsets = torch.arange(-radius, radius + 1, device=probabilities.device)
+def _around(flat: torch.Tensor, index: torch.Tensor, radius: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Probabilities (N, K, (2r+1)²) of the cells within ``radius`` of ``index`` (zero off the map), and their columns and rows."""
+    offsets = torch.arange(-radius, radius + 1, device=flat.device)
     dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
     rows, cols = (index // w)[..., None] + dy.reshape(-1), (index % w)[..., None] + dx.reshape(-1)
     inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    weights = flat.gather(-1, (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1))) * inside
-    mass = weights.sum(-1)
-    xy = torch.stack([(weights * cols).sum(-1), (weights * rows).sum(-1)], dim=-1) / mass.clamp(min=1e-12)[..., None]
-    return xy, mass.clamp(0.0, 1.0)
+    return flat.gather(-1, rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)) * inside, cols, rows
+
+
+def soft_argmax(probabilities: torch.Tensor, radius: int = READOUT_RADIUS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sub-pixel peak (N, K, 2) in heatmap cells, as the probability-weighted mean within ``radius`` of
+    the most likely cell; and, as its likelihood in [0, 1], the probability mass within twice that
+    radius — wide enough that a confident Gaussian peak (σ = 2 cells) holds over 0.99 of its mass,
+    narrow enough that a flat map (a point that is not there) holds little."""
+    n, k, h, w = probabilities.shape
+    flat = probabilities.reshape(n, k, h * w)
+    index = flat.argmax(dim=-1)
+    weights, cols, rows = _around(flat, index, radius, h, w)
+    xy = torch.stack([(weights * cols).sum(-1), (weights * rows).sum(-1)], dim=-1) / weights.sum(-1).clamp(min=1e-12)[..., None]
+    return xy, _around(flat, index, 2 * radius, h, w)[0].sum(-1).clamp(0.0, 1.0)
 
 
 def spatial_log_softmax(heatmaps: torch.Tensor) -> torch.Tensor:
@@ -75,13 +80,14 @@ def spatial_log_softmax(heatmaps: torch.Tensor) -> torch.Tensor:
 class PoseNetwork(nn.Module):
     """Backbone + heatmap head for grey frames of a fixed input size (width, height)."""
 
-    def __init__(self, backbone: str, n_keypoints: int, input_size: Size, head_channels: int = HEAD_CHANNELS):
+    def __init__(self, backbone: str, n_keypoints: int, input_size: Size, head_channels: int = HEAD_CHANNELS,
+                 heatmap_stride: int = HEATMAP_STRIDE):
         super().__init__()
         self.backbone = BACKBONES[backbone]()
-        upsamplings = (self.backbone.stride // HEATMAP_STRIDE).bit_length() - 1
+        upsamplings = (self.backbone.stride // heatmap_stride).bit_length() - 1
         self.head = HeatmapHead(self.backbone.out_channels, n_keypoints, upsamplings, head_channels)
         self.input_size = tuple(input_size)
-        self.stride = HEATMAP_STRIDE
+        self.stride = heatmap_stride
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 Size = tuple[int, int]  # (width, height), as video tools print it
 HEAD_CHANNELS = 64
+HEATMAP_STRIDE = 2  # input pixels per heatmap cell, whatever the backbone's stride
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class TrainSettings:
     heatmap_sigma: float = 2.0  # in heatmap cells
     seed: int = 0
     head_channels: int = HEAD_CHANNELS
+    heatmap_stride: int = HEATMAP_STRIDE  # 1 for inputs shrunk so far that every input pixel counts
     # False: an empty cell means "not labeled" and is left out of the loss (DeepLabCut, Lightning Pose).
     # True: it means "not visible", and the network learns a flat heatmap there, so its likelihood drops.
     empty_means_absent: bool = False
