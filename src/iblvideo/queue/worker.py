@@ -77,13 +77,22 @@ def remove_partials(session: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _let_info_through(logger: logging.Logger) -> None:
+    """Let INFO records reach the task log, while the console shows no more than it was configured to."""
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)  # unconfigured (Python API)
+    elif logger.level > logging.INFO and logger.handlers:  # quiet on the command line: the console handler keeps it quiet
+        for console in logger.handlers:
+            console.setLevel(max(console.level, logger.level))
+        logger.setLevel(logging.INFO)
+
+
 def execute(session: str, options: Options, one: "One | None" = None) -> Outcome:
     """Run one session and describe how it ended; never raises for a failed session."""
     handler = _ThreadLog()
     logger = logging.getLogger("iblvideo")
+    _let_info_through(logger)
     logger.addHandler(handler)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)  # unconfigured (Python API): keep INFO records for the task log
     start = time.perf_counter()
     try:
         if Path(session).is_dir():
