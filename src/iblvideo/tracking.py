@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -24,33 +25,47 @@ def dlc_path(video: Path, camera: Camera) -> Path:
     return folder / f"_ibl_{camera.label}.dlc.pqt"
 
 
-def dlc(video: str | Path, weights: str | Path = "demo", device: str = "cpu", batch_size: int = 64,
-        force: bool = False, camera: str | None = None) -> Path:
-    """Track the IBL keypoints in ``video`` and return the path of its ``.dlc.pqt``.
+CascadeFor = Callable[[Camera, VideoReader], tuple[Cascade, dict[str, Any]]]
 
-    An existing output is kept unless ``force``; nothing is written unless tracking succeeds.
-    """
+
+def track(video: str | Path, output: Callable[[Path, Camera], Path], cascade_for: CascadeFor, device: str = "cpu",
+          batch_size: int = 64, force: bool = False, camera: str | None = None) -> Path:
+    """What every tracker shares: name the output, keep it unless ``force``, run the cascade that
+    ``cascade_for`` builds (with the metadata describing its networks) in one decode pass, and write
+    the table atomically with its metadata. Returns the output's path."""
     video = Path(video)
     with VideoReader(video) as reader:
         cam = reader.info.camera(camera)
-        out = dlc_path(video, cam)
+        out = output(video, cam)
         if out.exists() and not force:
             log.info("%s exists; keeping it (force=True replaces it)", out)
             return out
-        weights_set = load_weights(weights)
-        cascade = Cascade(weights_set, cam, device)
+        cascade, networks = cascade_for(cam, reader)
         torch.manual_seed(0)
         start = time.perf_counter()
         windows = cascade.windows(reader)
-        log.info("%s: tracking %d frames with %s", video.name, reader.info.n_frames, weights_set.name)
+        log.info("%s: tracking %d frames", video.name, reader.info.n_frames)
         table = cascade.run(reader, windows, batch_size=batch_size)
         seconds = time.perf_counter() - start
     metadata = {
-        "iblvideo_version": __version__, "weights": weights_set.name, "weights_version": weights_set.version,
-        "weights_description": weights_set.description, "camera": cam.name, "video": video.name,
+        "iblvideo_version": __version__, **networks, "camera": cam.name, "video": video.name,
         "frames": len(table), "fps": reader.info.fps, "device": device, "seconds": round(seconds, 3),
         "crop_windows_whxy": {role: window.as_whxy() for role, window in windows.items()},
     }
     write_table(table, out, metadata)
     log.info("%s: %d frames tracked in %.1f s (%.0f frames/s) -> %s", video.name, len(table), seconds, len(table) / seconds, out)
     return out
+
+
+def dlc(video: str | Path, weights: str | Path = "demo", device: str = "cpu", batch_size: int = 64,
+        force: bool = False, camera: str | None = None) -> Path:
+    """Track the IBL keypoints in ``video`` and return the path of its ``.dlc.pqt``.
+
+    An existing output is kept unless ``force``; nothing is written unless tracking succeeds.
+    """
+    def cascade_for(cam: Camera, reader: VideoReader) -> tuple[Cascade, dict[str, Any]]:
+        weights_set = load_weights(weights)
+        return Cascade(weights_set, cam, device), {
+            "weights": weights_set.name, "weights_version": weights_set.version, "weights_description": weights_set.description}
+
+    return track(video, dlc_path, cascade_for, device, batch_size, force, camera)

@@ -8,7 +8,6 @@ are smoothed as IBL does: the pupil smoother for the eye, single-view EKS for th
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -18,13 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import __version__
-from ..alf import write_table
 from ..cameras import Camera
 from ..cascade import Cascade
 from ..crops import View, Window, cut, from_window
 from ..errors import IblVideoError
 from ..tracking import dlc_path
+from ..tracking import track as track_video
 from ..video import VideoReader
 from .eks import PUPIL_ORDER, single_view_s, smooth_pupil, smooth_single_view
 from .model import CONTEXT, LPModel, Stream, load_lp_model
@@ -180,25 +178,10 @@ def lightning_pose(video: str | Path, networks: str | Path | None = None, device
     ``networks``: a network set folder or the URL of its zip (default: ``$IBLVIDEO_LP_NETWORKS``, else
     IBL's ``networks_v2.2``). An existing output is kept unless ``force``.
     """
-    video = Path(video)
-    with VideoReader(video) as reader:
-        cam = reader.info.camera(camera)
-        out = lightning_pose_path(video, cam)
-        if out.exists() and not force:
-            log.info("%s exists; keeping it (force=True replaces it)", out)
-            return out
+    def cascade_for(cam: Camera, reader: VideoReader) -> tuple[LPCascade, dict]:
         root = networks_dir(networks)
-        cascade = LPCascade(root, cam, device, limited=limited_range(video))
-        start = time.perf_counter()
-        windows = cascade.windows(reader)
-        table = cascade.run(reader, windows, batch_size=batch_size)
-        seconds = time.perf_counter() - start
-    metadata = {
-        "iblvideo_version": __version__, "tracker": "lightning-pose", "networks": str(root), "camera": cam.name,
-        "video": video.name, "frames": len(table), "fps": reader.info.fps, "device": device, "seconds": round(seconds, 3),
-        "ensembles": {role: [m.path.name for m in ensemble.members] for role, ensemble in cascade.models.items()},
-        "crop_windows_whxy": {role: window.as_whxy() for role, window in windows.items()},
-    }
-    write_table(table, out, metadata)
-    log.info("%s: %d frames tracked in %.1f s -> %s", video.name, len(table), seconds, out)
-    return out
+        cascade = LPCascade(root, cam, device, limited=limited_range(reader.path))
+        ensembles = {role: [m.path.name for m in ensemble.members] for role, ensemble in cascade.models.items()}
+        return cascade, {"tracker": "lightning-pose", "networks": str(root), "ensembles": ensembles}
+
+    return track_video(video, lightning_pose_path, cascade_for, device, batch_size, force, camera)
