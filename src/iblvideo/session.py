@@ -9,7 +9,8 @@ Each video is decoded twice, once to track and once for motion energy, on purpos
 motion-energy ROI from the means of the final tracks, which exist only after the tracking pass. A
 single shared pass (``Cascade.run(consumers=...)``) would have to place the ROI from an earlier,
 sparser pass and would no longer reproduce IBL's motion energy; and the second decode costs little
-next to running the networks on every frame.
+next to running the networks on every frame (on two CPU cores, 0.8 s of decoding against 19 s to
+track the left camera of a 6 s session with the demo weights).
 """
 from __future__ import annotations
 
