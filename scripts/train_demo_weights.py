@@ -53,9 +53,8 @@ NETWORKS = {
     "body_roi": (160, 128),
     "tail_start": (96, 96),
 }
-# the paws' frame is shrunk tenfold: heatmaps at full input resolution, and longer training, to place
-# them within a couple of camera pixels
-SETTINGS = {"paws": dict(heatmap_stride=1, epochs_factor=2)}
+# the paws' frame is shrunk tenfold: longer training to place them within a few camera pixels
+SETTINGS = {"paws": dict(epochs_factor=2)}
 ROI_POINTS = {"roi": ("pupil_top_r", "nose_tip", "tube_top", "tube_bottom"), "body_roi": ("tail_start",)}
 
 
@@ -66,11 +65,16 @@ def to_input(x: np.ndarray, y: np.ndarray, window: Window, size: tuple[int, int]
 
 
 def frames_to_use(truth: pd.DataFrame, camera: Camera, per_session: int, rng: np.random.Generator) -> np.ndarray:
-    """Frames spread over the session, with the rare ones (tongue out) over-represented."""
+    """Frames spread over the session, with the rare ones over-represented: a point hidden (blink, paw
+    behind the wheel) or the tongue out."""
     n = len(truth)
-    rare = np.flatnonzero(truth["tongue_end_r_likelihood"] > 0) if "tongue_end_r_likelihood" in truth else np.array([], int)
+    hidden = np.zeros(n, bool)
+    for point in camera.points:
+        seen = truth[f"{point}_likelihood"].to_numpy() > 0
+        hidden |= seen if point.startswith("tongue") else ~seen
+    rare = np.flatnonzero(hidden)
     common = rng.choice(n, size=min(n, per_session), replace=False)
-    rare = rng.choice(rare, size=min(len(rare), per_session // 3), replace=False) if len(rare) else rare
+    rare = rng.choice(rare, size=min(len(rare), per_session // 2), replace=False) if len(rare) else rare
     return np.unique(np.concatenate([common, rare]))
 
 
@@ -126,7 +130,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/iblvideo-demo-training"))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "src" / "iblvideo" / "weights_demo")
     parser.add_argument("--seconds", type=float, default=12.0, help="length of each training session")
-    parser.add_argument("--frames", type=int, default=120, help="frames per camera and session")
+    parser.add_argument("--frames", type=int, default=160, help="frames per camera and session")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()

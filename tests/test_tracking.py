@@ -1,0 +1,131 @@
+"""Tracking the IBL keypoints with the shipped demo weights, on a synthetic session they never saw."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from iblvideo import dlc
+from iblvideo.alf import raw_video_path, table_metadata
+from iblvideo.cameras import CAMERAS
+from iblvideo.errors import IblVideoError
+from iblvideo.synth import synthesize_session
+from iblvideo.synth.scoring import score_tracks
+from iblvideo.weights import demo_weights_dir
+
+TEST_SEED = 8  # the demo weights were trained on seeds 101-103
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    return synthesize_session(tmp_path_factory.mktemp("tracking"), seconds=6.0, seed=TEST_SEED)
+
+
+@pytest.fixture(scope="module")
+def tracked(session):
+    return {name: dlc(raw_video_path(session, name)) for name in ("left", "right", "body")}
+
+
+# Where demo weights v1.0 fall short of the targets (<= 2 px median where visible, likelihood >= 0.9 on
+# >= 95 % of visible frames and < 0.5 on >= 95 % of absent ones): measured on this session, checked
+# here as regression bounds so that they cannot get worse unnoticed. Issue 4 stays open on them.
+SHORTFALLS = {
+    ("left", "paw_r"): {"median_px": 2.5},
+    ("left", "paw_l"): {"median_px": 9.0, "confident_when_visible": 0.85},
+    ("right", "paw_l"): {"median_px": 4.5, "confident_when_visible": 0.9},
+    ("right", "pupil_top_r"): {"doubtful_when_absent": 0.9},
+    ("right", "pupil_right_r"): {"doubtful_when_absent": 0.85},
+    ("right", "pupil_bottom_r"): {"doubtful_when_absent": 0.8},
+    ("right", "pupil_left_r"): {"doubtful_when_absent": 0.85},
+}
+TARGETS = {"median_px": 2.0, "confident_when_visible": 0.95, "doubtful_when_absent": 0.95}
+
+
+@pytest.mark.parametrize("name", ["left", "right", "body"])
+def test_accuracy_against_ground_truth(session, tracked, name):
+    out = tracked[name]
+    assert out == session / "alf" / f"_ibl_{name}Camera.dlc.pqt"
+    assert list(pd.read_parquet(out).columns) == [f"{p}_{c}" for p in CAMERAS[name].points for c in ("x", "y", "likelihood")]
+    score = score_tracks(session, name)  # also checks one row per decoded frame
+    assert (score["visible"] >= 10).sum() >= len(score) - 2, f"too few visible frames to judge:\n{score}"
+    for point, row in score.iterrows():
+        bounds = {**TARGETS, **SHORTFALLS.get((name, point), {})}
+        if row["visible"] >= 10:
+            assert row["median_px"] <= bounds["median_px"], (point, row.to_dict())
+            assert row["confident_when_visible"] >= bounds["confident_when_visible"], (point, row.to_dict())
+        if row["absent"] >= 10:
+            assert row["doubtful_when_absent"] >= bounds["doubtful_when_absent"], (point, row.to_dict())
+
+
+def test_metadata_names_versions_and_windows(tracked):
+    meta = table_metadata(tracked["left"])
+    assert meta["weights"] == json.loads((demo_weights_dir() / "manifest.json").read_text())["name"]
+    assert meta["iblvideo_version"] and set(meta["crop_windows_whxy"]) == {"eye", "nose_tip", "tongue", "paws"}
+
+
+def test_existing_output_is_kept_unless_forced(session, tracked):
+    out = tracked["body"]
+    before = out.stat().st_mtime_ns
+    assert dlc(raw_video_path(session, "body")) == out and out.stat().st_mtime_ns == before
+    dlc(raw_video_path(session, "body"), force=True)
+    assert out.stat().st_mtime_ns != before
+
+
+def test_video_outside_a_session_writes_beside_it(session, tracked, tmp_path):
+    video = shutil.copy(raw_video_path(session, "body"), tmp_path / "clip.mp4")
+    out = dlc(video, camera="body")
+    assert out == tmp_path / "_ibl_bodyCamera.dlc.pqt"
+    pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(tracked["body"]))  # deterministic
+
+
+def test_bad_weights_leave_no_output(session, tmp_path):
+    video = shutil.copy(raw_video_path(session, "body"), tmp_path / "_iblrig_bodyCamera.raw.mp4")
+    broken = shutil.copytree(demo_weights_dir(), tmp_path / "weights")
+    model = next(broken.rglob("model.safetensors"))
+    model.write_bytes(model.read_bytes()[:-10])
+    with pytest.raises(IblVideoError, match="checksum mismatch"):
+        dlc(video, weights=broken)
+    with pytest.raises(IblVideoError, match="weights folder not found"):
+        dlc(video, weights=tmp_path / "nope")
+    assert not list(tmp_path.glob("*.pqt"))
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "iblvideo", "dlc", *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("name, problem", [("text", "not a readable video"), ("truncated", "truncated"), ("zero", "no video frames")])
+def test_cli_bad_videos(videos, name, problem):
+    result = run_cli(videos[name], "--camera", "left")
+    assert result.returncode == 2 and problem in result.stderr and result.stderr.count("\n") == 1
+    assert not list(videos[name].parent.glob("*.dlc.pqt"))
+
+
+def test_cli_unknown_camera(videos):
+    result = run_cli(videos["unknown_size"])
+    assert result.returncode == 2 and "pass --camera" in result.stderr
+
+
+def test_killed_mid_run_leaves_nothing_and_a_rerun_completes(session, tmp_path):
+    folder = tmp_path / "s" / "2026-01-01" / "001"
+    video = raw_video_path(folder, "right")
+    video.parent.mkdir(parents=True)
+    shutil.copy(raw_video_path(session, "right"), video)
+    child = subprocess.Popen([sys.executable, "-m", "iblvideo", "dlc", str(video)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in child.stderr:  # wait until tracking is under way
+        if b"tracking 900 frames" in line:
+            break
+    time.sleep(1.0)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert not list(folder.rglob("*.dlc.pqt"))
+    result = run_cli(video, "--quiet")
+    assert result.returncode == 0 and result.stdout.strip() == str(folder / "alf" / "_ibl_rightCamera.dlc.pqt")
+    assert len(pd.read_parquet(result.stdout.strip())) == 900
