@@ -14,7 +14,7 @@ class TrainSettings:
 
     backbone: str = "efficientnet_lite0"
     input_size: Size = (224, 224)
-    epochs: int = 60
+    epochs: int = 100
     batch_size: int = 8
     learning_rate: float = 1e-3
     heatmap_sigma: float = 2.0  # in heatmap cells
