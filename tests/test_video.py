@@ -8,7 +8,7 @@ from iblvideo.cameras import identify_camera
 from iblvideo.errors import IblVideoError, VideoError
 from iblvideo.video import VideoReader, VideoWriter, probe
 
-from conftest import read_code, write_video
+from conftest import read_code
 
 
 @pytest.mark.parametrize("name, n", [("h264", 90), ("hevc", 60), ("mpeg4", 60), ("faststart", 90)])
