@@ -149,20 +149,23 @@ class ResNet50(nn.Module):
 
 
 class SmallConvNet(nn.Module):
-    """Five plain 3×3 convolutions to stride 8 and 64 channels, from random weights.
+    """Five plain 3×3 convolutions to stride 8 on the grey image itself, from random weights.
 
-    For small crops of one kind of scene (the synthetic rig's demo weights): a tenth of the cost of a
-    truncated EfficientNet on a CPU, where depthwise convolutions run far below peak speed.
+    For small crops of one kind of scene (the synthetic rig's demo weights): a fraction of the cost of
+    a truncated EfficientNet on a CPU, where depthwise convolutions run far below peak speed.
     """
 
-    out_channels = 64
     stride = 8
     early = ()
 
-    def __init__(self):
+    # in_channels 1 (grey): three identical channels would triple the first layer's work for nothing
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 32, 64, 64), in_channels: int = 1):
         super().__init__()
-        widths = ((3, 16, 2), (16, 32, 2), (32, 32, 1), (32, 64, 2), (64, 64, 1))
-        self.layers = nn.Sequential(*(self._conv(i, o, s) for i, o, s in widths))
+        self.in_channels = in_channels
+        strides = (2, 2, 1, 2, 1)
+        channels = (self.in_channels, *widths)
+        self.layers = nn.Sequential(*(self._conv(i, o, s) for i, o, s in zip(channels, widths, strides)))
+        self.out_channels = widths[-1]
 
     @staticmethod
     def _conv(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
@@ -186,6 +189,9 @@ BACKBONES: dict[str, Callable[[], nn.Module]] = {
     "efficientnet_lite0": EfficientNetLite0,
     # the first three stages (stride 8, 40 channels): small crops on a CPU, as the demo weights use
     "efficientnet_lite0_s8": functools.partial(EfficientNetLite0, stages=3),
-    "small": SmallConvNet,
+    "small": functools.partial(SmallConvNet, in_channels=3),
+    "small_grey": SmallConvNet,
+    # half the channels: a third of the cost, for the crops of the demo weights
+    "tiny": functools.partial(SmallConvNet, widths=(8, 16, 16, 32, 32)),
     "resnet50": ResNet50,
 }

@@ -75,4 +75,5 @@ def load_model(model_dir: str | Path, device: str = "cpu") -> PoseModel:
         network.load_state_dict(load_file(str(weights)))
     except (RuntimeError, OSError) as err:
         raise IblVideoError(weights, f"weights do not match the config's architecture ({str(err).splitlines()[0]})") from None
-    return PoseModel(network.to(device).eval(), tuple(config["keypoints"]), config)
+    # channels-last convolutions run faster on CPUs and on GPUs' tensor cores
+    return PoseModel(network.to(device, memory_format=torch.channels_last).eval(), tuple(config["keypoints"]), config)

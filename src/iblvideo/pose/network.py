@@ -88,13 +88,18 @@ class PoseNetwork(nn.Module):
         self.head = HeatmapHead(self.backbone.out_channels, n_keypoints, upsamplings, head_channels)
         self.input_size = tuple(input_size)
         self.stride = heatmap_stride
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # ImageNet statistics per colour channel; their means for a backbone that takes the grey image
+        channels = getattr(self.backbone, "in_channels", 3)
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        if channels == 1:
+            mean, std = mean.mean(dim=0, keepdim=True), std.mean(dim=0, keepdim=True)
+        self.register_buffer("mean", mean.view(1, channels, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, channels, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Heatmap logits (N, K, H / stride, W / stride) for frames (N, 1, H, W) in [0, 1]."""
-        # grey to the three identical channels ImageNet weights expect
-        x = (x.expand(-1, 3, -1, -1) - self.mean) / self.std
+        # grey to as many identical channels as the backbone takes
+        x = (x.expand(-1, self.mean.shape[1], -1, -1) - self.mean) / self.std
         return self.head(self.backbone(x))
 
     def heatmap_to_input(self, xy: torch.Tensor) -> torch.Tensor:
