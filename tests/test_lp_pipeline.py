@@ -96,6 +96,25 @@ def test_body_camera_tail_ensemble(networks: Path, session: Path) -> None:
     assert np.isfinite(table.to_numpy()).all()
 
 
+def test_ensembles_on_the_sampled_frames(networks: Path, session: Path) -> None:
+    """What motion energy in the tracking pass asks of a cascade: the networks tracking some points, on the
+    frames the ROI network sampled (12 frames: read as one sequence), each ensemble's median, by frame."""
+    from iblvideo.lp.pipeline import LPCascade, limited_range
+    from iblvideo.video import VideoReader
+
+    video = session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4"
+    with VideoReader(video) as reader:
+        cascade = LPCascade(networks_dir(networks), reader.info.camera(), limited=limited_range(video))
+        sample = cascade.sample(reader)
+        windows = cascade.windows(reader, sample=sample)
+        table = cascade.track_sample(sample, windows, points=("nose_tip", "pupil_top_r"))
+    assert list(table.index) == list(sample.indices) == list(range(12))
+    assert list(table.columns) == [f"{p}_{f}" for p in PUPIL + ("nose_tip",) for f in ("x", "y", "likelihood")]
+    assert np.isfinite(table.to_numpy()).all()
+    w, h, left, top = windows["nose_tip"].as_whxy()  # the left camera's pixels are canonical
+    assert table["nose_tip_x"].between(left - 1, left + w).all() and table["nose_tip_y"].between(top - 1, top + h).all()
+
+
 def test_metadata_names_every_member(tracked: Path) -> None:
     metadata = table_metadata(tracked)
     assert metadata["tracker"] == "lightning-pose"

@@ -2,7 +2,10 @@
 
 1. The ROI network finds the anchors on frames sampled over the whole video; their medians (over
    confident detections) fix one crop window per specialised network, in canonical left-camera pixels.
-2. In one decode pass, every batch of frames is cut into each network's window and tracked.
+   The sampled frames (at most 500) can then go through the specialised networks too
+   (``track_sample``), without decoding them again: a sparse early look at the final tracks.
+2. In one decode pass, every batch of frames is cut into each network's window and tracked; the same
+   batches can feed other consumers (motion energy) so the video is decoded once.
 3. Coordinates go back to the camera's own pixels (the right camera is unflipped and halved).
 """
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 
 CONFIDENT = 0.9  # likelihood above which an anchor detection counts, as IBL does
 
+Consumer = Callable[[int, np.ndarray], None]  # (first frame index, grey frames (n, H, W)) of each batch, in order
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -38,12 +43,18 @@ class Stage:
     anchors: tuple[str, ...] = ()  # none: the whole frame
     size: tuple[int, int] = (0, 0)  # window (w, h) in canonical pixels
     offset: tuple[int, int] = (0, 0)  # window corner = anchor − offset
+    # a stage that sharpens another's points: one window per point and frame, around where that stage put it
+    refines: str = ""
 
     def window(self, anchors: dict[str, tuple[float, float]], view: View, size: tuple[int, int]) -> Window:
         """Where this stage cuts, given the anchors and its network's input ``size``."""
         if not self.anchors:
             return view.full_window(size)
         x, y = np.mean([anchors[name] for name in self.anchors], axis=0)
+        return self.window_at(x, y, view)
+
+    def window_at(self, x: float, y: float, view: View) -> Window:
+        """This stage's window for an anchor at canonical (x, y)."""
         return view.snap(Window.around(x, y, *self.size, *self.offset))
 
 
@@ -65,6 +76,9 @@ SIDE_PLAN = Plan("roi", (
     Stage("nose_tip", ("nose_tip",), ("nose_tip",), (100, 100), (50, 50)),
     Stage("tongue", ("tongue_end_r", "tongue_end_l"), ("tube_top", "tube_bottom"), (160, 160), (60, 100)),
     Stage("paws", ("paw_r", "paw_l")),
+    # not IBL's: a weights set may add a network that finds each paw again, at five times the
+    # resolution, in a window around where the whole-frame network placed it
+    Stage("paws_fine", ("paw_r", "paw_l"), size=(160, 160), offset=(80, 80), refines="paws"),
 ))
 BODY_PLAN = Plan("body_roi", (
     Stage("tail_start", ("tail_start",), ("tail_start",), (220, 220), (110, 110)),
@@ -80,6 +94,22 @@ def n_samples(n_frames: int, fps: float) -> int:
     return min(max(20, int(n_frames / max(fps, 1.0))), 500, n_frames)
 
 
+def sample_indices(n_frames: int, fps: float) -> np.ndarray:
+    """The frames the ROI network looks at: :func:`n_samples` of them, evenly spread, increasing."""
+    return np.unique(np.linspace(0, n_frames - 1, n_samples(n_frames, fps)).round().astype(int))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Frames sampled over a video, decoded once and shown to every network that looks at a sample."""
+
+    indices: np.ndarray  # frame indices, increasing
+    frames: tuple[np.ndarray, ...]  # grey uint8 (H, W), one per index
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 class Cascade:
     """The networks of a weights set for one camera, ready to run on its videos."""
 
@@ -88,7 +118,12 @@ class Cascade:
             raise IblVideoError(None, "--device cuda asked for, but torch sees no CUDA GPU")
         self.camera, self.view, self.plan, self.device = camera, View.of(camera), plan_for(camera), torch.device(device)
         self.roi = self._load(weights, self.plan.roi, self.plan.anchors)
-        self.models = {stage.role: self._load(weights, stage.role, stage.points) for stage in self.plan.stages}
+        # refining stages are optional: a weights set without their network stops at the stage they refine
+        self.stages = tuple(stage for stage in self.plan.stages if not stage.refines or self._provides(weights, stage.role))
+        self.models = {stage.role: self._load(weights, stage.role, stage.points) for stage in self.stages}
+
+    def _provides(self, weights: WeightsSet, role: str) -> bool:
+        return role in weights.networks
 
     def _load(self, weights: WeightsSet, role: str, points: tuple[str, ...]) -> PoseModel:
         model = load_model(weights.network_dir(role), self.device)
@@ -113,29 +148,67 @@ class Cascade:
         x, y = self.view.to_camera(x, y)
         return np.stack([x, y], axis=-1), likelihood[:, columns].astype(np.float64)
 
-    def windows(self, reader: VideoReader, batch_size: int = 32) -> dict[str, Window]:
-        """Crop window of every stage, from the ROI network on frames spread over the video."""
-        n = n_samples(reader.info.n_frames, reader.info.fps)
-        wanted = np.unique(np.linspace(0, reader.info.n_frames - 1, n).round().astype(int))
+    def sample(self, reader: VideoReader) -> Sample:
+        """Frames spread evenly over the video, as many as :func:`n_samples` says (at most 500)."""
+        wanted = sample_indices(reader.info.n_frames, reader.info.fps)
+        return Sample(wanted, tuple(image for _, image in reader.sample(wanted)))
+
+    def _sampled(self, model: PoseModel, frames: torch.Tensor, window: Window, points: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``_track`` on sampled frames (not consecutive: a subclass whose networks read sequences answers differently)."""
+        return self._track(model, frames, window, points)
+
+    def _sample_batches(self, sample: Sample, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        for first in range(0, len(sample), batch_size):
+            yield first, torch.from_numpy(np.stack(sample.frames[first:first + batch_size])).to(self.device)
+
+    def windows(self, reader: VideoReader, batch_size: int = 32, sample: Sample | None = None) -> dict[str, Window]:
+        """Crop window of every stage, from the ROI network on frames spread over the video (``sample``,
+        else sampled here)."""
+        sample = self.sample(reader) if sample is None else sample
         found: list[tuple[np.ndarray, np.ndarray]] = []
-        frames = [image for _, image in reader.sample(wanted)]
-        for first in range(0, len(frames), batch_size):
-            batch = torch.from_numpy(np.stack(frames[first:first + batch_size])).to(self.device)
-            found.append(self._track(self.roi, batch, self.view.full_window(self.roi.network.input_size), self.plan.anchors))
+        for _, batch in self._sample_batches(sample, batch_size):
+            found.append(self._sampled(self.roi, batch, self.view.full_window(self.roi.network.input_size), self.plan.anchors))
         xy = self.view.to_canonical(*np.moveaxis(np.concatenate([f[0] for f in found]), -1, 0))
         likelihood = np.concatenate([f[1] for f in found])
         anchors = {}
         for k, name in enumerate(self.plan.anchors):
             confident = likelihood[:, k] >= CONFIDENT
             if not confident.any():
-                raise IblVideoError(reader.path, f"the ROI network found no {name} in {len(frames)} frames sampled over the video; "
+                raise IblVideoError(reader.path, f"the ROI network found no {name} in {len(sample)} frames sampled over the video; "
                                                  f"is this a {self.camera.name} camera video, and the right weights?")
             anchors[name] = (float(np.median(xy[0][confident, k])), float(np.median(xy[1][confident, k])))
         log.debug("%s: anchors %s", reader.path.name, anchors)
-        return {stage.role: stage.window(anchors, self.view, self.models[stage.role].network.input_size) for stage in self.plan.stages}
+        return {stage.role: stage.window(anchors, self.view, self.models[stage.role].network.input_size)
+                for stage in self.stages if not stage.refines}
+
+    def _fill(self, track: Callable, stages: Iterable[Stage], frames: torch.Tensor, windows: dict[str, Window], rows: slice,
+              xy: np.ndarray, likelihood: np.ndarray, where: dict[str, int]) -> None:
+        """Each stage's network on ``frames``, written into ``rows`` of ``xy`` and ``likelihood`` (columns by ``where``)."""
+        for stage in stages:
+            got_xy, got_likelihood = track(self.models[stage.role], frames, windows[stage.role], stage.points)
+            columns = [where[p] for p in stage.points]
+            xy[rows, columns], likelihood[rows, columns] = got_xy, got_likelihood
+
+    def track_sample(self, sample: Sample, windows: dict[str, Window], points: Iterable[str] | None = None,
+                     batch_size: int = 32) -> pd.DataFrame:
+        """The specialised networks that track any of ``points`` (default: all) on the sampled frames, in
+        their ``windows``: a pose table of the sampled rows, indexed by frame. Nothing is decoded."""
+        wanted = None if points is None else set(points)
+        stages = [stage for stage in self.plan.stages if wanted is None or wanted & set(stage.points)]
+        if not stages:
+            raise ValueError(f"no network of the {self.camera.name} camera's cascade tracks {', '.join(sorted(wanted or ()))}")
+        columns = tuple(p for stage in stages for p in stage.points)
+        xy = np.full((len(sample), len(columns), 2), np.nan)
+        likelihood = np.zeros((len(sample), len(columns)))
+        where = {p: i for i, p in enumerate(columns)}
+        for first, batch in self._sample_batches(sample, batch_size):
+            self._fill(self._sampled, stages, batch, windows, slice(first, first + len(batch)), xy, likelihood, where)
+        table = tracks_table(columns, xy, likelihood)
+        table.index = pd.Index(sample.indices, name="frame")
+        return table
 
     def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = 64,
-            consumers: Iterable[Callable[[int, np.ndarray], None]] = ()) -> pd.DataFrame:
+            consumers: Iterable[Consumer] = ()) -> pd.DataFrame:
         """Track every frame; one decode pass, whose batches also go to ``consumers(first, frames)``."""
         n = reader.info.n_frames
         points = self.camera.points
@@ -148,11 +221,7 @@ class Cascade:
                 for consumer in consumers:
                     consumer(first, batch)
                 frames = torch.from_numpy(batch).to(self.device)
-                rows = slice(first, first + len(batch))
-                for stage in self.plan.stages:
-                    got_xy, got_likelihood = self._track(self.models[stage.role], frames, windows[stage.role], stage.points)
-                    columns = [where[p] for p in stage.points]
-                    xy[rows, columns], likelihood[rows, columns] = got_xy, got_likelihood
+                self._fill(self._track, self.plan.stages, frames, windows, slice(first, first + len(batch)), xy, likelihood, where)
                 bar.update(len(batch))
         return tracks_table(points, xy, likelihood)
 

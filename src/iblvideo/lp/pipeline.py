@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import av
 import numpy as np
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from ..cameras import Camera
-from ..cascade import Cascade
+from ..cascade import Cascade, Consumer, Sample
 from ..crops import View, Window, cut, from_window
 from ..errors import IblVideoError
 from ..tracking import dlc_path
@@ -92,8 +92,6 @@ class LPCascade(Cascade):
         return to_camera(xy[:, columns], self.view, window, size)
 
     def _track(self, ensemble: Ensemble, frames: torch.Tensor, window: Window, points: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-        if ensemble is self.roi:
-            return self._roi(frames, window, points)
         crops: dict[tuple[int, int], torch.Tensor] = {}  # members trained at one size share their crops
         for member, stream, track in zip(ensemble.members, self._streams[ensemble.role], self._tracks[ensemble.role]):
             if member.input_size not in crops:
@@ -102,15 +100,20 @@ class LPCascade(Cascade):
         # the tracks are gathered in self._tracks: context networks answer two frames late
         return np.full((len(frames), len(points), 2), np.nan), np.zeros((len(frames), len(points)))
 
-    def windows(self, reader: VideoReader, batch_size: int = 500) -> dict[str, Window]:
+    def windows(self, reader: VideoReader, batch_size: int = 500, sample: Sample | None = None) -> dict[str, Window]:
         # all sampled frames (at most 500) in one batch: a context ROI network sees them as one sequence, as in IBL
-        return super().windows(reader, batch_size)
+        return super().windows(reader, batch_size, sample)
 
-    def _roi(self, frames: torch.Tensor, window: Window, points: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Camera pixels and likelihoods of the anchors in sampled frames: the ensemble's median."""
+    def track_sample(self, sample: Sample, windows: dict[str, Window], points: Iterable[str] | None = None,
+                     batch_size: int = 500) -> pd.DataFrame:
+        # as for the ROI network: the sampled frames in one sequence, each ensemble's median, unsmoothed
+        return super().track_sample(sample, windows, points, batch_size)
+
+    def _sampled(self, ensemble: Ensemble, frames: torch.Tensor, window: Window, points: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Camera pixels and likelihoods of ``points`` in sampled frames: the ensemble's median."""
         xy, likelihood = [], []
-        for member in self.roi.members:
-            crops = self._prepare(frames, self.roi, window, member.input_size)
+        for member in ensemble.members:
+            crops = self._prepare(frames, ensemble, window, member.input_size)
             if len(frames) < CONTEXT:  # a short video samples few frames: each is read on its own
                 got = [member.single(crops)]
             else:
@@ -122,7 +125,7 @@ class LPCascade(Cascade):
         return np.median(xy, axis=0), np.median(likelihood, axis=0).astype(np.float64)
 
     def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = 64,
-            consumers: Iterable[Callable[[int, np.ndarray], None]] = ()) -> pd.DataFrame:
+            consumers: Iterable[Consumer] = ()) -> pd.DataFrame:
         """Every member of every stage on every frame, then each ensemble smoothed: IBL's Lightning Pose table."""
         self._streams: dict[str, list[Stream]] = {s.role: [m.stream() for m in self.models[s.role].members] for s in self.plan.stages}
         self._tracks: dict[str, list[list[tuple[np.ndarray, np.ndarray]]]] = {role: [[] for _ in streams] for role, streams in self._streams.items()}
