@@ -5,12 +5,21 @@ their distance) and the body on the body camera (left of the tail start). Motion
 is the mean absolute grey-level change from frame i to frame i + 1 inside the ROI; the last frame
 repeats the value before it. IBL decodes with OpenCV, whose grey levels stretch the video's
 limited luma range (16-235) to 0-255, so limited-range luma is stretched the same way here.
+
+Two ways to run it, both one decode of the video in constant memory:
+
+* from an existing pose table (``session_motion_energy``, ``iblvideo motion-energy``): the ROI is
+  IBL's, from the means of the final tracks;
+* inside the tracking pass (``OnePassMotionEnergy``, what ``run_session`` uses when it tracks): the
+  ROI must be known before the pass, so it is IBL's definition applied to the specialised networks'
+  tracks on the frames the ROI network sampled (about one a second, 20-500 frames).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import av
 import numpy as np
@@ -21,6 +30,10 @@ from .errors import IblVideoError
 from .features import LIKELIHOOD_THRESHOLD, load_pose, save_npy
 from .progress import progress_bar
 from .video import VideoReader
+
+if TYPE_CHECKING:
+    from .cascade import Cascade, Sample
+    from .crops import Window
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +72,11 @@ def _midpoint(pose: pd.DataFrame, point: str) -> tuple[int, int] | None:
     return int(np.nanmean(x)), int(np.nanmean(y))
 
 
+def roi_points(camera: str) -> tuple[str, ...]:
+    """The points ``roi_from_pose`` places ``camera``'s ROI from."""
+    return ("tail_start",) if camera == "body" else ("nose_tip", *_PUPIL_ANCHORS)
+
+
 def roi_from_pose(pose: pd.DataFrame, camera: str) -> Roi:
     """IBL's motion-energy ROI for ``camera`` from its pose table."""
     if camera == "body":
@@ -84,9 +102,8 @@ class MotionEnergy:
 
     Feed every batch of the video in order with ``update(first_index, frames)`` (grey uint8 frames,
     (n, H, W)), then call ``result()``. ``full_range`` says the luma already spans 0-255 (see
-    :func:`luma_is_full_range`). The ROI must be known before the first batch: IBL places it from
-    the final tracks, so a single decode shared with pose tracking needs the ROI from an earlier,
-    sparser pass (``roi_from_pose`` accepts any pose table); only the final tracks reproduce IBL's.
+    :func:`luma_is_full_range`). The ROI must be known before the first batch (see
+    :class:`OnePassMotionEnergy` for a ROI placed before tracking).
     """
 
     def __init__(self, roi: Roi, full_range: bool = False):
@@ -118,6 +135,46 @@ class MotionEnergy:
             return np.full(1, np.nan)
         values = np.concatenate(self._values).astype(np.float64)
         return np.append(values, values[-1])
+
+
+class OnePassMotionEnergy:
+    """Motion energy computed in the tracking pass: pass it as ``dlc(..., consumers_for=...)``.
+
+    Once the cascade has placed its windows, the specialised networks that track the ROI's points
+    (eye and nose tip; tail start on the body camera) run on the frames the ROI network sampled,
+    already decoded, and ``roi_from_pose`` places the ROI from those tracks. The accumulator then
+    takes every batch of the tracking pass. ``ran`` is False when tracking did not run (an existing
+    output kept) or the sample could not place the ROI (a warning says why); the caller then
+    computes motion energy from the final tracks instead.
+    """
+
+    def __init__(self) -> None:
+        self.roi: Roi | None = None
+        self.sample_pose: pd.DataFrame | None = None
+        self._accumulator: MotionEnergy | None = None
+
+    def __call__(self, cascade: "Cascade", reader: VideoReader, sample: "Sample", windows: dict[str, "Window"]) -> list[Callable[[int, np.ndarray], None]]:
+        camera = cascade.camera.name
+        self.sample_pose = cascade.track_sample(sample, windows, roi_points(camera))
+        try:
+            self.roi = roi_from_pose(self.sample_pose, camera)
+        except IblVideoError as err:
+            log.warning("%s: %s (from %d sampled frames); motion energy waits for the final tracks",
+                        reader.path.name, err.problem, len(sample))
+            return []
+        log.debug("%s: motion-energy ROI %s from %d sampled frames", reader.path.name, self.roi, len(sample))
+        self._accumulator = MotionEnergy(self.roi, full_range=luma_is_full_range(reader.path))
+        return [self._accumulator.update]
+
+    @property
+    def ran(self) -> bool:
+        return self._accumulator is not None
+
+    def result(self) -> np.ndarray:
+        """Motion energy per frame, as :meth:`MotionEnergy.result`."""
+        if self._accumulator is None:
+            raise ValueError("motion energy did not run in the tracking pass")
+        return self._accumulator.result()
 
 
 def luma_is_full_range(path: str | Path) -> bool:

@@ -4,16 +4,19 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
 
 from . import __version__
 from .alf import session_root, write_table
 from .cameras import Camera
-from .cascade import Cascade
+from .cascade import Cascade, Consumer, Sample
 from .video import VideoReader
 from .weights import load_weights
+
+if TYPE_CHECKING:
+    from .crops import Window
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +29,19 @@ def dlc_path(video: Path, camera: Camera) -> Path:
 
 
 CascadeFor = Callable[[Camera, VideoReader], tuple[Cascade, dict[str, Any]]]
+# called once the crop windows are placed, with the frames sampled to place them; returns what else
+# the decode pass should feed (e.g. motion_energy.OnePassMotionEnergy)
+ConsumersFor = Callable[[Cascade, VideoReader, Sample, "dict[str, Window]"], Iterable[Consumer]]
 
 
 def track(video: str | Path, output: Callable[[Path, Camera], Path], cascade_for: CascadeFor, device: str = "cpu",
-          batch_size: int = 64, force: bool = False, camera: str | None = None) -> Path:
+          batch_size: int = 64, force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None) -> Path:
     """What every tracker shares: name the output, keep it unless ``force``, run the cascade that
     ``cascade_for`` builds (with the metadata describing its networks) in one decode pass, and write
-    the table atomically with its metadata. Returns the output's path."""
+    the table atomically with its metadata. Returns the output's path.
+
+    ``consumers_for``, when given, is called once the windows are placed (not when the output is kept)
+    and its consumers get every decoded batch of the tracking pass, in order."""
     video = Path(video)
     with VideoReader(video) as reader:
         cam = reader.info.camera(camera)
@@ -43,9 +52,12 @@ def track(video: str | Path, output: Callable[[Path, Camera], Path], cascade_for
         cascade, networks = cascade_for(cam, reader)
         torch.manual_seed(0)
         start = time.perf_counter()
-        windows = cascade.windows(reader)
+        sample = cascade.sample(reader)
+        windows = cascade.windows(reader, sample=sample)
+        consumers = list(consumers_for(cascade, reader, sample, windows)) if consumers_for is not None else []
+        del sample  # up to 500 frames, freed before the pass
         log.info("%s: tracking %d frames", video.name, reader.info.n_frames)
-        table = cascade.run(reader, windows, batch_size=batch_size)
+        table = cascade.run(reader, windows, batch_size=batch_size, consumers=consumers)
         seconds = time.perf_counter() - start
     metadata = {
         "iblvideo_version": __version__, **networks, "camera": cam.name, "video": video.name,
@@ -58,14 +70,15 @@ def track(video: str | Path, output: Callable[[Path, Camera], Path], cascade_for
 
 
 def dlc(video: str | Path, weights: str | Path = "demo", device: str = "cpu", batch_size: int = 64,
-        force: bool = False, camera: str | None = None) -> Path:
+        force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None) -> Path:
     """Track the IBL keypoints in ``video`` and return the path of its ``.dlc.pqt``.
 
     An existing output is kept unless ``force``; nothing is written unless tracking succeeds.
+    ``consumers_for``: other work fed by the same decode pass (see :func:`track`).
     """
     def cascade_for(cam: Camera, reader: VideoReader) -> tuple[Cascade, dict[str, Any]]:
         weights_set = load_weights(weights)
         return Cascade(weights_set, cam, device), {
             "weights": weights_set.name, "weights_version": weights_set.version, "weights_description": weights_set.description}
 
-    return track(video, dlc_path, cascade_for, device, batch_size, force, camera)
+    return track(video, dlc_path, cascade_for, device, batch_size, force, camera, consumers_for)
