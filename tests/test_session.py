@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,11 @@ import pytest
 from one.api import One
 
 from iblvideo import run_session
+from iblvideo.alf import raw_video_path
 from iblvideo.cli import main
+from iblvideo.motion_energy import Roi, compute_motion_energy, output_paths, roi_from_pose
 from iblvideo.synth import synthesize_session
+from iblvideo.video import VideoReader, probe
 from iblvideo.weights import demo_weights_dir
 
 from session_data import copy_session, rendered_session
@@ -108,8 +112,30 @@ def unseen(tmp_path_factory) -> Path:
     return synthesize_session(tmp_path_factory.mktemp("full"), cameras=("left", "body"), seconds=6.0, seed=7)
 
 
+@pytest.fixture
+def decoded(monkeypatch) -> tuple[Counter, Counter]:
+    """Frames each video yields in decode passes (``VideoReader.frames``, under ``batches`` too), and how
+    often each is sampled (``VideoReader.sample``), counted on the real reader as it decodes."""
+    passes, samples = Counter(), Counter()
+    frames, sample = VideoReader.frames, VideoReader.sample
+
+    def counted_frames(self, *args, **kwargs):
+        for item in frames(self, *args, **kwargs):
+            passes[self.path.name] += 1
+            yield item
+
+    def counted_sample(self, *args, **kwargs):
+        samples[self.path.name] += 1
+        yield from sample(self, *args, **kwargs)
+
+    monkeypatch.setattr(VideoReader, "frames", counted_frames)
+    monkeypatch.setattr(VideoReader, "sample", counted_sample)
+    return passes, samples
+
+
 @pytest.mark.skipif(not (demo_weights_dir() / "manifest.json").exists(), reason="demo weights are not in the package yet")
-def test_full_session_with_the_demo_weights(unseen):
+def test_full_session_with_the_demo_weights(unseen, decoded):
+    passes, samples = decoded
     result = run_session(unseen, weights="demo", device="cpu")
 
     assert result.status == "Complete", result.error
@@ -123,6 +149,34 @@ def test_full_session_with_the_demo_weights(unseen):
     tracked = pd.read_parquet(unseen / "alf" / "_ibl_bodyCamera.dlc.pqt")
     error = np.hypot(truth["tail_start_x"] - tracked["tail_start_x"], truth["tail_start_y"] - tracked["tail_start_y"])
     assert np.nanmedian(error) < 5.0  # pixels: the cascade's coordinates came back to the camera's frame
+
+    # tracking and motion energy shared one decode pass per video, and the sampled frames were decoded once
+    videos = {camera: raw_video_path(unseen, camera) for camera in result.cameras}
+    assert passes == {video.name: probe(video).n_frames for video in videos.values()}
+    assert samples == {video.name: 1 for video in videos.values()}
+    for camera, video in videos.items():
+        energy_path, roi_path = output_paths(unseen, camera)
+        roi = Roi(*(int(v) for v in np.load(roi_path)))
+        energy = np.load(energy_path)
+        # the same numbers as the standalone computation in that ROI, batched differently
+        np.testing.assert_array_equal(energy, compute_motion_energy(video, roi, batch_size=37))
+        # the ROI placed from the sampled frames' tracks is close to IBL's, from the final tracks
+        ibl = roi_from_pose(pd.read_parquet(unseen / "alf" / f"_ibl_{camera}Camera.dlc.pqt"), camera)
+        assert np.abs(roi.to_array() - ibl.to_array()).max() <= 3, (camera, roi, ibl)
+        assert np.corrcoef(energy, compute_motion_energy(video, ibl))[0, 1] > 0.99
+
+    # pose tables kept (no force): motion energy from the final tracks with IBL's exact ROI, still one pass
+    passes.clear()
+    samples.clear()
+    poses = {camera: unseen / "alf" / f"_ibl_{camera}Camera.dlc.pqt" for camera in videos}
+    written = {camera: path.stat().st_mtime_ns for camera, path in poses.items()}
+    again = run_session(unseen, weights="demo", device="cpu")
+    assert again.status == "Complete", again.error
+    assert {camera: path.stat().st_mtime_ns for camera, path in poses.items()} == written
+    assert passes == {video.name: probe(video).n_frames for video in videos.values()} and not samples
+    for camera in videos:
+        ibl = roi_from_pose(pd.read_parquet(poses[camera]), camera)
+        assert np.load(output_paths(unseen, camera)[1]).tolist() == ibl.to_array().tolist()
 
 
 def test_a_tracker_failure_fails_its_camera_and_writes_nothing(rendered, tmp_path):

@@ -1,16 +1,23 @@
 """One session end to end: ``run_session()`` and ``iblvideo session``.
 
-Every camera of the session is tracked, then gets its motion energy; features and QC follow for the
+Every camera of the session is tracked and gets its motion energy; features and QC follow for the
 session as a whole. Outputs land in ``alf/`` and are added to ONE's records (the local cache tables,
 or datasets registered on Alyx), so ``one.load_object(eid, "leftCamera", collection="alf")`` sees
 them. A camera whose video is missing, corrupt or empty fails alone, with the reason.
 
-Each video is decoded twice, once to track and once for motion energy, on purpose: IBL places the
-motion-energy ROI from the means of the final tracks, which exist only after the tracking pass. A
-single shared pass (``Cascade.run(consumers=...)``) would have to place the ROI from an earlier,
-sparser pass and would no longer reproduce IBL's motion energy; and the second decode costs little
-next to running the networks on every frame (on two CPU cores, 0.8 s of decoding against 19 s to
-track the left camera of a 6 s session with the demo weights).
+Each video is decoded once. The cascade first runs its ROI network on frames sampled over the
+video (about one a second, 20-500 frames: the only decoding before the pass); the specialised
+networks that track the motion-energy ROI's points (eye and nose tip; tail start on the body camera)
+then run on those same frames, and IBL's ROI definition applied to that sample of the tracks places
+the ROI. The single tracking pass then feeds both the networks and the motion-energy accumulator
+(``OnePassMotionEnergy``). IBL places its ROI from the means of the final tracks instead; on
+synthetic sessions the two ROIs came out equal or 1 px apart and the motion-energy traces
+correlated above 0.9999 (``benchmarks/one_pass_motion_energy.py``). The exact IBL ROI is what
+``iblvideo motion-energy`` computes from an existing pose table, and what a camera gets here when
+its pose table is kept (no ``force``) or comes from the ``truth`` tracker: tracking does not decode
+then, so motion energy is still the only pass. Should the sample not place the ROI (a point never
+confidently tracked in it), motion energy falls back to the final tracks, at the cost of a second
+decode.
 """
 from __future__ import annotations
 
@@ -28,6 +35,8 @@ from .one_io import data_root, default_one, listed_cameras, local_one, register_
 if TYPE_CHECKING:
     from one.api import One
 
+    from .motion_energy import OnePassMotionEnergy
+
 log = logging.getLogger(__name__)
 
 CAMERA_NAMES = ("left", "right", "body")
@@ -44,16 +53,17 @@ class Options:
     force: bool = False
 
 
-Tracker = Callable[[Path, str, Options], Path]
+# (video, camera, options, motion energy to feed from the decode pass, if the tracker decodes) -> pose table
+Tracker = Callable[[Path, str, Options, "OnePassMotionEnergy"], Path]
 
 
-def _track_dlc(video: Path, camera: str, options: Options) -> Path:
+def _track_dlc(video: Path, camera: str, options: Options, energy: "OnePassMotionEnergy") -> Path:
     from .tracking import dlc  # imports torch: only when tracking for real
 
-    return dlc(video, weights=options.weights, device=options.device, force=options.force, camera=camera)
+    return dlc(video, weights=options.weights, device=options.device, force=options.force, camera=camera, consumers_for=energy)
 
 
-def _track_truth(video: Path, camera: str, options: Options) -> Path:
+def _track_truth(video: Path, camera: str, options: Options, energy: "OnePassMotionEnergy") -> Path:
     """The ground-truth pose of a synthetic session, so that every stage after tracking runs without weights."""
     session = session_root(video.parent)
     truth = session / "truth" / f"_ibl_{camera}Camera.dlc.pqt"
@@ -127,16 +137,20 @@ def _failure(err: Exception) -> str:
 
 
 def _run_camera(session: Path, camera: str, options: Options) -> CameraResult:
-    """Track one camera and compute its motion energy; any failure is caught and reported."""
-    from .motion_energy import session_motion_energy
+    """Track one camera and compute its motion energy in the same decode pass; any failure is caught and reported."""
+    from .motion_energy import OnePassMotionEnergy, save_motion_energy, session_motion_energy
     from .video import probe
 
     start = time.perf_counter()
     video = raw_video_path(session, camera)
     try:
         probe(video)  # a missing, empty, truncated or corrupt video fails here, before any output is written
-        pose = TRACKERS[options.tracker](video, camera, options)
-        energy = session_motion_energy(session, cameras=(camera,))[camera]
+        in_pass = OnePassMotionEnergy()
+        pose = TRACKERS[options.tracker](video, camera, options, in_pass)
+        if in_pass.ran:
+            energy = save_motion_energy(session, camera, in_pass.result(), in_pass.roi)
+        else:  # no tracking pass (pose kept, or ground truth), or no ROI from the sample: IBL's ROI from the final tracks
+            energy = session_motion_energy(session, cameras=(camera,))[camera]
     except Exception as err:  # noqa: BLE001 - one camera's failure must not stop the others
         log.warning("%s camera failed: %s", camera, err)
         return CameraResult(camera, "Errored", seconds=time.perf_counter() - start, error=_failure(err))
