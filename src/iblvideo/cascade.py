@@ -43,18 +43,12 @@ class Stage:
     anchors: tuple[str, ...] = ()  # none: the whole frame
     size: tuple[int, int] = (0, 0)  # window (w, h) in canonical pixels
     offset: tuple[int, int] = (0, 0)  # window corner = anchor − offset
-    # a stage that sharpens another's points: one window per point and frame, around where that stage put it
-    refines: str = ""
 
     def window(self, anchors: dict[str, tuple[float, float]], view: View, size: tuple[int, int]) -> Window:
         """Where this stage cuts, given the anchors and its network's input ``size``."""
         if not self.anchors:
             return view.full_window(size)
         x, y = np.mean([anchors[name] for name in self.anchors], axis=0)
-        return self.window_at(x, y, view)
-
-    def window_at(self, x: float, y: float, view: View) -> Window:
-        """This stage's window for an anchor at canonical (x, y)."""
         return view.snap(Window.around(x, y, *self.size, *self.offset))
 
 
@@ -76,9 +70,6 @@ SIDE_PLAN = Plan("roi", (
     Stage("nose_tip", ("nose_tip",), ("nose_tip",), (100, 100), (50, 50)),
     Stage("tongue", ("tongue_end_r", "tongue_end_l"), ("tube_top", "tube_bottom"), (160, 160), (60, 100)),
     Stage("paws", ("paw_r", "paw_l")),
-    # not IBL's: a weights set may add a network that finds each paw again, at five times the
-    # resolution, in a window around where the whole-frame network placed it
-    Stage("paws_fine", ("paw_r", "paw_l"), size=(160, 160), offset=(80, 80), refines="paws"),
 ))
 BODY_PLAN = Plan("body_roi", (
     Stage("tail_start", ("tail_start",), ("tail_start",), (220, 220), (110, 110)),
@@ -118,12 +109,7 @@ class Cascade:
             raise IblVideoError(None, "--device cuda asked for, but torch sees no CUDA GPU")
         self.camera, self.view, self.plan, self.device = camera, View.of(camera), plan_for(camera), torch.device(device)
         self.roi = self._load(weights, self.plan.roi, self.plan.anchors)
-        # refining stages are optional: a weights set without their network stops at the stage they refine
-        self.stages = tuple(stage for stage in self.plan.stages if not stage.refines or self._provides(weights, stage.role))
-        self.models = {stage.role: self._load(weights, stage.role, stage.points) for stage in self.stages}
-
-    def _provides(self, weights: WeightsSet, role: str) -> bool:
-        return role in weights.networks
+        self.models = {stage.role: self._load(weights, stage.role, stage.points) for stage in self.plan.stages}
 
     def _load(self, weights: WeightsSet, role: str, points: tuple[str, ...]) -> PoseModel:
         model = load_model(weights.network_dir(role), self.device)
@@ -178,8 +164,7 @@ class Cascade:
                                                  f"is this a {self.camera.name} camera video, and the right weights?")
             anchors[name] = (float(np.median(xy[0][confident, k])), float(np.median(xy[1][confident, k])))
         log.debug("%s: anchors %s", reader.path.name, anchors)
-        return {stage.role: stage.window(anchors, self.view, self.models[stage.role].network.input_size)
-                for stage in self.stages if not stage.refines}
+        return {stage.role: stage.window(anchors, self.view, self.models[stage.role].network.input_size) for stage in self.plan.stages}
 
     def _fill(self, track: Callable, stages: Iterable[Stage], frames: torch.Tensor, windows: dict[str, Window], rows: slice,
               xy: np.ndarray, likelihood: np.ndarray, where: dict[str, int]) -> None:
