@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from iblvideo.cameras import CAMERAS
-from iblvideo.crops import View, Window, cut, from_window
+from iblvideo.crops import View, Window, cut, cut_each, from_window
 
 
 def dot_frames(view: View, points: list[tuple[int, int]]) -> torch.Tensor:
@@ -72,3 +72,39 @@ def test_off_grid_windows_are_refused_and_snap_fixes_them():
     with pytest.raises(ValueError, match="pixel grid"):
         cut(torch.zeros(1, 512, 640, dtype=torch.uint8), view, Window(100, 100, 251, 150), (100, 100))
     assert view.snap(Window(99, 100, 251, 151)) == Window(100, 100, 250, 150)
+
+
+@pytest.mark.parametrize("camera", ["left", "right"])
+def test_a_window_per_frame_cuts_what_cut_cuts(camera):
+    view = View.of(CAMERAS[camera])
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (4, view.height, view.width), dtype=np.uint8))
+    # inside, across the left and top edges, across the right and bottom edges, and off the frame
+    corners = [(600, 400), (-40, -30), (1220, 980), (-300, 500)]
+    windows = [view.snap(Window(160, 160, x, y)) for x, y in corners]
+    each = cut_each(frames, view, windows, (80, 80))
+    one_by_one = torch.cat([cut(frames[i:i + 1], view, window, (80, 80)) for i, window in enumerate(windows)])
+    assert torch.equal(each, one_by_one)
+    with pytest.raises(ValueError, match="one size"):
+        cut_each(frames[:2], view, [windows[0], view.snap(Window(100, 100, 0, 0))], (80, 80))
+
+
+def test_block_means_of_padded_patches_equal_average_pooling():
+    """Whole-factor shrinks never copy the padding; the result is average pooling of the padded patch."""
+    from iblvideo.crops import _resize
+
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(300):
+        factor, out_h, out_w = (int(v) for v in rng.integers((2, 1, 1), (12, 8, 8)))
+        top, left = int(rng.integers(0, out_h * factor)), int(rng.integers(0, out_w * factor))
+        bottom, right = int(rng.integers(0, out_h * factor - top)), int(rng.integers(0, out_w * factor - left))
+        h, w = out_h * factor - top - bottom, out_w * factor - left - right
+        if h == 0 or w == 0:
+            continue
+        patch = torch.from_numpy(rng.integers(0, 256, (2, h, w), dtype=np.uint8))
+        pad = (left, right, top, bottom)
+        expected = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(patch.float(), pad).unsqueeze(1), factor)
+        assert torch.allclose(_resize(patch, (out_w, out_h), pad), expected, atol=1e-4)
+        assert torch.allclose(_resize(patch.float(), (out_w, out_h), pad), expected, atol=1e-3)
+        checked += 1
+    assert checked > 200

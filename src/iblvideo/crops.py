@@ -91,57 +91,95 @@ def cut(frames: torch.Tensor, view: View, window: Window, size: tuple[int, int])
     back to the frame with the window's own offset. The window must lie on the camera's pixel grid
     (``view.snap``), so that what is cut is exactly what coordinates are mapped back with.
     """
-    if view.snap(window) != window:
-        raise ValueError(f"{window} does not fall on the camera's pixel grid; pass it through View.snap")
-    left, right = window.x0 / view.scale, (window.x0 + window.w) / view.scale
-    if view.flip:
-        left, right = view.width - right, view.width - left
-    x0, x1 = round(left), round(right)
-    y0, y1 = round(window.y0 / view.scale), round((window.y0 + window.h) / view.scale)
-    pad = (max(0, -x0), max(0, x1 - view.width), max(0, -y0), max(0, y1 - view.height))
+    x0, x1, y0, y1 = _camera_box(view, window)
+    (left, right, cols), (top, bottom, rows) = _inside(x0, x1, view.width), _inside(y0, y1, view.height)
+    pad = (left, right, top, bottom)
 
     def part(chunk: torch.Tensor) -> torch.Tensor:
-        patch = chunk[:, max(y0, 0):min(y1, view.height), max(x0, 0):min(x1, view.width)]
-        if any(pad):
-            patch = F.pad(patch, pad)
         # resampling is symmetric, so flipping the small result equals resizing the flipped patch
-        small = _resize(patch, size)
+        small = _resize(chunk[:, rows, cols], size, pad)
         return small.flip(-1) if view.flip else small
 
     # a few frames at a time: a whole frame in float is four times its size
     return torch.cat([part(chunk) for chunk in frames.split(CHUNK)])
 
 
-def _resize(patch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Grey ``patch`` (N, H, W), uint8 or float, as float (N, 1, h, w) at ``size`` = (w, h): the mean of
-    each block when it shrinks by a whole factor, else antialiased bilinear."""
+def cut_each(frames: torch.Tensor, view: View, windows: list[Window], size: tuple[int, int]) -> torch.Tensor:
+    """``cut`` with a window of its own for each frame, all of one size: small windows that follow a
+    moving point. Each is copied into one batch (zero where it leaves the frame), then all are resized at once."""
+    if any((window.w, window.h) != (windows[0].w, windows[0].h) for window in windows):
+        raise ValueError("cut_each needs windows of one size")
+    boxes = [_camera_box(view, window) for window in windows]
+    x0, x1, y0, y1 = boxes[0]
+    patches = frames.new_zeros((len(windows), y1 - y0, x1 - x0))
+    for patch, frame, (x0, x1, y0, y1) in zip(patches, frames, boxes):
+        (left, right, cols), (top, bottom, rows) = _inside(x0, x1, view.width), _inside(y0, y1, view.height)
+        patch[top:patch.shape[0] - bottom, left:patch.shape[1] - right] = frame[rows, cols]
+    small = _resize(patches, size)
+    return small.flip(-1) if view.flip else small
+
+
+def _inside(start: int, stop: int, length: int) -> tuple[int, int, slice]:
+    """Padding before and after, and the slice in between, that make [start, stop) of a 0..length axis."""
+    first, last = min(max(start, 0), length), min(max(stop, 0), length)
+    last = max(last, first)
+    before = min(max(-start, 0), stop - start)
+    return before, (stop - start) - before - (last - first), slice(first, last)
+
+
+def _camera_box(view: View, window: Window) -> tuple[int, int, int, int]:
+    """Camera pixel columns [x0, x1) and rows [y0, y1) of ``window`` (possibly beyond the frame)."""
+    if view.snap(window) != window:
+        raise ValueError(f"{window} does not fall on the camera's pixel grid; pass it through View.snap")
+    left, right = window.x0 / view.scale, (window.x0 + window.w) / view.scale
+    if view.flip:
+        left, right = view.width - right, view.width - left
+    return round(left), round(right), round(window.y0 / view.scale), round((window.y0 + window.h) / view.scale)
+
+
+def _resize(patch: torch.Tensor, size: tuple[int, int], pad: tuple[int, int, int, int] = (0, 0, 0, 0)) -> torch.Tensor:
+    """Grey ``patch`` (N, H, W), uint8 or float, zero-padded by ``pad`` (left, right, top, bottom), as
+    float (N, 1, h, w) at ``size`` = (w, h): the mean of each block when it shrinks by a whole factor,
+    else antialiased bilinear."""
     out_w, out_h = size
-    h, w = patch.shape[-2:]
+    left, right, top, bottom = pad
+    h, w = patch.shape[-2] + top + bottom, patch.shape[-1] + left + right
     factor = h // out_h
     if factor > 1 and (h, w) == (out_h * factor, out_w * factor):
-        return _block_mean(patch, factor).unsqueeze(1)
+        return _block_mean(patch, factor, pad).unsqueeze(1)
+    patch = F.pad(patch, pad) if any(pad) else patch
     patch = patch.unsqueeze(1).float()
     if (h, w) == (out_h, out_w):
         return patch
     return F.interpolate(patch, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=w > out_w or h > out_h)
 
 
-def _block_mean(patch: torch.Tensor, factor: int) -> torch.Tensor:
-    """Mean of each ``factor``×``factor`` block of ``patch`` (N, H, W).
+def _block_mean(patch: torch.Tensor, factor: int, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """Mean of each ``factor``×``factor`` block of ``patch`` (N, H, W) zero-padded by ``pad``.
 
-    Adding whole rows of small integers is a tenth of the cost of converting the frame to float first:
-    it is what makes shrinking a whole 1280×1024 frame for the paws cheap.
+    This is what makes shrinking a whole 1280×1024 frame for the paws cheap: rows are added as small
+    integers, whole blocks of them as views of the frame, before anything is converted to float; and
+    the padding is never copied, as zeros add nothing to a block's sum.
     """
+    left, right, top, bottom = pad
     n, h, w = patch.shape
-    rows = patch.reshape(n, h // factor, factor, w)
-    if patch.dtype == torch.uint8 and factor * 255 <= torch.iinfo(torch.int16).max:
-        total = rows[:, :, 0].to(torch.int16)
-        for k in range(1, factor):
-            total += rows[:, :, k]
-    else:
-        total = rows.float().sum(2)
-    blocks = total.reshape(n, h // factor, w // factor, factor).sum(-1, dtype=torch.float32)
-    return blocks / factor**2
+    exact = patch.dtype == torch.uint8 and factor * 255 <= torch.iinfo(torch.int16).max
+    kind = torch.int16 if exact else torch.float32
+    first = min((-top) % factor, h)  # where the first block wholly inside the patch starts
+    whole = (h - first) // factor
+    last = first + whole * factor
+    rows = patch[:, first:last].reshape(n, whole, factor, w)
+    body = rows[:, :, 0].to(kind)
+    for k in range(1, factor):
+        body += rows[:, :, k]
+    # the blocks that straddle a padded edge: the sum of the rows they have
+    parts = [patch[:, :first].sum(1, keepdim=True, dtype=kind)] if first else []
+    parts += [body] + ([patch[:, last:].sum(1, keepdim=True, dtype=kind)] if last < h else [])
+    blocks = sum(len(p[0]) for p in parts)
+    before, after = top // factor, (top + h + bottom) // factor - top // factor - blocks
+    summed = F.pad(torch.cat(parts, dim=1), (left, right, before, after))  # a factor-th of the frame: cheap
+    out = summed.reshape(n, summed.shape[1], summed.shape[2] // factor, factor).sum(-1, dtype=torch.float32)
+    return out / factor**2
 
 
 def from_window(x: np.ndarray, y: np.ndarray, window: Window, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
