@@ -28,7 +28,7 @@ from iblvideo.features import load_pose
 from iblvideo.progress import configure
 from iblvideo.session import run_session
 from iblvideo.synth import synthesize_session
-from iblvideo.video import probe
+from iblvideo.video import VideoReader
 
 
 def mean_position(pose, point: str) -> np.ndarray:
@@ -53,7 +53,8 @@ def main() -> None:
             sampled = M.Roi(*(int(v) for v in np.load(roi_path)))
             pose = load_pose(session / "alf" / f"_ibl_{camera}Camera.dlc.pqt")
             ibl = M.roi_from_pose(pose, camera)
-            rows = pose.iloc[sample_indices(len(pose), probe(raw_video_path(session, camera)).fps)]
+            with VideoReader(raw_video_path(session, camera)) as reader:
+                rows = pose.iloc[sample_indices(len(pose), reader.info.fps, reader.keyframes)]
             means = {p: np.hypot(*(mean_position(rows, p) - mean_position(pose, p))) for p in M.roi_points(camera)}
             start = time.perf_counter()
             exact = M.compute_motion_energy(raw_video_path(session, camera), ibl)

@@ -4,9 +4,10 @@
 
 1. Renders training sessions with ``iblvideo synth`` (seeds 101…; the tests use other seeds).
 2. Cuts, for every network of the cascade, the window that network sees — placed from the true
-   anchors with random jitter, as an imperfect ROI network would place it — and maps the true points
-   into it. A point that is not visible (blink, tongue in the mouth, paw behind the wheel) is NaN: the
-   network learns an empty heatmap there, so its likelihood stays low.
+   anchors with random jitter, as an imperfect ROI network would place it; for the fine paws network,
+   around each paw where it was last seen, jittered as the whole-frame paws network errs — and maps
+   the true points into it. A point that is not visible (blink, tongue in the mouth, paw behind the
+   wheel) is NaN: the network learns an empty heatmap there, so its likelihood stays low.
 3. Trains each network with ``iblvideo.pose`` and writes the weights set with its manifest.
 
 These are demo weights for the synthetic rig, not for real mice.
@@ -38,23 +39,25 @@ from iblvideo.weights import write_manifest
 
 log = logging.getLogger("iblvideo.demo_weights")
 
-NAME = "weights_v1.0"
+NAME = "weights_v1.1"
 DESCRIPTION = ("Demo weights for iblvideo's synthetic IBL rig (iblvideo synth), trained by "
                "scripts/train_demo_weights.py. They track synthetic renders, not real mice.")
-SEEDS = (101, 102, 103)
+SEEDS = (101, 102, 103, 104, 105, 106)
 JITTER = 12  # canonical pixels of ROI placement error the specialised networks must tolerate
-# network input size (w, h) and architecture per role: small inputs keep CPU tracking fast
+PAW_JITTER = 24  # canonical pixels the whole-frame paws network may miss a paw by
+# network input size (w, h) per role: small inputs keep CPU tracking fast
 NETWORKS = {
     "roi": (160, 128),
     "eye": (80, 80),
     "nose_tip": (64, 64),
     "tongue": (96, 96),
     "paws": (128, 104),  # IBL's 128×102, padded to the network's multiple of 8
+    "paws_fine": (64, 64),
     "body_roi": (160, 128),
     "tail_start": (96, 96),
 }
-# the paws' frame is shrunk tenfold: longer training to place them within a few camera pixels
-SETTINGS = {"paws": dict(epochs_factor=2)}
+# the networks that run on every frame are the cheapest; the ROI networks see one frame a second
+BACKBONE = {"roi": "small", "body_roi": "small"}
 ROI_POINTS = {"roi": ("pupil_top_r", "nose_tip", "tube_top", "tube_bottom"), "body_roi": ("tail_start",)}
 
 
@@ -66,16 +69,19 @@ def to_input(x: np.ndarray, y: np.ndarray, window: Window, size: tuple[int, int]
 
 def frames_to_use(truth: pd.DataFrame, camera: Camera, per_session: int, rng: np.random.Generator) -> np.ndarray:
     """Frames spread over the session, with the rare ones over-represented: a point hidden (blink, paw
-    behind the wheel) or the tongue out."""
+    behind the wheel) or the tongue out, and every frame within two of a point appearing or vanishing,
+    where telling seen from hidden is hardest."""
     n = len(truth)
-    hidden = np.zeros(n, bool)
+    rare, edges = np.zeros(n, bool), np.zeros(n, bool)
     for point in camera.points:
         seen = truth[f"{point}_likelihood"].to_numpy() > 0
-        hidden |= seen if point.startswith("tongue") else ~seen
-    rare = np.flatnonzero(hidden)
+        rare |= seen if point.startswith("tongue") else ~seen
+        for change in np.flatnonzero(np.diff(seen.astype(int))):
+            edges[max(0, change - 1):change + 3] = True
+    rare = np.flatnonzero(rare)
     common = rng.choice(n, size=min(n, per_session), replace=False)
     rare = rng.choice(rare, size=min(len(rare), per_session // 2), replace=False) if len(rare) else rare
-    return np.unique(np.concatenate([common, rare]))
+    return np.unique(np.concatenate([common, rare, np.flatnonzero(edges)]))
 
 
 def session_examples(session: Path, camera: Camera, per_session: int, rng: np.random.Generator) -> dict[str, tuple[list, list]]:
@@ -93,6 +99,8 @@ def session_examples(session: Path, camera: Camera, per_session: int, rng: np.ra
             canonical[name] = np.broadcast_to(xy, (len(truth), 2))
     # the ROI would place each window at the median of the anchor over the session
     anchors = {name: tuple(np.nanmedian(canonical[name], axis=0)) for name in plan.anchors}
+    # the fine paws network's windows centre on where each paw was last seen
+    last_seen = {p: pd.DataFrame(canonical[p]).ffill().bfill().to_numpy() for p in camera.points}
     chosen = frames_to_use(truth, camera, per_session, rng)
     examples: dict[str, tuple[list, list]] = {role: ([], []) for role in (plan.roi, *(s.role for s in plan.stages))}
     wanted = set(chosen.tolist())
@@ -101,7 +109,8 @@ def session_examples(session: Path, camera: Camera, per_session: int, rng: np.ra
             if index not in wanted:
                 continue
             frame = torch.from_numpy(image.copy())[None]
-            for role, points, window in _windows(plan, anchors, view, rng):
+            seen = {p: xy[index] for p, xy in last_seen.items()}
+            for role, points, window in _windows(plan, anchors, seen, view, rng):
                 size = NETWORKS[role]
                 image = cut(frame, view, window, size)[0, 0].round().clamp(0, 255).to(torch.uint8).numpy()
                 xy = np.stack([to_input(*canonical[p][index], window, size) for p in points])
@@ -110,10 +119,15 @@ def session_examples(session: Path, camera: Camera, per_session: int, rng: np.ra
     return examples
 
 
-def _windows(plan: Plan, anchors: dict[str, tuple[float, float]], view: View, rng: np.random.Generator):
-    """(role, points, window) of the ROI network and of every stage, each stage's anchors jittered."""
+def _windows(plan: Plan, anchors: dict[str, tuple[float, float]], seen: dict[str, np.ndarray], view: View, rng: np.random.Generator):
+    """(role, points, window) of the ROI network and of every stage, each window's placement jittered."""
     yield plan.roi, ROI_POINTS[plan.roi], view.full_window(NETWORKS[plan.roi])
     for stage in plan.stages:
+        if stage.refines:
+            for point in stage.points:
+                x, y = seen[point] + rng.uniform(-PAW_JITTER, PAW_JITTER, 2)
+                yield stage.role, stage.points, stage.window_at(x, y, view)
+            continue
         shifted = {name: (x + rng.uniform(-JITTER, JITTER), y + rng.uniform(-JITTER, JITTER)) for name, (x, y) in anchors.items()}
         yield stage.role, stage.points, stage.window(shifted, view, NETWORKS[stage.role])
 
@@ -131,7 +145,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "src" / "iblvideo" / "weights_demo")
     parser.add_argument("--seconds", type=float, default=12.0, help="length of each training session")
     parser.add_argument("--frames", type=int, default=160, help="frames per camera and session")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     configure()
@@ -156,10 +170,9 @@ def main() -> None:
         points = ROI_POINTS.get(role) or next(s.points for s in plan.stages if s.role == role)
         frames = labeled_frames(role, points, *examples[role], args.work)
         log.info("%s: %d examples of %s", role, len(frames.images), ", ".join(points))
-        extra = dict(SETTINGS.get(role, {}))
-        epochs = args.epochs * extra.pop("epochs_factor", 1)
-        settings = TrainSettings(backbone="small", input_size=size, epochs=epochs, batch_size=32, learning_rate=2e-3,
-                                 head_channels=32, empty_means_absent=True, seed=0, **extra)
+        backbone = BACKBONE.get(role, "tiny")
+        settings = TrainSettings(backbone=backbone, input_size=size, epochs=args.epochs, batch_size=32, learning_rate=2e-3,
+                                 head_channels=32 if backbone == "small" else 16, empty_means_absent=True, seed=0)
         model_dir = args.work / "models" / role
         Trainer(frames, model_dir, settings, args.device).run()
         networks[role] = {"path": role, "keypoints": list(points), "input_size": list(size)}

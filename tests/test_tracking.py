@@ -10,6 +10,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from iblvideo import dlc
 from iblvideo.alf import raw_video_path, table_metadata
@@ -32,17 +33,14 @@ def tracked(session):
     return {name: dlc(raw_video_path(session, name)) for name in ("left", "right", "body")}
 
 
-# Where demo weights v1.0 fall short of the targets (<= 2 px median where visible, likelihood >= 0.9 on
+# Where demo weights v1.1 fall short of the targets (<= 2 px median where visible, likelihood >= 0.9 on
 # >= 95 % of visible frames and < 0.5 on >= 95 % of absent ones): measured on this session, checked
-# here as regression bounds so that they cannot get worse unnoticed. Issue 4 stays open on them.
+# here as regression bounds so that they cannot get worse unnoticed. Issue 4 stays open on them: the
+# frame where the eyelid first covers the pupil's top, 1 of this session's 7 (left) and 17 (right)
+# blink frames, still reads as an open pupil at its bottom point.
 SHORTFALLS = {
-    ("left", "paw_r"): {"median_px": 2.5},
-    ("left", "paw_l"): {"median_px": 9.0, "confident_when_visible": 0.85},
-    ("right", "paw_l"): {"median_px": 4.5, "confident_when_visible": 0.9},
-    ("right", "pupil_top_r"): {"doubtful_when_absent": 0.9},
-    ("right", "pupil_right_r"): {"doubtful_when_absent": 0.85},
-    ("right", "pupil_bottom_r"): {"doubtful_when_absent": 0.8},
-    ("right", "pupil_left_r"): {"doubtful_when_absent": 0.85},
+    ("left", "pupil_bottom_r"): {"doubtful_when_absent": 0.85},
+    ("right", "pupil_bottom_r"): {"doubtful_when_absent": 0.94},
 }
 TARGETS = {"median_px": 2.0, "confident_when_visible": 0.95, "doubtful_when_absent": 0.95}
 
@@ -129,3 +127,37 @@ def test_killed_mid_run_leaves_nothing_and_a_rerun_completes(session, tmp_path):
     result = run_cli(video, "--quiet")
     assert result.returncode == 0 and result.stdout.strip() == str(folder / "alf" / "_ibl_rightCamera.dlc.pqt")
     assert len(pd.read_parquet(result.stdout.strip())) == 900
+
+
+def test_stages_side_by_side_give_the_same_tracks_as_in_turn(session):
+    """One thread per stage (the default on a CPU) changes nothing in the output, bit for bit."""
+    from iblvideo.cascade import Cascade
+    from iblvideo.video import VideoReader
+    from iblvideo.weights import load_weights
+
+    cascade = Cascade(load_weights("demo"), CAMERAS["left"])
+    threads = torch.get_num_threads()
+    tables = []
+    with VideoReader(raw_video_path(session, "left")) as reader:
+        windows = cascade.windows(reader)
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            try:
+                tables.append(cascade.run(reader, windows, batch_size=32))
+            finally:
+                torch.set_num_threads(threads)
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+
+
+def test_weights_without_a_fine_paws_network_keep_the_whole_frame_paws(session, tracked, tmp_path):
+    weights = shutil.copytree(demo_weights_dir(), tmp_path / "weights")
+    manifest = json.loads((weights / "manifest.json").read_text())
+    assert "paws_fine" in manifest["networks"], "the demo weights refine the paws"
+    del manifest["networks"]["paws_fine"]
+    (weights / "manifest.json").write_text(json.dumps(manifest))
+    video = shutil.copy(raw_video_path(session, "right"), tmp_path / "_iblrig_rightCamera.raw.mp4")
+    coarse, fine = pd.read_parquet(dlc(video, weights=weights)), pd.read_parquet(tracked["right"])
+    paws = [c for c in fine.columns if c.startswith("paw_")]
+    others = [c for c in fine.columns if c not in paws]
+    pd.testing.assert_frame_equal(coarse[others], fine[others], check_exact=True)
+    assert not coarse[paws].equals(fine[paws])

@@ -2,7 +2,7 @@
 
 1. The ROI network finds the anchors on frames sampled over the whole video; their medians (over
    confident detections) fix one crop window per specialised network, in canonical left-camera pixels.
-   The sampled frames (at most 500) can then go through the specialised networks too
+   The sampled frames (at most 100) can then go through the specialised networks too
    (``track_sample``), without decoding them again: a sparse early look at the final tracks.
 2. In one decode pass, every batch of frames is cut into each network's window and tracked; the same
    batches can feed other consumers (motion energy) so the video is decoded once.
@@ -10,17 +10,20 @@
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .cameras import Camera
-from .crops import View, Window, cut, from_window
+from .crops import View, Window, cut, cut_each, from_window
 from .errors import IblVideoError
 from .pose.model_dir import PoseModel, load_model
 from .progress import progress_bar
@@ -43,12 +46,18 @@ class Stage:
     anchors: tuple[str, ...] = ()  # none: the whole frame
     size: tuple[int, int] = (0, 0)  # window (w, h) in canonical pixels
     offset: tuple[int, int] = (0, 0)  # window corner = anchor − offset
+    # a stage that sharpens another's points: one window per point and frame, around where that stage put it
+    refines: str = ""
 
     def window(self, anchors: dict[str, tuple[float, float]], view: View, size: tuple[int, int]) -> Window:
         """Where this stage cuts, given the anchors and its network's input ``size``."""
         if not self.anchors:
             return view.full_window(size)
         x, y = np.mean([anchors[name] for name in self.anchors], axis=0)
+        return self.window_at(x, y, view)
+
+    def window_at(self, x: float, y: float, view: View) -> Window:
+        """This stage's window for an anchor at canonical (x, y)."""
         return view.snap(Window.around(x, y, *self.size, *self.offset))
 
 
@@ -70,6 +79,9 @@ SIDE_PLAN = Plan("roi", (
     Stage("nose_tip", ("nose_tip",), ("nose_tip",), (100, 100), (50, 50)),
     Stage("tongue", ("tongue_end_r", "tongue_end_l"), ("tube_top", "tube_bottom"), (160, 160), (60, 100)),
     Stage("paws", ("paw_r", "paw_l")),
+    # not IBL's: a weights set may add a network that finds each paw again, at five times the
+    # resolution, in a window around where the whole-frame network placed it
+    Stage("paws_fine", ("paw_r", "paw_l"), size=(128, 128), offset=(64, 64), refines="paws"),
 ))
 BODY_PLAN = Plan("body_roi", (
     Stage("tail_start", ("tail_start",), ("tail_start",), (220, 220), (110, 110)),
@@ -81,13 +93,29 @@ def plan_for(camera: Camera) -> Plan:
 
 
 def n_samples(n_frames: int, fps: float) -> int:
-    """Frames the ROI network looks at: one a second, at least 20 and at most 500."""
-    return min(max(20, int(n_frames / max(fps, 1.0))), 500, n_frames)
+    """Frames the ROI network looks at: one a second, at least 20 and at most 100 (they are held in memory
+    until the pass: 130 MB of left-camera frames)."""
+    return min(max(20, int(n_frames / max(fps, 1.0))), 100, n_frames)
 
 
-def sample_indices(n_frames: int, fps: float) -> np.ndarray:
-    """The frames the ROI network looks at: :func:`n_samples` of them, evenly spread, increasing."""
-    return np.unique(np.linspace(0, n_frames - 1, n_samples(n_frames, fps)).round().astype(int))
+def sample_indices(n_frames: int, fps: float, keyframes: Sequence[int] | None = None) -> np.ndarray:
+    """The frames the ROI network looks at: :func:`n_samples` of them, spread over the video, increasing.
+
+    Given the video's ``keyframes``, the sample is keyframes and the frames just after them (at most a
+    second's worth after each): a frame there costs one or a few decodes rather than half a keyframe
+    interval, so sampling a video costs a small fraction of a decoding pass instead of about a whole one.
+    """
+    n = n_samples(n_frames, fps)
+    if keyframes is None:
+        return np.unique(np.linspace(0, n_frames - 1, n).round().astype(int))
+    keyframes = np.asarray(keyframes)
+    chosen = keyframes[np.unique(np.linspace(0, len(keyframes) - 1, min(n, len(keyframes))).round().astype(int))]
+    per = min(-(-n // len(chosen)), max(1, round(fps)))
+    frames = np.unique((chosen[:, None] + np.arange(per)).ravel())
+    frames = frames[frames < n_frames]
+    if len(frames) < n:  # few keyframes: spread the rest evenly, decoding what it takes
+        frames = np.union1d(frames, np.linspace(0, n_frames - 1, n - len(frames)).round().astype(int))
+    return frames
 
 
 @dataclass(frozen=True)
@@ -104,12 +132,19 @@ class Sample:
 class Cascade:
     """The networks of a weights set for one camera, ready to run on its videos."""
 
+    batches_in_parallel = True  # each batch is tracked on its own, so batches may run side by side
+
     def __init__(self, weights: WeightsSet, camera: Camera, device: str = "cpu"):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise IblVideoError(None, "--device cuda asked for, but torch sees no CUDA GPU")
         self.camera, self.view, self.plan, self.device = camera, View.of(camera), plan_for(camera), torch.device(device)
         self.roi = self._load(weights, self.plan.roi, self.plan.anchors)
-        self.models = {stage.role: self._load(weights, stage.role, stage.points) for stage in self.plan.stages}
+        # refining stages are optional: a weights set without their network stops at the stage they refine
+        self.stages = tuple(stage for stage in self.plan.stages if not stage.refines or self._provides(weights, stage.role))
+        self.models = {stage.role: self._load(weights, stage.role, stage.points) for stage in self.stages}
+
+    def _provides(self, weights: WeightsSet, role: str) -> bool:
+        return role in weights.networks
 
     def _load(self, weights: WeightsSet, role: str, points: tuple[str, ...]) -> PoseModel:
         model = load_model(weights.network_dir(role), self.device)
@@ -135,8 +170,8 @@ class Cascade:
         return np.stack([x, y], axis=-1), likelihood[:, columns].astype(np.float64)
 
     def sample(self, reader: VideoReader) -> Sample:
-        """Frames spread evenly over the video, as many as :func:`n_samples` says (at most 500)."""
-        wanted = sample_indices(reader.info.n_frames, reader.info.fps)
+        """Frames spread over the video (:func:`sample_indices`)."""
+        wanted = sample_indices(reader.info.n_frames, reader.info.fps, reader.keyframes)
         return Sample(wanted, tuple(image for _, image in reader.sample(wanted)))
 
     def _sampled(self, model: PoseModel, frames: torch.Tensor, window: Window, points: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -164,25 +199,54 @@ class Cascade:
                                                  f"is this a {self.camera.name} camera video, and the right weights?")
             anchors[name] = (float(np.median(xy[0][confident, k])), float(np.median(xy[1][confident, k])))
         log.debug("%s: anchors %s", reader.path.name, anchors)
-        return {stage.role: stage.window(anchors, self.view, self.models[stage.role].network.input_size) for stage in self.plan.stages}
+        return {stage.role: stage.window(anchors, self.view, self.models[stage.role].network.input_size)
+                for stage in self.stages if not stage.refines}
 
     def _fill(self, track: Callable, stages: Iterable[Stage], frames: torch.Tensor, windows: dict[str, Window], rows: slice,
               xy: np.ndarray, likelihood: np.ndarray, where: dict[str, int]) -> None:
-        """Each stage's network on ``frames``, written into ``rows`` of ``xy`` and ``likelihood`` (columns by ``where``)."""
-        for stage in stages:
-            got_xy, got_likelihood = track(self.models[stage.role], frames, windows[stage.role], stage.points)
-            columns = [where[p] for p in stage.points]
-            xy[rows, columns], likelihood[rows, columns] = got_xy, got_likelihood
+        """Each stage's network on ``frames``, written into ``rows`` of ``xy`` and ``likelihood`` (columns by
+        ``where``); a refining stage runs right after the stage it refines."""
+        stages = tuple(stages)
+
+        def chain(stage: Stage) -> list[tuple[Stage, tuple[np.ndarray, np.ndarray]]]:
+            found = [(stage, track(self.models[stage.role], frames, windows[stage.role], stage.points))]
+            for refiner in stages:
+                if refiner.refines == stage.role:
+                    found.append((refiner, self._refine(refiner, frames, stage, found[0][1][0])))
+            return found
+
+        for found in map(chain, [stage for stage in stages if not stage.refines]):
+            for stage, (got_xy, got_likelihood) in found:
+                columns = [where[p] for p in stage.points]
+                xy[rows, columns], likelihood[rows, columns] = got_xy, got_likelihood
+
+    def _refine(self, stage: Stage, frames: torch.Tensor, coarse: Stage, coarse_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Camera pixels (N, P, 2) and likelihoods (N, P) of ``stage``'s points, each found again in a window
+        around where ``coarse`` placed it (``coarse_xy``, camera pixels in ``coarse``'s point order)."""
+        model, size = self.models[stage.role], self.models[stage.role].network.input_size
+        xy, likelihood = np.empty((len(frames), len(stage.points), 2)), np.empty((len(frames), len(stage.points)))
+        for k, point in enumerate(stage.points):
+            column = model.keypoints.index(point)
+            centres = np.stack(self.view.to_canonical(*coarse_xy[:, coarse.points.index(point)].T), axis=-1)
+            windows = [stage.window_at(x, y, self.view) for x, y in centres]
+            with self._precision():
+                got_xy, got_likelihood = model.network.predict(cut_each(frames, self.view, windows, size)[:, 0] / 255.0)
+            # from_window is a shift by the window's corner: map once from a corner at 0, then shift each
+            x, y = from_window(got_xy[:, column, 0], got_xy[:, column, 1], Window(windows[0].w, windows[0].h, 0, 0), size)
+            xy[:, k, 0] = x + np.array([window.x0 for window in windows])
+            xy[:, k, 1] = y + np.array([window.y0 for window in windows])
+            likelihood[:, k] = got_likelihood[:, column]
+        return np.stack(self.view.to_camera(xy[..., 0], xy[..., 1]), axis=-1), likelihood
 
     def track_sample(self, sample: Sample, windows: dict[str, Window], points: Iterable[str] | None = None,
                      batch_size: int = 32) -> pd.DataFrame:
         """The specialised networks that track any of ``points`` (default: all) on the sampled frames, in
         their ``windows``: a pose table of the sampled rows, indexed by frame. Nothing is decoded."""
         wanted = None if points is None else set(points)
-        stages = [stage for stage in self.plan.stages if wanted is None or wanted & set(stage.points)]
+        stages = [stage for stage in self.stages if wanted is None or wanted & set(stage.points)]
         if not stages:
             raise ValueError(f"no network of the {self.camera.name} camera's cascade tracks {', '.join(sorted(wanted or ()))}")
-        columns = tuple(p for stage in stages for p in stage.points)
+        columns = tuple(dict.fromkeys(p for stage in stages for p in stage.points))
         xy = np.full((len(sample), len(columns), 2), np.nan)
         likelihood = np.zeros((len(sample), len(columns)))
         where = {p: i for i, p in enumerate(columns)}
@@ -200,15 +264,67 @@ class Cascade:
         xy = np.full((n, len(points), 2), np.nan)
         likelihood = np.zeros((n, len(points)))
         where = {p: i for i, p in enumerate(points)}
-        with progress_bar(total=n, desc=f"{self.camera.label}", unit="frame") as bar:
+        side_by_side = self.device.type == "cpu" and self.batches_in_parallel
+        with progress_bar(total=n, desc=f"{self.camera.label}", unit="frame") as bar, short_gil_turns(), \
+                batch_workers(torch.get_num_threads() if side_by_side else 1) as submit:
             # decoding runs a batch ahead on its own thread, overlapping the networks
             for first, batch in prefetched(reader.batches(batch_size)):
                 for consumer in consumers:
                     consumer(first, batch)
-                frames = torch.from_numpy(batch).to(self.device)
-                self._fill(self._track, self.plan.stages, frames, windows, slice(first, first + len(batch)), xy, likelihood, where)
-                bar.update(len(batch))
+                frames, rows = torch.from_numpy(batch).to(self.device), slice(first, first + len(batch))
+                submit(lambda frames=frames, rows=rows: self._fill(self._track, self.stages, frames, windows, rows, xy, likelihood, where),
+                       lambda count=len(batch): bar.update(count))
         return tracks_table(points, xy, likelihood)
+
+
+@contextlib.contextmanager
+def short_gil_turns(seconds: float = 0.001) -> Iterator[None]:
+    """Python threads take turns with the interpreter every ``seconds`` rather than every 5 ms.
+
+    The decoding thread needs the interpreter briefly for every frame; with the default turn it waits
+    behind the network threads often enough to slow tracking by a tenth.
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+@contextlib.contextmanager
+def batch_workers(threads: int) -> Iterator[Callable[[Callable[[], None], Callable[[], None]], None]]:
+    """``submit(job, done)``: jobs run side by side, up to ``threads`` at a time, each on a CPU thread
+    with one torch thread; with one thread each runs as it is submitted.
+    ``done`` runs on the caller's thread, in order, once its job has finished.
+
+    Small convolutions split over several threads spend much of their time waiting for each other (far
+    more when the decoder or another process wants a core); whole batches on separate threads keep every
+    core busy instead, and each batch's output is the same, bit for bit, whichever thread computed it.
+    """
+    if threads < 2:
+        yield lambda job, done: (job(), done())
+        return
+    running: collections.deque = collections.deque()
+
+    def submit(job: Callable[[], None], done: Callable[[], None]) -> None:
+        running.append((pool.submit(job), done))
+        while len(running) >= threads:
+            finish()
+
+    def finish() -> None:
+        future, done = running.popleft()
+        future.result()
+        done()
+
+    before = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            yield submit
+            while running:
+                finish()
+    finally:
+        torch.set_num_threads(before)
 
 
 def tracks_table(points: tuple[str, ...], xy: np.ndarray, likelihood: np.ndarray) -> pd.DataFrame:

@@ -12,7 +12,7 @@ Two ways to run it, both one decode of the video in constant memory:
   IBL's, from the means of the final tracks;
 * inside the tracking pass (``OnePassMotionEnergy``, what ``run_session`` uses when it tracks): the
   ROI must be known before the pass, so it is IBL's definition applied to the specialised networks'
-  tracks on the frames the ROI network sampled (about one a second, 20-500 frames).
+  tracks on the frames the ROI network sampled (about one a second, 20-100 frames).
 """
 from __future__ import annotations
 

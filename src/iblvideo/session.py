@@ -6,7 +6,7 @@ or datasets registered on Alyx), so ``one.load_object(eid, "leftCamera", collect
 them. A camera whose video is missing, corrupt or empty fails alone, with the reason.
 
 Each video is decoded once. The cascade first runs its ROI network on frames sampled over the
-video (about one a second, 20-500 frames: the only decoding before the pass); the specialised
+video (about one a second, 20-100 frames: the only decoding before the pass); the specialised
 networks that track the motion-energy ROI's points (eye and nose tip; tail start on the body camera)
 then run on those same frames, and IBL's ROI definition applied to that sample of the tracks places
 the ROI. The single tracking pass then feeds both the networks and the motion-energy accumulator

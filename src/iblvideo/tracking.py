@@ -43,7 +43,8 @@ def track(video: str | Path, output: Callable[[Path, Camera], Path], cascade_for
     ``consumers_for``, when given, is called once the windows are placed (not when the output is kept)
     and its consumers get every decoded batch of the tracking pass, in order."""
     video = Path(video)
-    with VideoReader(video) as reader:
+    # on a CPU the networks want the cores: one decoding thread keeps up with them
+    with VideoReader(video, threads=1 if device == "cpu" else None) as reader:
         cam = reader.info.camera(camera)
         out = output(video, cam)
         if out.exists() and not force:
@@ -55,7 +56,7 @@ def track(video: str | Path, output: Callable[[Path, Camera], Path], cascade_for
         sample = cascade.sample(reader)
         windows = cascade.windows(reader, sample=sample)
         consumers = list(consumers_for(cascade, reader, sample, windows)) if consumers_for is not None else []
-        del sample  # up to 500 frames, freed before the pass
+        del sample  # up to 100 frames, freed before the pass
         log.info("%s: tracking %d frames", video.name, reader.info.n_frames)
         table = cascade.run(reader, windows, batch_size=batch_size, consumers=consumers)
         seconds = time.perf_counter() - start

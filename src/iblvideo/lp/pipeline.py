@@ -63,10 +63,15 @@ def limited_range(path: Path) -> bool:
 class LPCascade(Cascade):
     """The cascade with a Lightning Pose network set: each stage an ensemble, smoothed after tracking."""
 
+    batches_in_parallel = False  # context networks read each batch after the one before
+
     def __init__(self, root: Path, camera: Camera, device: str = "cpu", limited: bool = True):
         self._loaded: dict[Path, LPModel] = {}  # the body camera's ROI and tail stage share networks
         self.limited = limited
         super().__init__(root, camera, device)
+
+    def _provides(self, weights: Path, role: str) -> bool:
+        return role in ROLES
 
     def _load(self, weights: Path, role: str, points: tuple[str, ...]) -> Ensemble:
         members = []
@@ -101,7 +106,7 @@ class LPCascade(Cascade):
         return np.full((len(frames), len(points), 2), np.nan), np.zeros((len(frames), len(points)))
 
     def windows(self, reader: VideoReader, batch_size: int = 500, sample: Sample | None = None) -> dict[str, Window]:
-        # all sampled frames (at most 500) in one batch: a context ROI network sees them as one sequence, as in IBL
+        # all sampled frames (at most 100) in one batch: a context ROI network sees them as one sequence, as in IBL
         return super().windows(reader, batch_size, sample)
 
     def track_sample(self, sample: Sample, windows: dict[str, Window], points: Iterable[str] | None = None,
@@ -127,11 +132,11 @@ class LPCascade(Cascade):
     def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = 64,
             consumers: Iterable[Consumer] = ()) -> pd.DataFrame:
         """Every member of every stage on every frame, then each ensemble smoothed: IBL's Lightning Pose table."""
-        self._streams: dict[str, list[Stream]] = {s.role: [m.stream() for m in self.models[s.role].members] for s in self.plan.stages}
+        self._streams: dict[str, list[Stream]] = {s.role: [m.stream() for m in self.models[s.role].members] for s in self.stages}
         self._tracks: dict[str, list[list[tuple[np.ndarray, np.ndarray]]]] = {role: [[] for _ in streams] for role, streams in self._streams.items()}
         super().run(reader, windows, batch_size, consumers)
         tables = []
-        for stage in self.plan.stages:
+        for stage in self.stages:
             ensemble = self.models[stage.role]
             xy, likelihood = [], []
             for member, stream, track in zip(ensemble.members, self._streams[stage.role], self._tracks[stage.role]):

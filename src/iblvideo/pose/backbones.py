@@ -158,10 +158,10 @@ class SmallConvNet(nn.Module):
     stride = 8
     early = ()
 
-    # in_channels 1 (grey): three identical channels would triple the first layer's work for nothing
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 32, 64, 64), in_channels: int = 1):
+    in_channels = 1  # grey: three identical channels would triple the first layer's work for nothing
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 32, 64, 64)):
         super().__init__()
-        self.in_channels = in_channels
         strides = (2, 2, 1, 2, 1)
         channels = (self.in_channels, *widths)
         self.layers = nn.Sequential(*(self._conv(i, o, s) for i, o, s in zip(channels, widths, strides)))
@@ -187,10 +187,9 @@ def freeze_early_layers(backbone: nn.Module) -> None:
 
 BACKBONES: dict[str, Callable[[], nn.Module]] = {
     "efficientnet_lite0": EfficientNetLite0,
-    # the first three stages (stride 8, 40 channels): small crops on a CPU, as the demo weights use
+    # the first three stages (stride 8, 40 channels): small crops on a CPU
     "efficientnet_lite0_s8": functools.partial(EfficientNetLite0, stages=3),
-    "small": functools.partial(SmallConvNet, in_channels=3),
-    "small_grey": SmallConvNet,
+    "small": SmallConvNet,
     # half the channels: a third of the cost, for the crops of the demo weights
     "tiny": functools.partial(SmallConvNet, widths=(8, 16, 16, 32, 32)),
     "resnet50": ResNet50,
