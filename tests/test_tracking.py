@@ -20,7 +20,7 @@ from iblvideo.synth import synthesize_session
 from iblvideo.synth.scoring import score_tracks
 from iblvideo.weights import demo_weights_dir
 
-TEST_SEED = 8  # the demo weights were trained on seeds 101-103
+TEST_SEED = 8  # the demo weights were trained on seeds 101-106
 
 
 @pytest.fixture(scope="module")
