@@ -16,7 +16,6 @@ from iblvideo.cli import main
 from iblvideo.motion_energy import Roi, compute_motion_energy, output_paths, roi_from_pose
 from iblvideo.synth import synthesize_session
 from iblvideo.video import VideoReader, probe
-from iblvideo.weights import demo_weights_dir
 
 from session_data import copy_session, rendered_session
 
@@ -133,7 +132,6 @@ def decoded(monkeypatch) -> tuple[Counter, Counter]:
     return passes, samples
 
 
-@pytest.mark.skipif(not (demo_weights_dir() / "manifest.json").exists(), reason="demo weights are not in the package yet")
 def test_full_session_with_the_demo_weights(unseen, decoded):
     passes, samples = decoded
     result = run_session(unseen, weights="demo", device="cpu")
