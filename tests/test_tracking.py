@@ -161,3 +161,16 @@ def test_weights_without_a_fine_paws_network_keep_the_whole_frame_paws(session, 
     others = [c for c in fine.columns if c not in paws]
     pd.testing.assert_frame_equal(coarse[others], fine[others], check_exact=True)
     assert not coarse[paws].equals(fine[paws])
+
+
+def test_the_roi_sample_sits_at_keyframes_and_is_bounded():
+    from iblvideo.cascade import n_samples, sample_indices
+
+    keyframes = list(range(0, 36000, 250))  # 10 min at 60 Hz, a keyframe every 250 frames
+    sample = sample_indices(36000, 60.0, keyframes)
+    assert len(sample) == n_samples(36000, 60.0) == 100
+    assert set(sample) <= set(keyframes) and sample.min() == 0 and sample.max() == keyframes[-1]
+    dense = sample_indices(36000, 60.0, list(range(0, 36000, 300)[:99]))  # 99 keyframes for 100 frames
+    assert len(dense) == 100 and all(f % 300 in (0, 1) for f in dense)
+    few = sample_indices(600, 60.0, [0])  # one keyframe: a tenth of a second after it, the rest spread evenly
+    assert len(few) == 20 and few.max() == 599 and set(range(6)) <= set(few)

@@ -102,7 +102,7 @@ def sample_indices(n_frames: int, fps: float, keyframes: Sequence[int] | None = 
     """The frames the ROI network looks at: :func:`n_samples` of them, spread over the video, increasing.
 
     Given the video's ``keyframes``, the sample is keyframes and the frames just after them (at most a
-    second's worth after each): a frame there costs one or a few decodes rather than half a keyframe
+    tenth of a second after each): a frame there costs one or a few decodes rather than half a keyframe
     interval, so sampling a video costs a small fraction of a decoding pass instead of about a whole one.
     """
     n = n_samples(n_frames, fps)
@@ -110,11 +110,13 @@ def sample_indices(n_frames: int, fps: float, keyframes: Sequence[int] | None = 
         return np.unique(np.linspace(0, n_frames - 1, n).round().astype(int))
     keyframes = np.asarray(keyframes)
     chosen = keyframes[np.unique(np.linspace(0, len(keyframes) - 1, min(n, len(keyframes))).round().astype(int))]
-    per = min(-(-n // len(chosen)), max(1, round(fps)))
-    frames = np.unique((chosen[:, None] + np.arange(per)).ravel())
-    frames = frames[frames < n_frames]
+    per = min(-(-n // len(chosen)), max(1, round(fps / 10)))
+    # every keyframe first, then the frame after each, and so on: n frames in all
+    frames = (chosen[None, :] + np.arange(per)[:, None]).ravel()
+    frames = np.unique(frames[frames < n_frames][:n])
     if len(frames) < n:  # few keyframes: spread the rest evenly, decoding what it takes
-        frames = np.union1d(frames, np.linspace(0, n_frames - 1, n - len(frames)).round().astype(int))
+        spread = np.setdiff1d(np.linspace(0, n_frames - 1, n).round().astype(int), frames)
+        frames = np.union1d(frames, spread[np.linspace(0, len(spread) - 1, n - len(frames)).round().astype(int)])
     return frames
 
 
