@@ -129,8 +129,8 @@ def test_killed_mid_run_leaves_nothing_and_a_rerun_completes(session, tmp_path):
     assert len(pd.read_parquet(result.stdout.strip())) == 900
 
 
-def test_stages_side_by_side_give_the_same_tracks_as_in_turn(session):
-    """One thread per stage (the default on a CPU) changes nothing in the output, bit for bit."""
+def test_batches_side_by_side_give_the_same_tracks_as_in_turn(session):
+    """Batches tracked side by side, a thread each (the default on a CPU), change nothing in the output, bit for bit."""
     from iblvideo.cascade import Cascade
     from iblvideo.video import VideoReader
     from iblvideo.weights import load_weights
