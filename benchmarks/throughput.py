@@ -1,6 +1,6 @@
 """Decode-only speed versus tracking speed, and peak memory, for one video.
 
-    python benchmarks/throughput.py VIDEO [--weights demo] [--device cpu] [--batch-size 64]
+    python benchmarks/throughput.py VIDEO [--weights demo] [--device cpu] [--batch-size N]
 
 Each phase runs in a fresh child process so its peak resident memory is its own. Prints one table.
 """
@@ -62,10 +62,12 @@ def main() -> None:
     parser.add_argument("video")
     parser.add_argument("--weights", default="demo")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: iblvideo's)")
     args = parser.parse_args()
 
-    from iblvideo.video import probe
+    from iblvideo.video import BATCH_SIZE, probe
+
+    args.batch_size = args.batch_size or BATCH_SIZE
 
     info = probe(args.video)
     decoded, decode_s, decode_mb = _in_child(_decode_only, args.video, args.batch_size)

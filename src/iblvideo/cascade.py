@@ -27,7 +27,7 @@ from .crops import View, Window, cut, cut_each, from_window
 from .errors import IblVideoError
 from .pose.model_dir import PoseModel, load_model
 from .progress import progress_bar
-from .video import VideoReader, prefetched
+from .video import BATCH_SIZE, VideoReader, prefetched
 from .weights import WeightsSet
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ class Cascade:
         table.index = pd.Index(sample.indices, name="frame")
         return table
 
-    def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = 64,
+    def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = BATCH_SIZE,
             consumers: Iterable[Consumer] = ()) -> pd.DataFrame:
         """Track every frame; one decode pass, whose batches also go to ``consumers(first, frames)``."""
         n = reader.info.n_frames

@@ -29,7 +29,7 @@ from .alf import raw_video_path
 from .errors import IblVideoError
 from .features import LIKELIHOOD_THRESHOLD, load_pose, save_npy
 from .progress import progress_bar
-from .video import VideoReader
+from .video import BATCH_SIZE, VideoReader
 
 if TYPE_CHECKING:
     from .cascade import Cascade, Sample
@@ -184,7 +184,7 @@ def luma_is_full_range(path: str | Path) -> bool:
         return context.color_range == 2 or context.pix_fmt.startswith("yuvj") or context.pix_fmt == "gray"
 
 
-def compute_motion_energy(video: str | Path, roi: Roi, batch_size: int = 64) -> np.ndarray:
+def compute_motion_energy(video: str | Path, roi: Roi, batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Decode ``video`` once, in constant memory, and return its motion energy in ``roi``."""
     accumulator = MotionEnergy(roi, full_range=luma_is_full_range(video))
     with VideoReader(video) as reader, progress_bar(total=len(reader), desc=f"motion energy {Path(video).name}", unit="frame") as bar:

@@ -12,7 +12,7 @@ from . import __version__
 from .alf import session_root, write_table
 from .cameras import Camera
 from .cascade import Cascade, Consumer, Sample
-from .video import VideoReader
+from .video import BATCH_SIZE, VideoReader
 from .weights import load_weights
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ ConsumersFor = Callable[[Cascade, VideoReader, Sample, "dict[str, Window]"], Ite
 
 
 def track(video: str | Path, output: Callable[[Path, Camera], Path], cascade_for: CascadeFor, device: str = "cpu",
-          batch_size: int = 64, force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None) -> Path:
+          batch_size: int = BATCH_SIZE, force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None) -> Path:
     """What every tracker shares: name the output, keep it unless ``force``, run the cascade that
     ``cascade_for`` builds (with the metadata describing its networks) in one decode pass, and write
     the table atomically with its metadata. Returns the output's path.
@@ -70,7 +70,7 @@ def track(video: str | Path, output: Callable[[Path, Camera], Path], cascade_for
     return out
 
 
-def dlc(video: str | Path, weights: str | Path = "demo", device: str = "cpu", batch_size: int = 64,
+def dlc(video: str | Path, weights: str | Path = "demo", device: str = "cpu", batch_size: int = BATCH_SIZE,
         force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None) -> Path:
     """Track the IBL keypoints in ``video`` and return the path of its ``.dlc.pqt``.
 

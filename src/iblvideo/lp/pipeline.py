@@ -23,7 +23,7 @@ from ..crops import View, Window, cut, from_window
 from ..errors import IblVideoError
 from ..tracking import dlc_path
 from ..tracking import track as track_video
-from ..video import VideoReader
+from ..video import BATCH_SIZE, VideoReader
 from .eks import PUPIL_ORDER, single_view_s, smooth_pupil, smooth_single_view
 from .model import CONTEXT, LPModel, Stream, load_lp_model
 from .networks import ROLES, member_dirs, networks_dir
@@ -179,7 +179,7 @@ def lightning_pose_path(video: Path, camera: Camera) -> Path:
     return dlc_path(video, camera).with_name(f"_ibl_{camera.label}.lightningPose.pqt")
 
 
-def lightning_pose(video: str | Path, networks: str | Path | None = None, device: str = "cpu", batch_size: int = 64,
+def lightning_pose(video: str | Path, networks: str | Path | None = None, device: str = "cpu", batch_size: int = BATCH_SIZE,
                    force: bool = False, camera: str | None = None) -> Path:
     """Track ``video`` with IBL's Lightning Pose ensembles; returns the path of its ``.lightningPose.pqt``.
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import progress
-from ..video import VideoReader
+from ..video import BATCH_SIZE, VideoReader
 from .formats import default_path, write_poses
 from .model_dir import PoseModel, load_model
 
 log = logging.getLogger(__name__)
 
 
-def predict_frames(model: PoseModel, reader: VideoReader, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def predict_frames(model: PoseModel, reader: VideoReader, batch_size: int = BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints (N, K, 2) in video pixels and likelihood (N, K) for every frame of ``reader``."""
     n, k = len(reader), len(model.keypoints)
     xy, likelihood = np.empty((n, k, 2), np.float32), np.empty((n, k), np.float32)
@@ -26,7 +26,7 @@ def predict_frames(model: PoseModel, reader: VideoReader, batch_size: int = 64) 
 
 
 def predict_video(model_dir: str | Path, video: str | Path, out: str | Path | None = None, fmt: str = "pqt",
-                  batch_size: int = 64, force: bool = False, device: str = "cpu") -> Path:
+                  batch_size: int = BATCH_SIZE, force: bool = False, device: str = "cpu") -> Path:
     """Predict every frame of ``video`` with the model in ``model_dir`` and write the pose table."""
     video = Path(video)
     out = Path(out) if out is not None else default_path(video, fmt)
