@@ -98,16 +98,14 @@ def n_samples(n_frames: int, fps: float) -> int:
     return min(max(20, int(n_frames / max(fps, 1.0))), 100, n_frames)
 
 
-def sample_indices(n_frames: int, fps: float, keyframes: Sequence[int] | None = None) -> np.ndarray:
+def sample_indices(n_frames: int, fps: float, keyframes: Sequence[int]) -> np.ndarray:
     """The frames the ROI network looks at: :func:`n_samples` of them, spread over the video, increasing.
 
-    Given the video's ``keyframes``, the sample is keyframes and the frames just after them (at most a
-    tenth of a second after each): a frame there costs one or a few decodes rather than half a keyframe
-    interval, so sampling a video costs a small fraction of a decoding pass instead of about a whole one.
+    The sample is the video's ``keyframes`` and the frames just after them (at most a tenth of a second
+    after each): a frame there costs one or a few decodes rather than half a keyframe interval, so
+    sampling a video costs a small fraction of a decoding pass instead of about a whole one.
     """
     n = n_samples(n_frames, fps)
-    if keyframes is None:
-        return np.unique(np.linspace(0, n_frames - 1, n).round().astype(int))
     keyframes = np.asarray(keyframes)
     chosen = keyframes[np.unique(np.linspace(0, len(keyframes) - 1, min(n, len(keyframes))).round().astype(int))]
     per = min(-(-n // len(chosen)), max(1, round(fps / 10)))

@@ -110,11 +110,11 @@ def cut_each(frames: torch.Tensor, view: View, windows: list[Window], size: tupl
     if any((window.w, window.h) != (windows[0].w, windows[0].h) for window in windows):
         raise ValueError("cut_each needs windows of one size")
     boxes = [_camera_box(view, window) for window in windows]
-    x0, x1, y0, y1 = boxes[0]
-    patches = frames.new_zeros((len(windows), y1 - y0, x1 - x0))
+    width, height = boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2]
+    patches = frames.new_zeros((len(windows), height, width))
     for patch, frame, (x0, x1, y0, y1) in zip(patches, frames, boxes):
         (left, right, cols), (top, bottom, rows) = _inside(x0, x1, view.width), _inside(y0, y1, view.height)
-        patch[top:patch.shape[0] - bottom, left:patch.shape[1] - right] = frame[rows, cols]
+        patch[top:height - bottom, left:width - right] = frame[rows, cols]
     small = _resize(patches, size)
     return small.flip(-1) if view.flip else small
 
@@ -175,7 +175,7 @@ def _block_mean(patch: torch.Tensor, factor: int, pad: tuple[int, int, int, int]
     # the blocks that straddle a padded edge: the sum of the rows they have
     parts = [patch[:, :first].sum(1, keepdim=True, dtype=kind)] if first else []
     parts += [body] + ([patch[:, last:].sum(1, keepdim=True, dtype=kind)] if last < h else [])
-    blocks = sum(len(p[0]) for p in parts)
+    blocks = sum(part.shape[1] for part in parts)
     before, after = top // factor, (top + h + bottom) // factor - top // factor - blocks
     summed = F.pad(torch.cat(parts, dim=1), (left, right, before, after))  # a factor-th of the frame: cheap
     out = summed.reshape(n, summed.shape[1], summed.shape[2] // factor, factor).sum(-1, dtype=torch.float32)

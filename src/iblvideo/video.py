@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # in afresh (64-frame batches spent a fifth of a tracking run in the kernel doing that), and peak
 # memory is the same for a 1-minute and a 10-minute video.
 BATCH_SIZE = 24
+
 T = TypeVar("T")
 
 _PLANAR_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12", "nv21"}
@@ -259,7 +260,6 @@ def probe(path: str | Path) -> VideoInfo:
     """Size, rate and exact frame count of a video, without decoding it."""
     with VideoReader(path, strict=False) as reader:
         return reader.info
-
 
 
 def usable_cores() -> int:
