@@ -35,6 +35,27 @@ def test_soft_argmax_is_sub_pixel_and_likelihood_is_the_mass_near_the_mode():
     assert likelihood.item() == pytest.approx(0.8)
 
 
+@pytest.mark.parametrize("backbone", ["tiny", "efficientnet_lite0_s8", "resnet50"])
+def test_a_network_ready_for_inference_gives_the_heatmaps_it_was_trained_to(backbone):
+    torch.manual_seed(3)
+    network = PoseNetwork(backbone, 3, (96, 64), head_channels=8)
+    for layer in network.modules():  # statistics far from the defaults, so that folding them matters
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.normal_(0, 0.5)
+            layer.running_var.uniform_(0.2, 3.0)
+            torch.nn.init.normal_(layer.weight, 1.0, 0.3)
+            torch.nn.init.normal_(layer.bias, 0.0, 0.3)
+    frames = torch.rand(5, 1, 64, 96)
+    with torch.no_grad():
+        expected = network.eval()(frames)
+        ready = network.for_inference()
+        got = ready(frames)
+    assert not any(isinstance(layer, torch.nn.BatchNorm2d) for layer in ready.modules())
+    assert any(isinstance(layer, torch.nn.PixelShuffle) for layer in ready.head.modules())  # the heatmap layer
+    assert got.shape == expected.shape == (5, 3, 32, 48)
+    assert torch.allclose(got, expected, atol=1e-4 * expected.abs().max().item())
+
+
 def test_rescale_points_round_trip():
     xy = np.array([[0.0, 0.0], [395.0, 405.0], [12.3, 200.7]], np.float32)
     there = rescale_points(xy, (396, 406), (128, 96))

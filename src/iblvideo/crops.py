@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from .cameras import Camera
 
 CHUNK = 16  # frames converted to float at once
+_NUMPY = {torch.int16: np.int16, torch.float32: np.float32}
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,13 @@ def _block_mean(patch: torch.Tensor, factor: int, pad: tuple[int, int, int, int]
     whole = (h - first) // factor
     last = first + whole * factor
     rows = patch[:, first:last].reshape(n, whole, factor, w)
-    body = rows[:, :, 0].to(kind)
-    for k in range(1, factor):
-        body += rows[:, :, k]
+    if patch.device.type == "cpu":
+        # NumPy adds uint8 rows into int16 a third faster than torch, which converts each row first
+        body = torch.from_numpy(np.add.reduce(rows.numpy(), axis=2, dtype=_NUMPY[kind]))
+    else:
+        body = rows[:, :, 0].to(kind)
+        for k in range(1, factor):
+            body += rows[:, :, k]
     # the blocks that straddle a padded edge: the sum of the rows they have
     parts = [patch[:, :first].sum(1, keepdim=True, dtype=kind)] if first else []
     parts += [body] + ([patch[:, last:].sum(1, keepdim=True, dtype=kind)] if last < h else [])

@@ -76,4 +76,5 @@ def load_model(model_dir: str | Path, device: str = "cpu") -> PoseModel:
     except (RuntimeError, OSError) as err:
         raise IblVideoError(weights, f"weights do not match the config's architecture ({str(err).splitlines()[0]})") from None
     # channels-last convolutions run faster on CPUs and on GPUs' tensor cores
-    return PoseModel(network.to(device, memory_format=torch.channels_last).eval(), tuple(config["keypoints"]), config)
+    network = network.for_inference().to(device, memory_format=torch.channels_last)
+    return PoseModel(network, tuple(config["keypoints"]), config)
