@@ -1,14 +1,17 @@
 """Decode-only speed versus tracking speed, and peak memory, for one video.
 
-    python benchmarks/throughput.py VIDEO [--weights demo] [--device cpu] [--batch-size N]
+    python benchmarks/throughput.py VIDEO [--weights demo] [--device cpu] [--batch-size N] [--repeat 3]
 
-Each phase runs in a fresh child process so its peak resident memory is its own. Prints one table.
+Each phase runs in a fresh child process so its peak resident memory is its own. With ``--repeat N``
+the two phases alternate N times, so that a slow spell of a shared machine falls on both; the table
+shows each phase's median (and range) and the median of the N ratios. Prints one table.
 """
 from __future__ import annotations
 
 import argparse
 import multiprocessing
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--weights", default="demo")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: iblvideo's)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each phase, alternating (default: 3)")
     args = parser.parse_args()
 
     from iblvideo.video import BATCH_SIZE, probe
@@ -70,13 +74,25 @@ def main() -> None:
     args.batch_size = args.batch_size or BATCH_SIZE
 
     info = probe(args.video)
-    decoded, decode_s, decode_mb = _in_child(_decode_only, args.video, args.batch_size)
-    tracked, track_s, track_mb = _in_child(_track, args.video, args.weights, args.device, args.batch_size)
-    decode_fps, track_fps = decoded / decode_s, tracked / track_s
+    decode, track = [], []  # (frames/s, peak RSS MB) per run
+    for _ in range(args.repeat):
+        frames, seconds, peak = _in_child(_decode_only, args.video, args.batch_size)
+        decode.append((frames / seconds, peak))
+        frames, seconds, peak = _in_child(_track, args.video, args.weights, args.device, args.batch_size)
+        track.append((frames / seconds, peak))
+    ratios = [t[0] / d[0] for d, t in zip(decode, track)]
     print(f"video            {args.video} ({info.width}x{info.height}, {info.fps:g} Hz, {info.n_frames} frames, {info.duration:.1f} s)")
-    print(f"decode only      {decode_fps:8.1f} frames/s   peak RSS {decode_mb:7.0f} MB")
-    print(f"dlc ({args.device:>4})       {track_fps:8.1f} frames/s   peak RSS {track_mb:7.0f} MB")
-    print(f"ratio dlc/decode {track_fps / decode_fps:8.2f}")
+    print(f"decode only      {_fps(decode)}   peak RSS {max(r[1] for r in decode):7.0f} MB")
+    print(f"dlc ({args.device:>4})       {_fps(track)}   peak RSS {max(r[1] for r in track):7.0f} MB")
+    spread = f" (runs: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
+    print(f"ratio dlc/decode {statistics.median(ratios):8.2f}{spread}")
+
+
+def _fps(runs: list[tuple[float, float]]) -> str:
+    """Median frames/s of ``runs``, and their range when there are several."""
+    fps = sorted(r[0] for r in runs)
+    spread = f" ({fps[0]:.1f}-{fps[-1]:.1f})" if len(fps) > 1 else ""
+    return f"{statistics.median(fps):8.1f} frames/s{spread}"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Train the demo weights that ship inside iblvideo, on renders of the synthetic IBL rig.
 
     python scripts/train_demo_weights.py [--work /tmp/iblvideo-demo-training] [--out src/iblvideo/weights_demo]
+                                         [--networks ROLE ...]
 
 1. Renders training sessions with ``iblvideo synth`` (seeds 101…; the tests use other seeds).
 2. Cuts, for every network of the cascade, the window that network sees — placed from the true
@@ -8,7 +9,8 @@
    around each paw where it was last seen, jittered as the whole-frame paws network errs — and maps
    the true points into it. A point that is not visible (blink, tongue in the mouth, paw behind the
    wheel) is NaN: the network learns an empty heatmap there, so its likelihood stays low.
-3. Trains each network with ``iblvideo.pose`` and writes the weights set with its manifest.
+3. Trains each network (or those named by ``--networks``, keeping the others in ``--out`` as they are)
+   with ``iblvideo.pose`` and writes the weights set with its manifest.
 
 These are demo weights for the synthetic rig, not for real mice.
 """
@@ -35,7 +37,7 @@ from iblvideo.pose.train import TrainSettings, Trainer
 from iblvideo.progress import configure
 from iblvideo.synth import synthesize_session
 from iblvideo.video import VideoReader
-from iblvideo.weights import write_manifest
+from iblvideo.weights import MANIFEST, write_manifest
 
 log = logging.getLogger("iblvideo.demo_weights")
 
@@ -147,6 +149,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=160, help="frames per camera and session")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--networks", nargs="+", choices=list(NETWORKS), default=list(NETWORKS),
+                        help="train only these (default: all); the others are kept from --out")
     args = parser.parse_args()
     configure()
     rng = np.random.default_rng(0)
@@ -163,11 +167,16 @@ def main() -> None:
                 examples[role][0].extend(images)
                 examples[role][1].extend(xy)
 
+    kept = {} if set(args.networks) == set(NETWORKS) else {"kept_from": json.loads((args.out / MANIFEST).read_text())["name"],
+                                                            "trained_now": args.networks}
     networks = {}
     started = time.perf_counter()
     for role, size in NETWORKS.items():
         plan = next(p for p in (plan_for(CAMERAS["left"]), plan_for(CAMERAS["body"])) if role == p.roi or role in [s.role for s in p.stages])
         points = ROI_POINTS.get(role) or next(s.points for s in plan.stages if s.role == role)
+        networks[role] = {"path": role, "keypoints": list(points), "input_size": list(size)}
+        if role not in args.networks:
+            continue
         frames = labeled_frames(role, points, *examples[role], args.work)
         log.info("%s: %d examples of %s", role, len(frames.images), ", ".join(points))
         backbone = BACKBONE.get(role, "tiny")
@@ -175,10 +184,9 @@ def main() -> None:
                                  head_channels=32 if backbone == "small" else 16, empty_means_absent=True, seed=0)
         model_dir = args.work / "models" / role
         Trainer(frames, model_dir, settings, args.device).run()
-        networks[role] = {"path": role, "keypoints": list(points), "input_size": list(size)}
         _export(model_dir, args.out / role)
     write_manifest(args.out, NAME, networks, description=DESCRIPTION, trained_on=f"iblvideo synth seeds {list(SEEDS)}, {args.seconds:g} s each",
-                   training_seconds=round(time.perf_counter() - started))
+                   training_seconds=round(time.perf_counter() - started), **kept)
     log.info("weights set written to %s", args.out)
 
 

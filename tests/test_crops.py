@@ -84,8 +84,13 @@ def test_a_window_per_frame_cuts_what_cut_cuts(camera):
     each = cut_each(frames, view, windows, (80, 80))
     one_by_one = torch.cat([cut(frames[i:i + 1], view, window, (80, 80)) for i, window in enumerate(windows)])
     assert torch.equal(each, one_by_one)
+    # two windows a frame, in rounds: the second round is cut from the same frames again
+    twice = cut_each(frames[:2], view, windows, (80, 80))
+    assert torch.equal(twice, torch.cat([cut(frames[i % 2:i % 2 + 1], view, window, (80, 80)) for i, window in enumerate(windows)]))
     with pytest.raises(ValueError, match="one size"):
         cut_each(frames[:2], view, [windows[0], view.snap(Window(100, 100, 0, 0))], (80, 80))
+    with pytest.raises(ValueError, match="whole number"):
+        cut_each(frames[:3], view, windows, (80, 80))
 
 
 def test_block_means_of_padded_patches_equal_average_pooling():

@@ -177,6 +177,21 @@ def test_pupil_is_hidden_while_blinking(session: Path) -> None:
     assert np.isnan(np.load(session / "truth" / "_ibl_leftCamera.pupilDiameter.npy")[shut])
 
 
+def test_pupil_points_are_hidden_from_the_top_down(session: Path) -> None:
+    table = truth(session, "left")
+    hidden = {side: table[f"pupil_{side}_r_likelihood"].to_numpy() == 0 for side in ("top", "right", "bottom", "left")}
+    # the lid reaches the top first and the bottom last, and lifts off in the reverse order
+    assert np.array_equal(hidden["right"], hidden["left"])
+    assert (hidden["top"] >= hidden["right"]).all() and (hidden["right"] >= hidden["bottom"]).all()
+    partly = np.flatnonzero(hidden["top"] & ~hidden["bottom"])
+    assert len(partly) >= 2  # as the lid falls and as it rises
+    # where the truth calls the bottom visible under a half-closed lid, the pupil is there in the picture
+    with VideoReader(session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4") as reader:
+        for i in partly:
+            x, y = round(table.pupil_bottom_r_x[i]), round(table.pupil_bottom_r_y[i])
+            assert (reader[i][y - 3:y, x] < 60).any(), f"frame {i}: no pupil above its bottom point"
+
+
 def test_nose_tip_is_the_front_edge_of_the_snout(session: Path, frames: dict) -> None:
     table = truth(session, "left")
     errors = []

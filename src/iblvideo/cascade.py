@@ -224,19 +224,22 @@ class Cascade:
         """Camera pixels (N, P, 2) and likelihoods (N, P) of ``stage``'s points, each found again in a window
         around where ``coarse`` placed it (``coarse_xy``, camera pixels in ``coarse``'s point order)."""
         model, size = self.models[stage.role], self.models[stage.role].network.input_size
-        xy, likelihood = np.empty((len(frames), len(stage.points), 2)), np.empty((len(frames), len(stage.points)))
-        for k, point in enumerate(stage.points):
-            column = model.keypoints.index(point)
-            centres = np.stack(self.view.to_canonical(*coarse_xy[:, coarse.points.index(point)].T), axis=-1)
-            windows = [stage.window_at(x, y, self.view) for x, y in centres]
-            with self._precision():
-                got_xy, got_likelihood = model.network.predict(cut_each(frames, self.view, windows, size)[:, 0] / 255.0)
-            # from_window is a shift by the window's corner: map once from a corner at 0, then shift each
-            x, y = from_window(got_xy[:, column, 0], got_xy[:, column, 1], Window(windows[0].w, windows[0].h, 0, 0), size)
-            xy[:, k, 0] = x + np.array([window.x0 for window in windows])
-            xy[:, k, 1] = y + np.array([window.y0 for window in windows])
-            likelihood[:, k] = got_likelihood[:, column]
-        return np.stack(self.view.to_camera(xy[..., 0], xy[..., 1]), axis=-1), likelihood
+        n, points = len(frames), stage.points
+        # every point's windows, point after point, in one batch for the network
+        centres = np.concatenate([np.stack(self.view.to_canonical(*coarse_xy[:, coarse.points.index(p)].T), axis=-1) for p in points])
+        windows = [stage.window_at(x, y, self.view) for x, y in centres]
+        with self._precision():
+            got_xy, got_likelihood = model.network.predict(cut_each(frames, self.view, windows, size)[:, 0] / 255.0)
+        # window i holds point i // n of frame i % n: read each point in its own windows
+        own = [model.keypoints.index(p) for p in points]
+        rows = np.arange(len(windows))
+        column = np.repeat(own, n)
+        # from_window is a shift by the window's corner: map once from a corner at 0, then shift each
+        x, y = from_window(got_xy[rows, column, 0], got_xy[rows, column, 1], Window(windows[0].w, windows[0].h, 0, 0), size)
+        x = (x + np.array([window.x0 for window in windows])).reshape(len(points), n).T
+        y = (y + np.array([window.y0 for window in windows])).reshape(len(points), n).T
+        likelihood = got_likelihood[rows, column].reshape(len(points), n).T.astype(np.float64)
+        return np.stack(self.view.to_camera(x, y), axis=-1), likelihood
 
     def track_sample(self, sample: Sample, windows: dict[str, Window], points: Iterable[str] | None = None,
                      batch_size: int = 32) -> pd.DataFrame:

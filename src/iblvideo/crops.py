@@ -6,6 +6,7 @@ the camera's own pixels, cut there, then flipped and resized: the same pixels fo
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -107,13 +108,16 @@ def cut(frames: torch.Tensor, view: View, window: Window, size: tuple[int, int])
 
 def cut_each(frames: torch.Tensor, view: View, windows: list[Window], size: tuple[int, int]) -> torch.Tensor:
     """``cut`` with a window of its own for each frame, all of one size: small windows that follow a
-    moving point. Each is copied into one batch (zero where it leaves the frame), then all are resized at once."""
+    moving point. Each is copied into one batch (zero where it leaves the frame), then all are resized at once.
+    Several windows a frame (several points) come as whole rounds: window ``i`` is cut from frame ``i % N``."""
     if any((window.w, window.h) != (windows[0].w, windows[0].h) for window in windows):
         raise ValueError("cut_each needs windows of one size")
+    if len(windows) % len(frames):
+        raise ValueError(f"cut_each needs a whole number of windows for each of the {len(frames)} frames, not {len(windows)}")
     boxes = [_camera_box(view, window) for window in windows]
     width, height = boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2]
     patches = frames.new_zeros((len(windows), height, width))
-    for patch, frame, (x0, x1, y0, y1) in zip(patches, frames, boxes):
+    for patch, frame, (x0, x1, y0, y1) in zip(patches, itertools.cycle(frames), boxes):
         (left, right, cols), (top, bottom, rows) = _inside(x0, x1, view.width), _inside(y0, y1, view.height)
         patch[top:height - bottom, left:width - right] = frame[rows, cols]
     small = _resize(patches, size)

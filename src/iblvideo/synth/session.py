@@ -12,7 +12,7 @@ Layout of the session folder (``root/synth_mouse_<seed>/2026-01-01/001``)::
 
 Truth is in each camera's own pixels, pixel centres at integers. The scene is defined in canonical
 left-camera pixels and the right camera sees it mirrored and halved: ``x_r = (1280 - x_c) / 2``,
-``y_r = y_c / 2``. A point is hidden (NaN, likelihood 0) when: the pupil, while the blinking lid covers any of it; the
+``y_r = y_c / 2``. A point is hidden (NaN, likelihood 0) when: a pupil point, while the blinking lid has come down to it; the
 tongue, while it is out less than 8 % of the way to the spout; the far paw (``paw_l``), while its centre
 is below the wheel's rim line. ``paw_r`` is the paw nearer the camera (the mouse's left paw on the left
 camera, its right paw on the right camera).

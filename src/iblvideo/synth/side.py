@@ -216,16 +216,21 @@ class SideScene:
         r = state["pupil_diameter"] / 2
         # extremes of the pupil in the canonical (left-looking) frame, then mapped: on the right camera
         # pupil_right_r lands on the left of the image, as it does in IBL's flipped right-camera frames
-        for name, (dx, dy) in {"top": (0, -1), "right": (1, 0), "bottom": (0, 1), "left": (-1, 0)}.items():
+        extremes = {"top": (0, -1), "right": (1, 0), "bottom": (0, 1), "left": (-1, 0)}
+        for name, (dx, dy) in extremes.items():
             put(f"pupil_{name}_r", cx + dx * r, cy + dy * r)
         put("pupil", cx, cy)
         out["pupil_radius"] = r * self.s
-        # the upper lid falls from just above the eye to just below it; the pupil counts as hidden as soon
-        # as the lid reaches it, because its outline is then no longer a circle
+        # the upper lid falls from just above the eye to just below it, covering the pupil from the top:
+        # each pupil point is hidden once the lid comes down to it (a camera pixel of margin for the lid's
+        # soft edge); the pupil as a whole, for its diameter, as soon as the lid touches it, because its
+        # outline is then no longer a circle
         eye_y, eye_ry = lay.eye[1], lay.eye_axes[1]
         lid = eye_y - 1.1 * eye_ry + state["eyelid"] * 2.3 * eye_ry
         out["lid_y"] = lid * self.s
-        out["pupil_hidden"] = lid > cy - r - 1 / self.s  # a camera pixel of margin for the lid's soft edge
+        for name, (_, dy) in extremes.items():
+            out[f"pupil_{name}_r_hidden"] = lid > cy + dy * r - 1 / self.s
+        out["pupil_hidden"] = out["pupil_top_r_hidden"]
 
         reach = lay.spout_tip - lay.mouth
         u = reach / np.hypot(*reach)
@@ -254,13 +259,14 @@ class SideScene:
     def truth(self, geometry: dict[str, np.ndarray]) -> pd.DataFrame:
         """The pose table the networks should output: NaN and likelihood 0 where a point is hidden."""
         visible = {
-            "pupil": ~geometry["pupil_hidden"], "nose_tip": np.ones(len(geometry["pupil_hidden"]), bool),
+            "nose_tip": np.ones(len(geometry["pupil_hidden"]), bool),
             "tongue": geometry["tongue_visible"], "paw_r": geometry["paw_near_visible"], "paw_l": geometry["paw_far_visible"],
+            **{point: ~geometry[f"{point}_hidden"] for point in self.camera.points if point.startswith("pupil")},
         }
         source = {"paw_r": "paw_near", "paw_l": "paw_far"}
         columns = {}
         for point in self.camera.points:
-            seen = visible[point.split("_")[0] if point.startswith(("pupil", "tongue")) else point]
+            seen = visible[point.split("_")[0] if point.startswith("tongue") else point]
             key = source.get(point, point)
             columns[f"{point}_x"] = np.where(seen, geometry[f"{key}_x"], np.nan)
             columns[f"{point}_y"] = np.where(seen, geometry[f"{key}_y"], np.nan)
