@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from iblvideo.cameras import identify_camera
 from iblvideo.errors import IblVideoError, VideoError
@@ -42,6 +43,16 @@ def test_batches_cover_a_range_and_keep_shape(videos):
     assert [first for first, _ in got] == [10, 26, 42, 58]
     assert [batch.shape for _, batch in got][0] == (16, 256, 320)
     assert [read_code(image) for _, batch in got for image in batch] == list(range(10, 60))
+
+
+def test_batches_reuse_only_the_arrays_nobody_holds(videos):
+    with VideoReader(videos["h264"]) as reader:
+        # held (here as tensors, as the tracker holds them): every batch keeps its own frames
+        held = [(first, torch.from_numpy(batch)) for first, batch in reader.batches(batch_size=8)]
+        assert [read_code(image.numpy()) for _, batch in held for image in batch] == list(range(90))
+        # dropped as soon as read: two arrays serve the whole video (the one read and the one being filled)
+        arrays = {id(batch.base if batch.base is not None else batch) for _, batch in reader.batches(batch_size=8)}
+    assert len({batch.data_ptr() for _, batch in held}) == len(held) and len(arrays) == 2
 
 
 def test_colour_frames(videos):

@@ -9,6 +9,7 @@ import bisect
 import itertools
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
@@ -216,18 +217,24 @@ class VideoReader:
                 raise VideoError(self.path, f"frame {wanted} could not be decoded")
 
     def batches(self, batch_size: int = BATCH_SIZE, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """(first index, stacked frames) in batches of ``batch_size``; memory stays one batch."""
-        buffer: list[np.ndarray] = []
-        first = start
+        """(first index, stacked frames) in batches of ``batch_size``; memory stays a few batches.
+
+        Each frame is copied into its batch as it comes out of the decoder, and a batch's array is used
+        again once nothing else holds it: no array is allocated, and its memory zeroed by the kernel,
+        for every batch. A batch kept by the caller is never overwritten.
+        """
+        arrays: list[np.ndarray] = []
+        batch, filled, first = None, 0, start
         for index, image in self.frames(start, stop):
-            if not buffer:
-                first = index
-            buffer.append(image)
-            if len(buffer) == batch_size:
-                yield first, np.stack(buffer)
-                buffer = []
-        if buffer:
-            yield first, np.stack(buffer)
+            if batch is None:
+                batch, filled, first = _unheld(arrays, (batch_size, *image.shape), image.dtype), 0, index
+            batch[filled] = image
+            filled += 1
+            if filled == batch_size:
+                yield first, batch
+                batch = None
+        if batch is not None:
+            yield first, batch[:filled]
 
     def __getitem__(self, index: int) -> np.ndarray:
         """The frame at ``index`` (negative counts from the end), exact whatever the keyframe layout."""
@@ -265,6 +272,16 @@ def probe(path: str | Path) -> VideoInfo:
 def usable_cores() -> int:
     """The CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _unheld(arrays: list[np.ndarray], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An array of ``arrays`` that nothing outside the list refers to (views and tensors made from an
+    array refer to it), else a new one added to the list."""
+    for array in arrays:
+        if sys.getrefcount(array) == 3:  # the list, this loop's name and getrefcount's own argument
+            return array
+    arrays.append(np.empty(shape, dtype))
+    return arrays[-1]
 
 
 def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
