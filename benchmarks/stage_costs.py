@@ -1,0 +1,71 @@
+"""What each stage of the cascade costs per frame, on one CPU thread: cutting its input, and its network.
+
+    python benchmarks/stage_costs.py VIDEO [--weights demo] [--batch-size N] [--batches 10] [--repeat 5]
+
+Decodes ``--batches`` batches from the middle of the video once, then times each stage over them
+``--repeat`` times and keeps the fastest (the least disturbed by other work on the machine). A
+refining stage (``paws_fine``) is timed whole: its windows follow the stage it refines, frame by frame.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable
+
+import torch
+
+
+def _fastest(work: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video")
+    parser.add_argument("--weights", default="demo")
+    parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: iblvideo's)")
+    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    from iblvideo.cascade import Cascade
+    from iblvideo.crops import cut
+    from iblvideo.video import BATCH_SIZE, VideoReader
+    from iblvideo.weights import load_weights
+
+    torch.set_num_threads(1)
+    size = args.batch_size or BATCH_SIZE
+    with VideoReader(args.video, threads=1) as reader:
+        cascade = Cascade(load_weights(args.weights), reader.info.camera())
+        windows = cascade.windows(reader)
+        middle = max(0, reader.info.n_frames // 2 - size * args.batches // 2)
+        batches = [torch.from_numpy(batch.copy()) for _, batch in reader.batches(size, middle, middle + size * args.batches)]
+    frames = sum(len(batch) for batch in batches)
+    print(f"{args.video}: {cascade.camera.name} camera, {frames} frames in batches of {size}, one thread; ms a frame")
+    print(f"{'stage':<12} {'input':>9} {'crop':>7} {'network':>8}")
+    total = 0.0
+    for stage in cascade.stages:
+        network = cascade.models[stage.role].network
+        shape = "x".join(map(str, network.input_size))
+        if stage.refines:
+            coarse = next(s for s in cascade.stages if s.role == stage.refines)
+            found = [cascade._track(cascade.models[coarse.role], b, windows[coarse.role], coarse.points)[0] for b in batches]
+            seconds = _fastest(lambda: [cascade._refine(stage, b, coarse, xy) for b, xy in zip(batches, found)], args.repeat)
+            print(f"{stage.role:<12} {shape:>9} {'':>7} {seconds / frames * 1e3:8.3f}  (crops and network, every point)")
+            total += seconds
+            continue
+        crops = [cut(b, cascade.view, windows[stage.role], network.input_size)[:, 0] / 255.0 for b in batches]
+        crop_s = _fastest(lambda: [cut(b, cascade.view, windows[stage.role], network.input_size) for b in batches], args.repeat)
+        network_s = _fastest(lambda: [network.predict(c) for c in crops], args.repeat)
+        print(f"{stage.role:<12} {shape:>9} {crop_s / frames * 1e3:7.3f} {network_s / frames * 1e3:8.3f}")
+        total += crop_s + network_s
+    print(f"{'all stages':<12} {'':>9} {total / frames * 1e3:16.3f}")
+
+
+if __name__ == "__main__":
+    main()
