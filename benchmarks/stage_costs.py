@@ -14,6 +14,8 @@ from typing import Callable
 
 import torch
 
+from iblvideo.batching import BATCH_SIZE
+
 
 def _fastest(work: Callable[[], object], repeat: int) -> float:
     best = float("inf")
@@ -28,18 +30,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video")
     parser.add_argument("--weights", default="demo")
-    parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: iblvideo's)")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     from iblvideo.cascade import Cascade
     from iblvideo.crops import cut
-    from iblvideo.video import BATCH_SIZE, VideoReader
+    from iblvideo.video import VideoReader
     from iblvideo.weights import load_weights
 
     torch.set_num_threads(1)
-    size = args.batch_size or BATCH_SIZE
+    size = args.batch_size
     with VideoReader(args.video, threads=1) as reader:
         cascade = Cascade(load_weights(args.weights), reader.info.camera())
         windows = cascade.windows(reader)

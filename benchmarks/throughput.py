@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from iblvideo.batching import BATCH_SIZE
+
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -65,13 +67,11 @@ def main() -> None:
     parser.add_argument("video")
     parser.add_argument("--weights", default="demo")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (default: iblvideo's)")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each phase, alternating (default: 3)")
     args = parser.parse_args()
 
-    from iblvideo.video import BATCH_SIZE, probe
-
-    args.batch_size = args.batch_size or BATCH_SIZE
+    from iblvideo.video import probe
 
     info = probe(args.video)
     decode, track = [], []  # (frames/s, peak RSS MB) per run

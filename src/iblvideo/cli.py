@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __doc__ as package_doc, __version__
+from .batching import BATCH_SIZE
 from .errors import IblVideoError
 from .progress import configure
 
@@ -49,9 +50,6 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_dlc(args: argparse.Namespace) -> None:
-    from .video import BATCH_SIZE
-
-    args.batch_size = args.batch_size or BATCH_SIZE
     if args.tracker == "lightning-pose":
         from .lp.pipeline import lightning_pose
 
@@ -90,9 +88,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _cmd_predict(args: argparse.Namespace) -> None:
     from .pose.predict import predict_video
-    from .video import BATCH_SIZE
 
-    args.batch_size = args.batch_size or BATCH_SIZE
     print(predict_video(args.model_dir, args.video, args.out, fmt=args.format, batch_size=args.batch_size, force=args.force, device=args.device))
 
 
@@ -264,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="dlc: demo (shipped, the default), a weights folder, or the URL of a zipped one; "
                                      "lightning-pose: a network set folder or zip URL (default: $IBLVIDEO_LP_NETWORKS, else IBL's networks_v2.2)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--batch-size", type=int, help="frames per batch (default: iblvideo.video.BATCH_SIZE, 24)")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
     p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")
     p.add_argument("--force", action="store_true", help="replace an existing output")
 
@@ -291,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", type=Path)
     p.add_argument("--format", choices=("pqt", "dlc-h5", "dlc-csv", "lp-csv"), default="pqt", help="(default: pqt)")
     p.add_argument("--out", type=Path, help="output file (default: beside the video, e.g. VIDEO.pose.pqt)")
-    p.add_argument("--batch-size", type=int, help="frames per batch (default: iblvideo.video.BATCH_SIZE, 24)")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
 

@@ -17,16 +17,12 @@ from typing import Iterable, Iterator, TypeVar
 import av
 import numpy as np
 
+from .batching import BATCH_SIZE
 from .cameras import Camera, identify_camera
 from .errors import VideoError
 
 log = logging.getLogger(__name__)
 
-# Frames per batch by default. 24 left-camera frames (31 MB) stay under glibc's 32 MB ceiling for
-# serving allocations from the heap: a freed batch's memory is reused rather than mapped and faulted
-# in afresh (64-frame batches spent a fifth of a tracking run in the kernel doing that), and peak
-# memory is the same for a 1-minute and a 10-minute video.
-BATCH_SIZE = 24
 
 T = TypeVar("T")
 
