@@ -22,12 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .batching import BATCH_SIZE
 from .cameras import Camera
 from .crops import View, Window, cut, cut_each, from_window
 from .errors import IblVideoError
 from .pose.model_dir import PoseModel, load_model
 from .progress import progress_bar
-from .video import BATCH_SIZE, VideoReader, prefetched
+from .video import VideoReader, prefetched
 from .weights import WeightsSet
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from .alf import raw_video_path
+from .batching import BATCH_SIZE
 from .errors import IblVideoError
 from .features import LIKELIHOOD_THRESHOLD, load_pose, save_npy
 from .progress import progress_bar
-from .video import BATCH_SIZE, VideoReader
+from .video import VideoReader
 
 if TYPE_CHECKING:
     from .cascade import Cascade, Sample

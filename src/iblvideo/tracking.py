@@ -10,9 +10,10 @@ import torch
 
 from . import __version__
 from .alf import session_root, write_table
+from .batching import BATCH_SIZE
 from .cameras import Camera
 from .cascade import Cascade, Consumer, Sample
-from .video import BATCH_SIZE, VideoReader
+from .video import VideoReader
 from .weights import load_weights
 
 if TYPE_CHECKING:

@@ -22,8 +22,6 @@ from .cameras import Camera, identify_camera
 from .errors import VideoError
 
 log = logging.getLogger(__name__)
-
-
 T = TypeVar("T")
 
 _PLANAR_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12", "nv21"}

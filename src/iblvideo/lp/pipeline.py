@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..batching import BATCH_SIZE
 from ..cameras import Camera
 from ..cascade import Cascade, Consumer, Sample
 from ..crops import View, Window, cut, from_window
 from ..errors import IblVideoError
 from ..tracking import dlc_path
 from ..tracking import track as track_video
-from ..video import BATCH_SIZE, VideoReader
+from ..video import VideoReader
 from .eks import PUPIL_ORDER, single_view_s, smooth_pupil, smooth_single_view
 from .model import CONTEXT, LPModel, Stream, load_lp_model
 from .networks import ROLES, member_dirs, networks_dir
@@ -129,7 +130,7 @@ class LPCascade(Cascade):
             likelihood.append(np.concatenate([g[1] for g in got])[:, columns])
         return np.median(xy, axis=0), np.median(likelihood, axis=0).astype(np.float64)
 
-    def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = 64,
+    def run(self, reader: VideoReader, windows: dict[str, Window], batch_size: int = BATCH_SIZE,
             consumers: Iterable[Consumer] = ()) -> pd.DataFrame:
         """Every member of every stage on every frame, then each ensemble smoothed: IBL's Lightning Pose table."""
         self._streams: dict[str, list[Stream]] = {s.role: [m.stream() for m in self.models[s.role].members] for s in self.stages}

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..batching import BATCH_SIZE
 from ..progress import progress
-from ..video import BATCH_SIZE, VideoReader
+from ..video import VideoReader
 from .formats import default_path, write_poses
 from .model_dir import PoseModel, load_model
 
