@@ -163,30 +163,41 @@ def _block_mean(patch: torch.Tensor, factor: int, pad: tuple[int, int, int, int]
     """Mean of each ``factor``×``factor`` block of ``patch`` (N, H, W) zero-padded by ``pad``.
 
     This is what makes shrinking a whole 1280×1024 frame for the paws cheap: rows are added as small
-    integers, whole blocks of them as views of the frame, before anything is converted to float; and
-    the padding is never copied, as zeros add nothing to a block's sum.
+    integers, whole blocks of them as views of the frame, straight into one array of block rows,
+    before anything is converted to float; and the padding is never copied, as zeros add nothing to a
+    block's sum.
     """
     left, right, top, bottom = pad
     n, h, w = patch.shape
     exact = patch.dtype == torch.uint8 and factor * 255 <= torch.iinfo(torch.int16).max
     kind = torch.int16 if exact else torch.float32
-    first = min((-top) % factor, h)  # where the first block wholly inside the patch starts
-    whole = (h - first) // factor
+    first = min((-top) % factor, h)  # rows of the patch in a block that starts in the padding
+    whole = (h - first) // factor  # blocks wholly inside the patch
     last = first + whole * factor
+    row = top // factor  # the block row that holds the patch's first row
+    summed = patch.new_empty((n, (top + h + bottom) // factor, left + w + right), dtype=kind)
+    inside = summed[:, :, left:left + w]
+    if first:
+        torch.sum(patch[:, :first], 1, dtype=kind, out=inside[:, row])
+        row += 1
     rows = patch[:, first:last].reshape(n, whole, factor, w)
     if patch.device.type == "cpu":
         # NumPy adds uint8 rows into int16 a third faster than torch, which converts each row first
-        body = torch.from_numpy(np.add.reduce(rows.numpy(), axis=2, dtype=_NUMPY[kind]))
+        np.add.reduce(rows.numpy(), axis=2, dtype=_NUMPY[kind], out=inside[:, row:row + whole].numpy())
     else:
-        body = rows[:, :, 0].to(kind)
+        body = inside[:, row:row + whole]
+        body.copy_(rows[:, :, 0])
         for k in range(1, factor):
             body += rows[:, :, k]
-    # the blocks that straddle a padded edge: the sum of the rows they have
-    parts = [patch[:, :first].sum(1, keepdim=True, dtype=kind)] if first else []
-    parts += [body] + ([patch[:, last:].sum(1, keepdim=True, dtype=kind)] if last < h else [])
-    blocks = sum(part.shape[1] for part in parts)
-    before, after = top // factor, (top + h + bottom) // factor - top // factor - blocks
-    summed = F.pad(torch.cat(parts, dim=1), (left, right, before, after))  # a factor-th of the frame: cheap
+    row += whole
+    if last < h:
+        torch.sum(patch[:, last:], 1, dtype=kind, out=inside[:, row])
+        row += 1
+    # zeros where the blocks hold only padding
+    summed[:, :top // factor] = 0
+    summed[:, row:] = 0
+    summed[:, :, :left] = 0
+    summed[:, :, left + w:] = 0
     out = summed.reshape(n, summed.shape[1], summed.shape[2] // factor, factor).sum(-1, dtype=torch.float32)
     return out / factor**2
 
