@@ -35,6 +35,21 @@ def test_soft_argmax_is_sub_pixel_and_likelihood_is_the_mass_near_the_mode():
     assert likelihood.item() == pytest.approx(0.8)
 
 
+@pytest.mark.parametrize("phases", [2, 4])
+def test_soft_argmax_reads_sub_pixel_phases_in_place(phases):
+    """Heatmaps as a sub-pixel layer leaves them, before the pixel shuffle: the same peaks and masses,
+    near the edges too."""
+    generator = torch.Generator().manual_seed(phases)
+    logits = torch.randn(3, 2 * phases**2, 5, 6, generator=generator) * 4
+    whole = torch.nn.functional.pixel_shuffle(logits, phases)
+    probabilities = whole.flatten(2).softmax(-1).view_as(whole)
+    phased = logits.reshape(3, 2, -1).softmax(-1).view_as(logits)
+    xy, likelihood = soft_argmax(probabilities)
+    xy_phased, likelihood_phased = soft_argmax(phased, phases=phases)
+    torch.testing.assert_close(xy_phased, xy)
+    torch.testing.assert_close(likelihood_phased, likelihood)
+
+
 @pytest.mark.parametrize("backbone", ["tiny", "efficientnet_lite0_s8", "resnet50"])
 def test_a_network_ready_for_inference_gives_the_heatmaps_it_was_trained_to(backbone):
     torch.manual_seed(3)
@@ -51,9 +66,14 @@ def test_a_network_ready_for_inference_gives_the_heatmaps_it_was_trained_to(back
         ready = network.for_inference()
         got = ready(frames)
     assert not any(isinstance(layer, torch.nn.BatchNorm2d) for layer in ready.modules())
-    assert any(isinstance(layer, torch.nn.PixelShuffle) for layer in ready.head.modules())  # the heatmap layer
+    assert ready.phases == 2 and ready.heatmap_phases(frames).shape == (5, 3 * 4, 16, 24)  # the heatmap layer, sub-pixel
     assert got.shape == expected.shape == (5, 3, 32, 48)
     assert torch.allclose(got, expected, atol=1e-4 * expected.abs().max().item())
+    # read in place, the phases give what the shuffled heatmaps give
+    xy, likelihood = ready.locate(ready.heatmap_phases(frames), phases=2)
+    xy_whole, likelihood_whole = ready.locate(got)
+    torch.testing.assert_close(xy, xy_whole)
+    torch.testing.assert_close(likelihood, likelihood_whole)
 
 
 def test_rescale_points_round_trip():

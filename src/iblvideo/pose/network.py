@@ -75,19 +75,27 @@ class HeatmapHead(nn.Sequential):
         super().__init__(*(_upsample(a, b, last=i == upsamplings - 1) for i, (a, b) in enumerate(zip(channels, channels[1:]))))
 
 
-def soft_argmax(probabilities: torch.Tensor, radius: int = READOUT_RADIUS) -> tuple[torch.Tensor, torch.Tensor]:
+def soft_argmax(probabilities: torch.Tensor, radius: int = READOUT_RADIUS, phases: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Sub-pixel peak (N, K, 2) in heatmap cells, as the probability-weighted mean within ``radius`` of
     the most likely cell; and, as its likelihood in [0, 1], the probability mass within twice that
     radius — wide enough that a confident Gaussian peak (σ = 2 cells) holds over 0.99 of its mass,
-    narrow enough that a flat map (a point that is not there) holds little. Cells off the map count as empty."""
-    n, k, h, w = probabilities.shape
-    flat = probabilities.reshape(n, k, h * w)
+    narrow enough that a flat map (a point that is not there) holds little. Cells off the map count as empty.
+
+    ``probabilities`` are (N, K, H, W); or, with ``phases`` r > 1, (N, K·r², H / r, W / r) as a sub-pixel
+    layer leaves them before its pixel shuffle: channel k·r² + i·r + j holds cells (i + r·y, j + r·x) of
+    keypoint k. Reading them in place spares the shuffle, a slow copy on a CPU.
+    """
+    n, channels, h, w = probabilities.shape
+    k, rows_h, cols_w = channels // phases**2, h * phases, w * phases
+    flat = probabilities.reshape(n, k, phases * phases * h * w)
     index = flat.argmax(dim=-1)
+    phase, cell = index // (h * w), index % (h * w)
     offsets = torch.arange(-2 * radius, 2 * radius + 1, device=flat.device)
-    rows = (index // w)[..., None, None] + offsets[:, None]  # (N, K, S, 1)
-    cols = (index % w)[..., None, None] + offsets  # (N, K, 1, S)
-    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    cells = (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)).flatten(-2)
+    rows = ((cell // w) * phases + phase // phases)[..., None, None] + offsets[:, None]  # (N, K, S, 1)
+    cols = ((cell % w) * phases + phase % phases)[..., None, None] + offsets  # (N, K, 1, S)
+    inside = (rows >= 0) & (rows < rows_h) & (cols >= 0) & (cols < cols_w)
+    r, c = rows.clamp(0, rows_h - 1), cols.clamp(0, cols_w - 1)
+    cells = ((r % phases * phases + c % phases) * (h * w) + r // phases * w + c // phases).flatten(-2)
     mass = flat.gather(-1, cells).view(inside.shape) * inside  # (N, K, S, S), one gather for both radii
     near = slice(radius, 3 * radius + 1)
     centre = mass[..., near, near]
@@ -135,6 +143,7 @@ class PoseNetwork(nn.Module):
         self.head = HeatmapHead(self.backbone.out_channels, n_keypoints, upsamplings, head_channels)
         self.input_size = tuple(input_size)
         self.stride = heatmap_stride
+        self.phases = 1  # the head's heatmaps come whole (see for_inference)
         # ImageNet statistics per colour channel; their means for a backbone that takes the grey image
         channels = getattr(self.backbone, "in_channels", 3)
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
@@ -145,15 +154,23 @@ class PoseNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Heatmap logits (N, K, H / stride, W / stride) for frames (N, 1, H, W) in [0, 1]."""
+        logits = self.heatmap_phases(x)
+        return nn.functional.pixel_shuffle(logits, self.phases) if self.phases > 1 else logits
+
+    def heatmap_phases(self, x: torch.Tensor) -> torch.Tensor:
+        """Heatmap logits as the head computes them: the heatmaps themselves, or once ready for
+        inference, their ``phases``² interleaved parts (see :func:`soft_argmax`)."""
         # grey to as many identical channels as the backbone takes
         x = (x.expand(-1, self.mean.shape[1], -1, -1) - self.mean) / self.std
         return self.head(self.backbone(x))
 
     def for_inference(self) -> "PoseNetwork":
         """In eval mode for good, batch norms folded into the convolutions before them and the heatmap
-        layer as a sub-pixel convolution (together, half the time on a CPU); no longer trainable."""
+        layer as a sub-pixel convolution whose phases are read in place (together, half the time on a
+        CPU); no longer trainable."""
         self.eval().requires_grad_(False)
-        self.head[-1][0] = as_subpixel(self.head[-1][0])
+        subpixel, shuffle = as_subpixel(self.head[-1][0])
+        self.head[-1][0], self.phases = subpixel, shuffle.upscale_factor
         self.backbone, self.head = fold_batch_norms(self.backbone), fold_batch_norms(self.head)
         return self
 
@@ -165,9 +182,12 @@ class PoseNetwork(nn.Module):
         """Input pixels to heatmap cells."""
         return (xy + 0.5) / self.stride - 0.5
 
-    def locate(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keypoints (N, K, 2) in input pixels and likelihood (N, K) in [0, 1] from heatmap logits."""
-        xy, likelihood = soft_argmax(heatmaps.flatten(2).softmax(-1).view_as(heatmaps))
+    def locate(self, heatmaps: torch.Tensor, phases: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints (N, K, 2) in input pixels and likelihood (N, K) in [0, 1] from heatmap logits
+        (as ``phases``² interleaved parts when ``phases`` > 1)."""
+        n, channels = heatmaps.shape[:2]
+        probabilities = heatmaps.reshape(n, channels // phases**2, -1).softmax(-1).view_as(heatmaps)
+        xy, likelihood = soft_argmax(probabilities, phases=phases)
         return self.heatmap_to_input(xy), likelihood
 
     @torch.inference_mode()
@@ -187,5 +207,5 @@ class PoseNetwork(nn.Module):
             finally:
                 self.train()
         device = next(self.parameters()).device
-        xy, likelihood = self.locate(self(resize_frames(frames, self.input_size).to(device)))
+        xy, likelihood = self.locate(self.heatmap_phases(resize_frames(frames, self.input_size).to(device)), self.phases)
         return xy.cpu().numpy(), likelihood.cpu().numpy()
