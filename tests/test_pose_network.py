@@ -116,3 +116,21 @@ def test_augmentation_is_seeded():
     a = Augmentation()(frames.clone(), points.clone(), torch.Generator().manual_seed(5))
     b = Augmentation()(frames.clone(), points.clone(), torch.Generator().manual_seed(5))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1].nan_to_num(-1), b[1].nan_to_num(-1))
+
+
+def test_a_coarse_head_upsampled_gives_heatmaps_at_the_heatmap_stride():
+    """A head that stops at stride 4 and enlarges bilinearly: heatmaps, read-out and inference as before."""
+    torch.manual_seed(5)
+    network = PoseNetwork("tiny", 2, (64, 48), head_channels=8, heatmap_stride=2, head_stride=4)
+    assert sum(isinstance(layer, torch.nn.ConvTranspose2d) for layer in network.head.modules()) == 1
+    frames = torch.rand(3, 1, 48, 64)
+    with torch.no_grad():
+        expected = network.eval()(frames)
+        ready = network.for_inference()
+        got = ready(frames)
+    assert got.shape == expected.shape == (3, 2, 24, 32)
+    assert torch.allclose(got, expected, atol=1e-4 * expected.abs().max().item())
+    xy, likelihood = ready.predict(frames[:, 0])
+    assert xy.shape == (3, 2, 2) and ((likelihood >= 0) & (likelihood <= 1)).all()
+    with pytest.raises(ValueError, match="head stride"):
+        PoseNetwork("tiny", 2, (64, 48), heatmap_stride=2, head_stride=16)

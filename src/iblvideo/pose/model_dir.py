@@ -40,7 +40,8 @@ class PoseModel:
 def build_network(config: dict[str, Any]) -> PoseNetwork:
     """An untrained network of the architecture ``config`` describes."""
     return PoseNetwork(config["backbone"], len(config["keypoints"]), tuple(config["input_size"]),
-                       config.get("head_channels", HEAD_CHANNELS), config.get("heatmap_stride", HEATMAP_STRIDE))
+                       config.get("head_channels", HEAD_CHANNELS), config.get("heatmap_stride", HEATMAP_STRIDE),
+                       config.get("head_stride", 0))
 
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:

@@ -68,11 +68,18 @@ def as_subpixel(deconv: nn.ConvTranspose2d) -> nn.Sequential:
 
 
 class HeatmapHead(nn.Sequential):
-    """Transposed convolutions from backbone features to one heatmap per keypoint."""
+    """Transposed convolutions from backbone features to one heatmap per keypoint; then, with
+    ``interpolate`` > 1, the heatmap logits enlarged bilinearly by that factor."""
 
-    def __init__(self, in_channels: int, n_keypoints: int, upsamplings: int, width: int = HEAD_CHANNELS):
+    def __init__(self, in_channels: int, n_keypoints: int, upsamplings: int, width: int = HEAD_CHANNELS, interpolate: int = 1):
+        if upsamplings < 1:
+            raise ValueError("a heatmap head needs at least one learnt upsampling")
         channels = [in_channels] + [width] * (upsamplings - 1) + [n_keypoints]
-        super().__init__(*(_upsample(a, b, last=i == upsamplings - 1) for i, (a, b) in enumerate(zip(channels, channels[1:]))))
+        layers: list[nn.Module] = [_upsample(a, b, last=i == upsamplings - 1) for i, (a, b) in enumerate(zip(channels, channels[1:]))]
+        if interpolate > 1:
+            layers.append(nn.Upsample(scale_factor=interpolate, mode="bilinear", align_corners=False))
+        super().__init__(*layers)
+        self.interpolate = interpolate
 
 
 def soft_argmax(probabilities: torch.Tensor, radius: int = READOUT_RADIUS, phases: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,11 +143,18 @@ class PoseNetwork(nn.Module):
     """Backbone + heatmap head for grey frames of a fixed input size (width, height)."""
 
     def __init__(self, backbone: str, n_keypoints: int, input_size: Size, head_channels: int = HEAD_CHANNELS,
-                 heatmap_stride: int = HEATMAP_STRIDE):
+                 heatmap_stride: int = HEATMAP_STRIDE, head_stride: int = 0):
+        """``head_stride``: the stride at which the head's own layers stop, bilinear upsampling taking
+        the heatmaps on to ``heatmap_stride`` (0: no upsampling). A coarser head costs a fraction of a
+        full one, and the heatmaps, their read-out and their likelihoods stay as they were."""
         super().__init__()
         self.backbone = BACKBONES[backbone]()
-        upsamplings = (self.backbone.stride // heatmap_stride).bit_length() - 1
-        self.head = HeatmapHead(self.backbone.out_channels, n_keypoints, upsamplings, head_channels)
+        head_stride = head_stride or heatmap_stride
+        if head_stride % heatmap_stride or self.backbone.stride % head_stride:
+            raise ValueError(f"head stride {head_stride} must lie between the heatmap stride {heatmap_stride} and the "
+                             f"backbone's {self.backbone.stride}, a power of two from each")
+        upsamplings = (self.backbone.stride // head_stride).bit_length() - 1
+        self.head = HeatmapHead(self.backbone.out_channels, n_keypoints, upsamplings, head_channels, head_stride // heatmap_stride)
         self.input_size = tuple(input_size)
         self.stride = heatmap_stride
         self.phases = 1  # the head's heatmaps come whole (see for_inference)
@@ -169,8 +183,11 @@ class PoseNetwork(nn.Module):
         layer as a sub-pixel convolution whose phases are read in place (together, half the time on a
         CPU); no longer trainable."""
         self.eval().requires_grad_(False)
-        subpixel, shuffle = as_subpixel(self.head[-1][0])
-        self.head[-1][0], self.phases = subpixel, shuffle.upscale_factor
+        if self.head.interpolate > 1:  # the upsampling needs whole heatmaps
+            self.head[-2][0] = as_subpixel(self.head[-2][0])
+        else:
+            subpixel, shuffle = as_subpixel(self.head[-1][0])
+            self.head[-1][0], self.phases = subpixel, shuffle.upscale_factor
         self.backbone, self.head = fold_batch_norms(self.backbone), fold_batch_norms(self.head)
         return self
 

@@ -21,6 +21,8 @@ class TrainSettings:
     seed: int = 0
     head_channels: int = HEAD_CHANNELS
     heatmap_stride: int = HEATMAP_STRIDE  # 1 for inputs shrunk so far that every input pixel counts
+    # where the head's learnt layers stop, bilinear upsampling doing the rest (0: at heatmap_stride)
+    head_stride: int = 0
     # False: an empty cell means "not labeled" and is left out of the loss (DeepLabCut, Lightning Pose).
     # True: it means "not visible", and the network learns a flat heatmap there, so its likelihood drops.
     empty_means_absent: bool = False

@@ -107,7 +107,8 @@ class Trainer:
         if not (self.out / CONFIG).exists():
             return fresh
         existing = read_config(self.out)
-        changed = [k for k in ("keypoints", "image_size", "split", *asdict(self.settings)) if existing.get(k) != fresh[k]]
+        defaults = asdict(TrainSettings())  # a setting newer than the folder's config had its default there
+        changed = [k for k in ("keypoints", "image_size", "split", *asdict(self.settings)) if existing.get(k, defaults.get(k)) != fresh[k]]
         if existing.get("training_data", {}).get("sha256") != fresh["training_data"]["sha256"]:
             changed.append("training data")
         if changed:
