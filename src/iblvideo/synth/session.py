@@ -49,8 +49,10 @@ log = logging.getLogger(__name__)
 DATE, NUMBER = "2026-01-01", "001"
 CHUNK = 256  # frames whose behaviour and truth are computed at once
 EXPOSURE = 0.5  # fraction of the frame period the shutter is open: sets the length of motion blur
-# IBL compresses its videos with x264 -preset slow -crf 29: keep the quality level, trade the preset for
-# speed but keep its deblocking filter and CABAC; one thread, because the other core draws
+# IBL compresses with x264 -preset slow, at crf 17 on recording rigs and 29 on training rigs: keep the
+# training rigs' quality level, trade the preset for speed but keep its deblocking filter and CABAC (a
+# stream much cheaper to decode than IBL's: benchmarks/reencode.py makes one as IBL would); one
+# thread, because the other core draws
 X264 = {"preset": "ultrafast", "crf": "29", "x264-params": "deblock=1,0,0:cabac=1", "threads": "1", "flags": "+bitexact"}
 
 
