@@ -5,6 +5,11 @@
 Each phase runs in a fresh child process so its peak resident memory is its own. With ``--repeat N``
 the two phases alternate N times, so that a slow spell of a shared machine falls on both; the table
 shows each phase's median (and range) and the median of the N ratios. Prints one table.
+
+How fast a video decodes depends on how it was encoded: IBL compresses its videos with x264's slow
+preset (``benchmarks/reencode.py`` re-encodes a render the same way), while the synthetic rig encodes
+with the ultrafast preset to render quickly, a stream far cheaper to decode. The table gives the
+video's bits per pixel and frame, to say which kind of stream it was measured on.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import time
 from pathlib import Path
 
 from iblvideo.batching import BATCH_SIZE
+from reencode import bits_per_pixel  # benchmarks/reencode.py, beside this script
 
 
 def _peak_rss_mb() -> float:
@@ -81,7 +87,8 @@ def main() -> None:
         frames, seconds, peak = _in_child(_track, args.video, args.weights, args.device, args.batch_size)
         track.append((frames / seconds, peak))
     ratios = [t[0] / d[0] for d, t in zip(decode, track)]
-    print(f"video            {args.video} ({info.width}x{info.height}, {info.fps:g} Hz, {info.n_frames} frames, {info.duration:.1f} s)")
+    print(f"video            {args.video} ({info.width}x{info.height}, {info.fps:g} Hz, {info.n_frames} frames, "
+          f"{info.duration:.1f} s, {bits_per_pixel(args.video):.4f} bits per pixel and frame)")
     print(f"decode only      {_fps(decode)}   peak RSS {max(r[1] for r in decode):7.0f} MB")
     print(f"dlc ({args.device:>4})       {_fps(track)}   peak RSS {max(r[1] for r in track):7.0f} MB")
     spread = f" (runs: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""

@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,18 +40,19 @@ from iblvideo.weights import MANIFEST, write_manifest
 
 log = logging.getLogger("iblvideo.demo_weights")
 
-NAME = "weights_v1.1"
+NAME = "weights_v1.2"
 DESCRIPTION = ("Demo weights for iblvideo's synthetic IBL rig (iblvideo synth), trained by "
                "scripts/train_demo_weights.py. They track synthetic renders, not real mice.")
 SEEDS = (101, 102, 103, 104, 105, 106)
 JITTER = 12  # canonical pixels of ROI placement error the specialised networks must tolerate
 PAW_JITTER = 24  # canonical pixels the whole-frame paws network may miss a paw by
-# network input size (w, h) per role: small inputs keep CPU tracking fast
+# network input size (w, h) per role: small inputs keep CPU tracking fast; whole fractions of the window
+# (tongue: 160 -> 80, paws_fine: 128 -> 64) are cut as block means, cheaper than a bilinear resize
 NETWORKS = {
     "roi": (160, 128),
     "eye": (80, 80),
     "nose_tip": (64, 64),
-    "tongue": (96, 96),
+    "tongue": (80, 80),
     "paws": (128, 104),  # IBL's 128×102, padded to the network's multiple of 8
     "paws_fine": (64, 64),
     "body_roi": (160, 128),
@@ -60,6 +60,14 @@ NETWORKS = {
 }
 # the networks that run on every frame are the cheapest; the ROI networks see one frame a second
 BACKBONE = {"roi": "small", "body_roi": "small"}
+# (heatmap stride, head stride) where not (2, 2): the side camera's per-frame networks learn heatmaps at
+# stride 4, enlarged to 2 for the read-out, for a third less work; the whole-frame paws network only
+# places paws_fine's windows, so its heatmaps stay at stride 4
+STRIDES = {"eye": (2, 4), "nose_tip": (2, 4), "tongue": (2, 4), "paws_fine": (2, 4), "paws": (4, 4)}
+# networks that learn their points as a whole: the eye doubts every pupil point once the lid touches the
+# pupil, where a partly covered pupil is most easily misplaced (the truth hides each point only once the
+# lid reaches it)
+WHOLE = {"eye"}
 ROI_POINTS = {"roi": ("pupil_top_r", "nose_tip", "tube_top", "tube_bottom"), "body_roi": ("tail_start",)}
 
 
@@ -116,6 +124,8 @@ def session_examples(session: Path, camera: Camera, per_session: int, rng: np.ra
                 size = NETWORKS[role]
                 image = cut(frame, view, window, size)[0, 0].round().clamp(0, 255).to(torch.uint8).numpy()
                 xy = np.stack([to_input(*canonical[p][index], window, size) for p in points])
+                if role in WHOLE and np.isnan(xy).any():
+                    xy[:] = np.nan
                 examples[role][0].append(image)
                 examples[role][1].append(xy)
     return examples
@@ -170,7 +180,7 @@ def main() -> None:
     kept = {} if set(args.networks) == set(NETWORKS) else {"kept_from": json.loads((args.out / MANIFEST).read_text())["name"],
                                                             "trained_now": args.networks}
     networks = {}
-    started = time.perf_counter()
+    seconds = 0.0  # spent training, as each model's history records it (a model already trained counts too)
     for role, size in NETWORKS.items():
         plan = next(p for p in (plan_for(CAMERAS["left"]), plan_for(CAMERAS["body"])) if role == p.roi or role in [s.role for s in p.stages])
         points = ROI_POINTS.get(role) or next(s.points for s in plan.stages if s.role == role)
@@ -180,13 +190,16 @@ def main() -> None:
         frames = labeled_frames(role, points, *examples[role], args.work)
         log.info("%s: %d examples of %s", role, len(frames.images), ", ".join(points))
         backbone = BACKBONE.get(role, "tiny")
+        heatmap_stride, head_stride = STRIDES.get(role, (2, 0))
         settings = TrainSettings(backbone=backbone, input_size=size, epochs=args.epochs, batch_size=32, learning_rate=2e-3,
-                                 head_channels=32 if backbone == "small" else 16, empty_means_absent=True, seed=0)
+                                 head_channels=32 if backbone == "small" else 16, heatmap_stride=heatmap_stride,
+                                 head_stride=head_stride, empty_means_absent=True, seed=0)
         model_dir = args.work / "models" / role
         Trainer(frames, model_dir, settings, args.device).run()
+        seconds += sum(epoch.get("seconds", 0.0) for epoch in json.loads((model_dir / "config.json").read_text())["history"])
         _export(model_dir, args.out / role)
     write_manifest(args.out, NAME, networks, description=DESCRIPTION, trained_on=f"iblvideo synth seeds {list(SEEDS)}, {args.seconds:g} s each",
-                   training_seconds=round(time.perf_counter() - started), **kept)
+                   training_seconds=round(seconds), **kept)
     log.info("weights set written to %s", args.out)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -125,9 +126,11 @@ class Trainer:
         with progress_bar(total=steps, desc="training", unit="step") as bar:
             bar.update(start * self.steps_per_epoch)
             for epoch in range(start, self.settings.epochs):
+                started = time.perf_counter()
                 loss = self._train_epoch(epoch, bar)
                 error = self._validation_error()
-                self.config["history"].append({"epoch": epoch + 1, "train_loss": loss, "validation_median_px": error})
+                self.config["history"].append({"epoch": epoch + 1, "train_loss": loss, "validation_median_px": error,
+                                               "seconds": round(time.perf_counter() - started, 2)})
                 self.config["epochs_done"] = epoch + 1
                 self._checkpoint()
                 log.debug("epoch %d: loss %.3g, validation median error %.2f px", epoch + 1, loss, error)
