@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
-import time
 import math
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
