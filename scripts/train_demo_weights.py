@@ -190,7 +190,7 @@ def main() -> None:
         frames = labeled_frames(role, points, *examples[role], args.work)
         log.info("%s: %d examples of %s", role, len(frames.images), ", ".join(points))
         backbone = BACKBONE.get(role, "tiny")
-        heatmap_stride, head_stride = STRIDES.get(role, (2, 0))
+        heatmap_stride, head_stride = STRIDES.get(role, (2, 2))
         settings = TrainSettings(backbone=backbone, input_size=size, epochs=args.epochs, batch_size=32, learning_rate=2e-3,
                                  head_channels=32 if backbone == "small" else 16, heatmap_stride=heatmap_stride,
                                  head_stride=head_stride, empty_means_absent=True, seed=0)
