@@ -45,7 +45,7 @@ def track(video: str | Path, output: Callable[[Path, Camera], Path], cascade_for
     and its consumers get every decoded batch of the tracking pass, in order."""
     video = Path(video)
     # a decoding thread per core even beside the networks: one thread was no faster on a stream that is
-    # cheap to decode, and 30 % slower on a noisy one, where decoding is what tracking waits for
+    # cheap to decode, and 23 % slower on a noisy one, where decoding is what tracking waits for
     with VideoReader(video) as reader:
         cam = reader.info.camera(camera)
         out = output(video, cam)
