@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from iblvideo import motion_energy as M
-from iblvideo.alf import raw_video_path
-from iblvideo.cascade import sample_indices
-from iblvideo.features import LIKELIHOOD_THRESHOLD
-from iblvideo.features import load_pose
+from iblvideo.measures import motion_energy as M
+from iblvideo.io.alf import raw_video_path
+from iblvideo.tracking.cascade import sample_indices
+from iblvideo.measures.features import LIKELIHOOD_THRESHOLD
+from iblvideo.measures.features import load_pose
 from iblvideo.progress import configure
-from iblvideo.session import run_session
+from iblvideo.sessions.session import run_session
 from iblvideo.synth import synthesize_session
-from iblvideo.video import VideoReader
+from iblvideo.video.reader import VideoReader
 
 
 def mean_position(pose, point: str) -> np.ndarray:

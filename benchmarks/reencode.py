@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from iblvideo.video import VideoReader, VideoWriter, probe
+from iblvideo.video.reader import VideoReader, probe
+from iblvideo.video.writer import VideoWriter
 
 
 def bits_per_pixel(path: str | Path) -> float:

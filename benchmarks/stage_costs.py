@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from iblvideo.batching import BATCH_SIZE
+from iblvideo.video.batching import BATCH_SIZE
 
 
 def _fastest(work: Callable[[], object], repeat: int) -> float:
@@ -35,10 +35,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    from iblvideo.cascade import Cascade
-    from iblvideo.crops import cut
-    from iblvideo.video import VideoReader
-    from iblvideo.weights import load_weights
+    from iblvideo.tracking.cascade import Cascade
+    from iblvideo.tracking.crops import cut
+    from iblvideo.video.reader import VideoReader
+    from iblvideo.tracking.weights import load_weights
 
     torch.set_num_threads(1)
     size = args.batch_size

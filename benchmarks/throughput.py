@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from iblvideo.batching import BATCH_SIZE
+from iblvideo.video.batching import BATCH_SIZE
 from reencode import bits_per_pixel  # benchmarks/reencode.py, beside this script
 
 
@@ -30,7 +30,7 @@ def _peak_rss_mb() -> float:
 
 
 def _decode_only(video: str, batch_size: int, queue) -> None:
-    from iblvideo.video import VideoReader
+    from iblvideo.video.reader import VideoReader
 
     start = time.perf_counter()
     with VideoReader(video) as reader:
@@ -44,7 +44,7 @@ def _track(video: str, weights: str, device: str, batch_size: int, queue) -> Non
     import pandas as pd
 
     from iblvideo.progress import configure
-    from iblvideo.tracking import dlc
+    from iblvideo.tracking.run import dlc
 
     configure(quiet=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each phase, alternating (default: 3)")
     args = parser.parse_args()
 
-    from iblvideo.video import probe
+    from iblvideo.video.reader import probe
 
     info = probe(args.video)
     decode, track = [], []  # (frames/s, peak RSS MB) per run

@@ -12,11 +12,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from iblvideo.alf import raw_video_path
+from iblvideo.io.alf import raw_video_path
 from iblvideo.progress import configure
 from iblvideo.synth import synthesize_session
 from iblvideo.synth.scoring import score_tracks
-from iblvideo.tracking import dlc
+from iblvideo.tracking.run import dlc
 
 
 def main() -> None:

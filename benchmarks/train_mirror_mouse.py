@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from iblvideo.pose.evaluate import evaluate
-from iblvideo.pose.train import TrainSettings, train
+from iblvideo.training.evaluate import evaluate
+from iblvideo.training.train import TrainSettings, train
 from iblvideo.progress import configure
 
 LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "mirror-mouse" / "CollectedData.csv"

@@ -26,17 +26,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from iblvideo.alf import raw_video_path
+from iblvideo.io.alf import raw_video_path
 from iblvideo.cameras import CAMERAS, Camera
-from iblvideo.cascade import Plan, plan_for
-from iblvideo.crops import View, Window, cut
-from iblvideo.pose.labels import LabeledFrames
-from iblvideo.pose.model_dir import WEIGHTS
-from iblvideo.pose.train import TrainSettings, Trainer
+from iblvideo.tracking.cascade import Plan, plan_for
+from iblvideo.tracking.crops import View, Window, cut
+from iblvideo.training.labels import LabeledFrames
+from iblvideo.networks.model_dir import WEIGHTS
+from iblvideo.training.train import TrainSettings, Trainer
 from iblvideo.progress import configure
 from iblvideo.synth import synthesize_session
-from iblvideo.video import VideoReader
-from iblvideo.weights import MANIFEST, write_manifest
+from iblvideo.video.reader import VideoReader
+from iblvideo.tracking.weights import MANIFEST, write_manifest
 
 log = logging.getLogger("iblvideo.demo_weights")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from iblvideo.features import compute_session_features
-from iblvideo.motion_energy import session_motion_energy
-from iblvideo.qc import run_qc
+from iblvideo.measures.features import compute_session_features
+from iblvideo.measures.motion_energy import session_motion_energy
+from iblvideo.measures.qc import run_qc
 from iblvideo.synth import synthesize_session
 
 SEED = 2  # within 3 s: one correct trial and the stimulus onset of an error trial
@@ -40,7 +40,7 @@ def _truth_as_pose(root: Path) -> Path:
 
 @functools.lru_cache(maxsize=None)
 def _with_dlc(root: Path) -> Path:
-    from iblvideo.tracking import dlc
+    from iblvideo.tracking.run import dlc
 
     session = synthesize_session(root / "with_dlc", cameras=("body",), seconds=SECONDS, seed=SEED)
     dlc(session / "raw_video_data" / "_iblrig_bodyCamera.raw.mp4", weights="demo")

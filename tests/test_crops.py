@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from iblvideo.cameras import CAMERAS
-from iblvideo.crops import View, Window, cut, cut_each, from_window
+from iblvideo.tracking.crops import View, Window, cut, cut_each, from_window
 
 
 def dot_frames(view: View, points: list[tuple[int, int]]) -> torch.Tensor:
@@ -95,7 +95,7 @@ def test_a_window_per_frame_cuts_what_cut_cuts(camera):
 
 def test_block_means_of_padded_patches_equal_average_pooling():
     """Whole-factor shrinks never copy the padding; the result is average pooling of the padded patch."""
-    from iblvideo.crops import _resize
+    from iblvideo.tracking.crops import _resize
 
     rng = np.random.default_rng(1)
     checked = 0

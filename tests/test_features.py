@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iblvideo import features as F
+from iblvideo.measures import features as F
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
 from reference import inputs
@@ -129,7 +129,7 @@ def test_features_from_synthetic_ground_truth_recover_the_truth():
 
 
 def test_smoothing_in_chunks_equals_one_piece(monkeypatch):
-    from iblvideo import smoothing
+    from iblvideo.measures import smoothing
 
     raw = F.pupil_diameter(F.threshold_likelihood(inputs.ensemble_median("pupil", "left")))
     whole = smoothing.smooth_interpolate_savgol(raw, 31, 3)

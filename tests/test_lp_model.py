@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from iblvideo.errors import IblVideoError
-from iblvideo.lp.model import LPNetwork, load_lp_model, predict_frames, read_config, save_lp_checkpoint, to_lp_key
-from iblvideo.video import VideoReader
+from iblvideo.networks.lightning_pose import LPNetwork, load_lp_model, predict_frames, read_config, save_lp_checkpoint, to_lp_key
+from iblvideo.video.reader import VideoReader
 from lp_seeded import seeded_weights
 
 REFERENCE = Path(__file__).parent / "data" / "lp-reference"

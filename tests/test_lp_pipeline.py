@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 import torch
 
-from iblvideo.alf import table_metadata
+from iblvideo.io.alf import table_metadata
 from iblvideo.cli import main
-from iblvideo.crops import View, Window
+from iblvideo.tracking.crops import View, Window
 from iblvideo.errors import IblVideoError
-from iblvideo.lp.eks import FIELDS
-from iblvideo.lp.model import LPConfig, LPNetwork, save_lp_model, to_lp_key
-from iblvideo.lp.networks import member_dirs, networks_dir
-from iblvideo.lp.pipeline import to_camera
+from iblvideo.tracking.eks import FIELDS
+from iblvideo.networks.lightning_pose import LPConfig, LPNetwork, save_lp_model, to_lp_key
+from iblvideo.tracking.lp_networks import member_dirs, networks_dir
+from iblvideo.tracking.lightning_pose import to_camera
 from iblvideo.synth import synthesize_session
 from http_server import FileServer, zip_folder
 from lp_seeded import seeded_weights
@@ -99,8 +99,8 @@ def test_body_camera_tail_ensemble(networks: Path, session: Path) -> None:
 def test_ensembles_on_the_sampled_frames(networks: Path, session: Path) -> None:
     """What motion energy in the tracking pass asks of a cascade: the networks tracking some points, on the
     frames the ROI network sampled (12 frames: read as one sequence), each ensemble's median, by frame."""
-    from iblvideo.lp.pipeline import LPCascade, limited_range
-    from iblvideo.video import VideoReader
+    from iblvideo.tracking.lightning_pose import LPCascade, limited_range
+    from iblvideo.video.reader import VideoReader
 
     video = session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4"
     with VideoReader(video) as reader:

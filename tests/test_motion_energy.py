@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iblvideo import motion_energy as M
+from iblvideo.measures import motion_energy as M
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
-from iblvideo.video import VideoReader
+from iblvideo.video.reader import VideoReader
 from reference import inputs
 
 ROIS = json.loads((inputs.REFERENCE / "motion_energy_roi.json").read_text())

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iblvideo import plots as P
+from iblvideo.results import plots as P
 from iblvideo.cli import main
-from iblvideo.results import load_session
+from iblvideo.results.load import load_session
 from results_session import session_with_truth_as_pose  # noqa: F401  (fixture)
 
 

@@ -7,7 +7,7 @@ import pytest
 from movement.io import load_poses
 
 from iblvideo.errors import IblVideoError
-from iblvideo.pose.formats import DLC_HDF_KEY, LP_SCORER, default_path, write_poses
+from iblvideo.io.pose_formats import DLC_HDF_KEY, LP_SCORER, default_path, write_poses
 
 KEYPOINTS = ("nose", "paw_l", "paw_r")
 

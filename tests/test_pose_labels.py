@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from iblvideo.errors import IblVideoError
-from iblvideo.pose.labels import read_labels
+from iblvideo.training.labels import read_labels
 from pose_data import LABELS, small_copy
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from iblvideo.pose.augment import Augmentation
-from iblvideo.pose.backbones import EfficientNetLite0, ResNet50
-from iblvideo.pose.network import PoseNetwork, rescale_points, resize_frames, soft_argmax
+from iblvideo.training.augment import Augmentation
+from iblvideo.networks.backbones import EfficientNetLite0, ResNet50
+from iblvideo.networks.pose import PoseNetwork, rescale_points, resize_frames, soft_argmax
 
 
 def test_efficientnet_loads_imagenet_weights():

@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import load_file
 
 from iblvideo.errors import IblVideoError
-from iblvideo.pose import train as train_module
-from iblvideo.pose.evaluate import evaluate
-from iblvideo.pose.model_dir import CHECKPOINT, WEIGHTS, load_model, read_config
-from iblvideo.pose.predict import predict_video
-from iblvideo.pose.settings import TrainSettings
-from iblvideo.pose.train import split_frames, train
+from iblvideo.training import train as train_module
+from iblvideo.training.evaluate import evaluate
+from iblvideo.networks.model_dir import CHECKPOINT, WEIGHTS, load_model, read_config
+from iblvideo.training.predict import predict_video
+from iblvideo.networks.settings import TrainSettings
+from iblvideo.training.train import split_frames, train
 from pose_data import VIDEO, small_copy
 
 SETTINGS = TrainSettings(input_size=(64, 64), epochs=4, batch_size=8, seed=3)

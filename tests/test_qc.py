@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iblvideo import features as F
-from iblvideo import qc as Q
+from iblvideo.measures import features as F
+from iblvideo.measures import qc as Q
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
 from reference import inputs

@@ -17,8 +17,8 @@ from one.api import One
 
 from iblvideo import run_queue
 from iblvideo.cli import main
-from iblvideo.queue import Queue, find_sessions
-from iblvideo.queue.db import Base
+from iblvideo.sessions.queue import Queue, find_sessions
+from iblvideo.sessions.queue.db import Base
 
 from session_data import copy_session, rendered_session
 

@@ -8,8 +8,8 @@ import pytest
 from one.webclient import AlyxClient
 
 from iblvideo import run_queue, run_session
-from iblvideo.one_io import file_md5, local_one, register_remote
-from iblvideo.queue.alyx import AlyxQueue
+from iblvideo.io.one import file_md5, local_one, register_remote
+from iblvideo.sessions.queue.alyx import AlyxQueue
 
 from alyx_standin import AlyxStandInServer
 from session_data import copy_session, rendered_session

@@ -7,7 +7,7 @@ import pytest
 from distributed import LocalCluster
 
 from iblvideo.cli import main
-from iblvideo.queue import Queue
+from iblvideo.sessions.queue import Queue
 
 from session_data import copy_session, rendered_session
 

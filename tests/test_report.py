@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from iblvideo import __version__
-from iblvideo.alf import write_table
+from iblvideo.io.alf import write_table
 from iblvideo.cli import main
-from iblvideo.plots import FIGURES
-from iblvideo.qc import CHECKS
+from iblvideo.results.plots import FIGURES
+from iblvideo.measures.qc import CHECKS
 from results_session import session_with_dlc, session_with_truth_as_pose  # noqa: F401  (fixtures)
 
 TRACKED = {"iblvideo_version": "0.0.test", "weights": "weights_v9.9", "weights_version": "9.9",
@@ -117,9 +117,9 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 def test_results_from_real_dlc(session_with_dlc, tmp_path):
     """The real tracker's outputs (demo weights, body camera) through every view."""
-    from iblvideo.alf import table_metadata
-    from iblvideo.nwb import export_nwb
-    from iblvideo.video import VideoReader
+    from iblvideo.io.alf import table_metadata
+    from iblvideo.results.nwb import export_nwb
+    from iblvideo.video.reader import VideoReader
     from pynwb import NWBHDF5IO
 
     pose_table = session_with_dlc / "alf" / "_ibl_bodyCamera.dlc.pqt"

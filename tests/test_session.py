@@ -11,11 +11,11 @@ import pytest
 from one.api import One
 
 from iblvideo import run_session
-from iblvideo.alf import raw_video_path
+from iblvideo.io.alf import raw_video_path
 from iblvideo.cli import main
-from iblvideo.motion_energy import Roi, compute_motion_energy, output_paths, roi_from_pose
+from iblvideo.measures.motion_energy import Roi, compute_motion_energy, output_paths, roi_from_pose
 from iblvideo.synth import synthesize_session
-from iblvideo.video import VideoReader, probe
+from iblvideo.video.reader import VideoReader, probe
 
 from session_data import copy_session, rendered_session
 

@@ -15,7 +15,7 @@ from iblvideo.cameras import BODY_POINTS, CAMERAS, SIDE_POINTS, TRAINING_LEFT
 from iblvideo.errors import IblVideoError
 from iblvideo.synth import synthesize_session
 from iblvideo.synth.side import PAW_AXES
-from iblvideo.video import VideoReader
+from iblvideo.video.reader import VideoReader
 
 SECONDS = 3.0
 SEED = 6  # this seed's first 3 s hold rewarded licks, a blink and a far paw dipping behind the wheel

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from iblvideo import dlc
-from iblvideo.alf import raw_video_path, table_metadata
+from iblvideo.io.alf import raw_video_path, table_metadata
 from iblvideo.cameras import CAMERAS
 from iblvideo.errors import IblVideoError
 from iblvideo.synth import synthesize_session
 from iblvideo.synth.scoring import score_tracks
-from iblvideo.weights import demo_weights_dir
+from iblvideo.tracking.weights import demo_weights_dir
 
 TEST_SEED = 8  # the demo weights were trained on seeds 101-106
 
@@ -121,9 +121,9 @@ def test_killed_mid_run_leaves_nothing_and_a_rerun_completes(session, tmp_path):
 
 def test_batches_side_by_side_give_the_same_tracks_as_in_turn(session):
     """Batches tracked side by side, a thread each (the default on a CPU), change nothing in the output, bit for bit."""
-    from iblvideo.cascade import Cascade
-    from iblvideo.video import VideoReader
-    from iblvideo.weights import load_weights
+    from iblvideo.tracking.cascade import Cascade
+    from iblvideo.video.reader import VideoReader
+    from iblvideo.tracking.weights import load_weights
 
     cascade = Cascade(load_weights("demo"), CAMERAS["left"])
     threads = torch.get_num_threads()
@@ -154,7 +154,7 @@ def test_weights_without_a_fine_paws_network_keep_the_whole_frame_paws(session, 
 
 
 def test_the_roi_sample_sits_at_keyframes_and_is_bounded():
-    from iblvideo.cascade import n_samples, sample_indices
+    from iblvideo.tracking.cascade import n_samples, sample_indices
 
     keyframes = list(range(0, 36000, 250))  # 10 min at 60 Hz, a keyframe every 250 frames
     sample = sample_indices(36000, 60.0, keyframes)

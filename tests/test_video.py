@@ -7,7 +7,8 @@ import torch
 
 from iblvideo.cameras import identify_camera
 from iblvideo.errors import IblVideoError, VideoError
-from iblvideo.video import VideoReader, VideoWriter, probe
+from iblvideo.video.reader import VideoReader, probe
+from iblvideo.video.writer import VideoWriter
 
 from conftest import read_code
 
@@ -133,7 +134,7 @@ def test_sample_returns_exactly_the_frames_asked_for(videos):
 
 
 def test_prefetched_batches_match_and_errors_reach_the_caller(videos):
-    from iblvideo.video import prefetched
+    from iblvideo.video.reader import prefetched
 
     with VideoReader(videos["h264"]) as reader:
         direct = [(first, batch.copy()) for first, batch in reader.batches(16)]

@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from iblvideo.download import fetch_zip
+from iblvideo.tracking.download import fetch_zip
 from iblvideo.errors import IblVideoError
-from iblvideo.weights import load_weights, write_manifest
+from iblvideo.tracking.weights import load_weights, write_manifest
 
 from http_server import FileServer, zip_folder
 

@@ -6,14 +6,14 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-from .cameras import CAMERAS, Camera
-from .errors import IblVideoError, VideoError
-from .video import VideoInfo, VideoReader, probe
+from iblvideo.cameras import CAMERAS, Camera
+from iblvideo.errors import IblVideoError, VideoError
+from iblvideo.video.reader import VideoInfo, VideoReader, probe
 
 __all__ = ["CAMERAS", "Camera", "IblVideoError", "VideoError", "VideoInfo", "VideoReader", "dlc", "lightning_pose", "probe", "run_queue", "run_session", "__version__"]
 
 # imported on first use: they pull in torch, ONE and SQLAlchemy, which plain video reading does not need
-_LAZY = {"dlc": "tracking", "lightning_pose": "lp.pipeline", "run_session": "session", "run_queue": "queue"}
+_LAZY = {"dlc": "tracking.run", "lightning_pose": "tracking.lightning_pose", "run_session": "sessions.session", "run_queue": "sessions.queue"}
 
 
 def __getattr__(name: str):

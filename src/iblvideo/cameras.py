@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import IblVideoError
+from iblvideo.errors import IblVideoError
 
 SIDE_POINTS = (
     "pupil_top_r", "pupil_right_r", "pupil_bottom_r", "pupil_left_r",

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import __doc__ as package_doc, __version__
-from .batching import BATCH_SIZE
-from .errors import IblVideoError
-from .progress import configure
+from iblvideo import __doc__ as package_doc, __version__
+from iblvideo.video.batching import BATCH_SIZE
+from iblvideo.errors import IblVideoError
+from iblvideo.progress import configure
 
 log = logging.getLogger("iblvideo")
 Handler = Callable[[argparse.Namespace], int | None]
@@ -29,14 +29,14 @@ def _cameras(text: str) -> tuple[str, ...]:
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
-    from .synth import synthesize_session
+    from iblvideo.synth import synthesize_session
 
     session = synthesize_session(args.dir, cameras=args.cameras, seconds=args.seconds, seed=args.seed, rig=args.rig, force=args.force)
     print(session)
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
-    from .video import probe
+    from iblvideo.video.reader import probe
 
     for path in args.videos:
         info = probe(path)
@@ -51,12 +51,12 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 def _cmd_dlc(args: argparse.Namespace) -> None:
     if args.tracker == "lightning-pose":
-        from .lp.pipeline import lightning_pose
+        from iblvideo.tracking.lightning_pose import lightning_pose
 
         for video in args.videos:
             print(lightning_pose(video, networks=args.weights, device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera))
         return
-    from .tracking import dlc
+    from iblvideo.tracking.run import dlc
 
     for video in args.videos:
         print(dlc(video, weights=args.weights or "demo", device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera))
@@ -73,46 +73,46 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .pose.settings import TrainSettings
-    from .pose.train import train
+    from iblvideo.networks.settings import TrainSettings
+    from iblvideo.training.train import train
 
     settings = TrainSettings(backbone=args.backbone, input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     print(train(args.labels, args.out, settings, device=args.device))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from .pose.evaluate import evaluate
+    from iblvideo.training.evaluate import evaluate
 
     print(evaluate(args.model_dir, args.labels, device=args.device).to_string(float_format=lambda v: f"{v:.2f}"))
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from .pose.predict import predict_video
+    from iblvideo.training.predict import predict_video
 
     print(predict_video(args.model_dir, args.video, args.out, fmt=args.format, batch_size=args.batch_size, force=args.force, device=args.device))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from .demo import run_demo
+    from iblvideo.demo import run_demo
 
     run_demo(args.dir, seconds=args.seconds, force=args.force)
 
 
 def _cmd_motion_energy(args: argparse.Namespace) -> None:
-    from .motion_energy import session_motion_energy
+    from iblvideo.measures.motion_energy import session_motion_energy
 
     for paths in session_motion_energy(args.session, cameras=args.cameras).values():
         print(*paths, sep="\n")
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
-    from .features import compute_session_features
+    from iblvideo.measures.features import compute_session_features
 
     print(*compute_session_features(args.session).values(), sep="\n")
 
 
 def _cmd_qc(args: argparse.Namespace) -> None:
-    from .qc import format_report, run_qc
+    from iblvideo.measures.qc import format_report, run_qc
 
     print(format_report(run_qc(args.session)))
 
@@ -138,25 +138,25 @@ def _trial_numbers(text: str) -> list[int]:
 
 
 def _cmd_label_video(args: argparse.Namespace) -> None:
-    from .label_video import label_video
+    from iblvideo.results.label_video import label_video
 
     print(label_video(args.video, frames=args.frames, trials=args.trials, out=args.out, camera=args.camera))
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
-    from .plots import save_figures
+    from iblvideo.results.plots import save_figures
 
     print(*save_figures(args.session, args.out), sep="\n")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from .report import write_report
+    from iblvideo.results.report import write_report
 
     print(write_report(args.session, args.out))
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from .nwb import export_nwb
+    from iblvideo.results.nwb import export_nwb
 
     print(export_nwb(args.session, args.out))
 
@@ -170,8 +170,8 @@ def _session_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_session(args: argparse.Namespace) -> int:
-    from .one_io import local_one
-    from .session import run_session
+    from iblvideo.io.one import local_one
+    from iblvideo.sessions.session import run_session
 
     one = local_one(args.root) if args.root else None
     result = run_session(args.session, one=one, cameras=args.cameras, tracker=args.tracker, force=args.force, weights=args.weights, device=args.device)
@@ -180,7 +180,7 @@ def _cmd_session(args: argparse.Namespace) -> int:
 
 
 def _cmd_queue_add(args: argparse.Namespace) -> None:
-    from .queue import find_sessions, open_queue
+    from iblvideo.sessions.queue import find_sessions, open_queue
 
     added = open_queue(args.db, max_attempts=args.max_attempts).add(find_sessions(args.items), priority=args.priority, hold=args.hold)
     print(*added, sep="\n")
@@ -188,7 +188,7 @@ def _cmd_queue_add(args: argparse.Namespace) -> None:
 
 
 def _cmd_queue_list(args: argparse.Namespace) -> None:
-    from .queue import open_queue
+    from iblvideo.sessions.queue import open_queue
 
     for task in open_queue(args.db).tasks(args.status):
         seconds = "" if task.seconds is None else f"{task.seconds:.1f}s"
@@ -199,8 +199,8 @@ def _cmd_queue_list(args: argparse.Namespace) -> None:
 def _cmd_queue_run(args: argparse.Namespace) -> int:
     import contextlib
 
-    from .one_io import local_one
-    from .queue import run_queue
+    from iblvideo.io.one import local_one
+    from iblvideo.sessions.queue import run_queue
 
     with contextlib.ExitStack() as stack:
         client = None
@@ -217,7 +217,7 @@ def _cmd_queue_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_queue_retry(args: argparse.Namespace) -> None:
-    from .queue import open_queue
+    from iblvideo.sessions.queue import open_queue
 
     print(f"{open_queue(args.db).retry(args.ids)} task(s) back to Waiting")
 
@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")
     p.add_argument("--force", action="store_true", help="replace an existing output")
 
-    from .pose.settings import TrainSettings  # no torch import: --help stays instant
+    from iblvideo.networks.settings import TrainSettings  # no torch import: --help stays instant
 
     defaults = TrainSettings()
     p = command("train", _cmd_train, "train a pose network on labeled frames (DeepLabCut / Lightning Pose CollectedData csv or h5)")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .report import write_report
-from .session import run_session
-from .synth import synthesize_session
-from .synth.scoring import score_tracks
+from iblvideo.results.report import write_report
+from iblvideo.sessions.session import run_session
+from iblvideo.synth import synthesize_session
+from iblvideo.synth.scoring import score_tracks
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..cameras import Camera
-from . import draw
+from iblvideo.cameras import Camera
+from iblvideo.synth import draw
 
 TRUNK_AXES = (160.0, 78.0)
 TAIL_SEGMENTS = 10

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cameras import CAMERAS
+from iblvideo.cameras import CAMERAS
 
 CONFIDENT = 0.9  # a visible point should be at least this likely
 DOUBTFUL = 0.5  # an absent point should be less likely than this

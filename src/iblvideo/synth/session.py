@@ -36,13 +36,13 @@ import av
 import numpy as np
 import pandas as pd
 
-from ..alf import atomic_dir, raw_video_path
-from ..cameras import CAMERAS, TRAINING_LEFT, Camera
-from ..errors import IblVideoError
-from ..progress import progress_bar
-from .behaviour import Behaviour, simulate
-from .body import BodyScene
-from .side import SideScene
+from iblvideo.io.alf import atomic_dir, raw_video_path
+from iblvideo.cameras import CAMERAS, TRAINING_LEFT, Camera
+from iblvideo.errors import IblVideoError
+from iblvideo.progress import progress_bar
+from iblvideo.synth.behaviour import Behaviour, simulate
+from iblvideo.synth.body import BodyScene
+from iblvideo.synth.side import SideScene
 
 log = logging.getLogger(__name__)
 

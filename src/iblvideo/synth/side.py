@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..cameras import Camera
-from . import draw
-from .behaviour import LICK_VISIBLE, WHEEL_RADIUS_PX
+from iblvideo.cameras import Camera
+from iblvideo.synth import draw
+from iblvideo.synth.behaviour import LICK_VISIBLE, WHEEL_RADIUS_PX
 
 TONGUE_HALF_WIDTH = 8.0  # canonical px
 PAW_AXES = (19.0, 13.0)  # canonical px, along and across the wheel rim

@@ -1,0 +1,304 @@
+"""Pose QC: IBL's DLC quality checks, thresholds and outcome aggregation, per camera and per session.
+
+Every check returns an outcome (and sometimes a value); the camera's outcome is the worst outcome
+of the aggregated checks (IBL leaves the pupil SNR out of it), the session's the worst camera's.
+Where IBL's own QC would crash or be skipped (no camera times, an all-NaN trace, no trials table)
+the check says so with an outcome and a note instead.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from iblvideo.io.alf import atomic_path
+from iblvideo.errors import IblVideoError
+from iblvideo.measures.features import (
+    PUPIL_POINTS, SAMPLING, SMOOTHING_WINDOW, load_pose, load_times, point_names, pupil_diameter,
+    smooth_pupil_diameter, threshold_likelihood,
+)
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "_iblvideo_dlc.qc.json"
+# IBL's empirical boxes around the mean of all points; sessions outside them often had faulty video
+BOUNDING_BOXES = {
+    "body": (range(201, 500), range(81, 330)),
+    "left": (range(301, 700), range(181, 470)),
+    "right": (range(301, 600), range(110, 275)),
+}
+PUPIL_STD_LIMIT = {"left": 10, "right": 5}  # also the pupil SNR floor
+PAW_NAN_WARNING, PAW_NAN_FAIL = 0.10, 0.20
+TRIAL_WINDOW = (-0.5, 2.0)  # seconds from stimulus onset: lag, length
+NOT_AGGREGATED = ("pupil_diameter_snr",)
+
+
+class Outcome(IntEnum):
+    """IBL's QC outcomes; a larger value is worse, except that NOT_SET sits below PASS."""
+
+    NOT_SET = 0
+    PASS = 10
+    WARNING = 30
+    FAIL = 40
+    CRITICAL = 50
+
+
+@dataclass
+class Check:
+    """One check's outcome, with its measured value and a note where those help."""
+
+    outcome: Outcome
+    value: float | None = None
+    note: str = ""
+
+    def to_json(self) -> dict:
+        record: dict = {"outcome": self.outcome.name}
+        if self.value is not None:
+            record["value"] = None if math.isnan(self.value) else self.value
+        if self.note:
+            record["note"] = self.note
+        return record
+
+
+@dataclass
+class CameraData:
+    """What the checks read for one camera; coordinates are (2, n_frames), NaN below likelihood 0.9."""
+
+    camera: str
+    coords: dict[str, np.ndarray]
+    times: np.ndarray | None = None
+    stim_on_times: np.ndarray | None = None
+    pupil_raw: np.ndarray | None = None
+    pupil_smooth: np.ndarray | None = None
+    n_frames: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.n_frames = next(iter(self.coords.values())).shape[1] if self.coords else 0
+
+
+def _side_only(check: Callable[[CameraData], Check]) -> Callable[[CameraData], Check]:
+    """IBL sets the side-camera checks to NOT_SET on the body camera."""
+    @functools.wraps(check)
+    def wrapped(data: CameraData) -> Check:
+        return Check(Outcome.NOT_SET) if data.camera == "body" else check(data)
+    return wrapped
+
+
+def check_time_trace_length_match(data: CameraData) -> Check:
+    """Every trace has as many frames as the camera has times."""
+    if data.times is None:
+        return Check(Outcome.FAIL, note="no camera times file")
+    if data.times.shape[0] != data.n_frames:
+        return Check(Outcome.FAIL, note=f"{data.times.shape[0]} camera times for {data.n_frames} pose frames")
+    return Check(Outcome.PASS)
+
+
+def check_trace_all_nan(data: CameraData) -> Check:
+    """No trace (spout 'tube' points aside) is NaN throughout."""
+    for point, xy in data.coords.items():
+        if "tube" not in point and np.isnan(xy).all(axis=1).any():
+            return Check(Outcome.FAIL, note=f"{point} is NaN in every frame")
+    return Check(Outcome.PASS)
+
+
+def check_mean_in_bbox(data: CameraData) -> Check:
+    """The mean position over all points and frames lies in the camera's box."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points drop out of the mean
+        x_mean, y_mean = (np.nanmean([np.nanmean(xy[axis]) for xy in data.coords.values()]) for axis in (0, 1))
+    if np.isnan(x_mean) or np.isnan(y_mean):
+        return Check(Outcome.FAIL, note="no point is ever tracked")
+    xrange, yrange = BOUNDING_BOXES[data.camera]
+    inside = int(x_mean) in xrange and int(y_mean) in yrange
+    return Check(Outcome.PASS if inside else Outcome.FAIL, note=f"mean at ({x_mean:.1f}, {y_mean:.1f})")
+
+
+@_side_only
+def check_lick_detection(data: CameraData) -> Check:
+    """Fails when both tongue points are seen in over 90 % of frames: they lock onto the spout or mouth."""
+    missing = [p for p in ("tongue_end_l", "tongue_end_r") if p not in data.coords]
+    if missing:
+        return Check(Outcome.NOT_SET, note=f"no {', '.join(missing)} trace")
+    nan_l, nan_r = (float(np.mean(np.isnan(data.coords[p][0]))) for p in ("tongue_end_l", "tongue_end_r"))
+    return Check(Outcome.FAIL if nan_l < 0.1 and nan_r < 0.1 else Outcome.PASS)
+
+
+@_side_only
+def check_pupil_blocked(data: CameraData) -> Check:
+    """Fails when the raw pupil diameter is NaN in over 90 % of frames or too unstable (SD above 10 px left, 5 px right)."""
+    if data.pupil_raw is None:
+        return Check(Outcome.NOT_SET, note="no pupil diameter")
+    if np.mean(np.isnan(data.pupil_raw)) > 0.9:
+        return Check(Outcome.FAIL, note="pupil diameter NaN in over 90% of frames")
+    spread = float(np.nanstd(data.pupil_raw))
+    return Check(Outcome.FAIL if spread > PUPIL_STD_LIMIT[data.camera] else Outcome.PASS, value=spread)
+
+
+@_side_only
+def check_pupil_diameter_snr(data: CameraData) -> Check:
+    """Variance of the smoothed diameter over that of its residual; fails below 10 (left) or 5 (right)."""
+    if data.pupil_raw is None or data.pupil_smooth is None:
+        return Check(Outcome.NOT_SET, note="no pupil diameter")
+    both = ~np.isnan(data.pupil_smooth) & ~np.isnan(data.pupil_raw)
+    if not both.any():
+        # IBL's ratio is then NaN, which compares as passing
+        return Check(Outcome.PASS, value=float("nan"), note="no frame with both raw and smoothed diameters")
+    smooth, raw = data.pupil_smooth[both], data.pupil_raw[both]
+    snr = float(round(np.var(smooth) / np.var(smooth - raw), 3))
+    return Check(Outcome.FAIL if snr < PUPIL_STD_LIMIT[data.camera] else Outcome.PASS, value=snr)
+
+
+def nearest_frames(times: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """Index of the frame time nearest each event (ties to the later frame; NaN events to the last frame)."""
+    index = np.searchsorted(times, events, side="left")
+    index[index == len(times)] -= 1
+    # index - 1 wraps to the last frame at 0, which is never nearer than the first: IBL's quirk, harmless
+    index[np.abs(events - times[index - 1]) < np.abs(events - times[index])] -= 1
+    index[index == -1] = 0
+    return index
+
+
+def _paw_nan_fraction(data: CameraData, point: str) -> tuple[float | None, str]:
+    """Fraction of NaN x coordinates of ``point`` in the windows around stimulus onsets, or None and why not."""
+    if data.times is None or data.times.shape[0] == 0:
+        return None, "no camera times"
+    if data.stim_on_times is None or data.stim_on_times.size == 0:
+        return None, "no trials"
+    if point not in data.coords:
+        return None, f"no {point} trace"
+    lag, length = TRIAL_WINDOW
+    starts = nearest_frames(data.times, data.stim_on_times + lag)
+    if np.all(starts == 0):
+        return None, "every stimulus onset precedes the video"
+    ends = starts + int(length * SAMPLING[data.camera])
+    in_windows = np.concatenate([data.coords[point][0, a:b] for a, b in zip(starts, ends)])
+    if in_windows.size == 0:
+        return None, "no frame in any trial window"
+    return float(np.sum(np.isnan(in_windows)) / in_windows.shape[0]), ""
+
+
+def _paw_check(data: CameraData, point: str) -> Check:
+    fraction, why = _paw_nan_fraction(data, point)
+    if fraction is None:
+        return Check(Outcome.NOT_SET, note=why)
+    outcome = Outcome.FAIL if fraction > PAW_NAN_FAIL else Outcome.WARNING if fraction > PAW_NAN_WARNING else Outcome.PASS
+    return Check(outcome, value=fraction)
+
+
+@_side_only
+def check_paw_close_nan(data: CameraData) -> Check:
+    """NaN fraction of the paw nearer the camera (paw_r) around stimulus onsets: WARNING above 10 %, FAIL above 20 %."""
+    return _paw_check(data, "paw_r")
+
+
+@_side_only
+def check_paw_far_nan(data: CameraData) -> Check:
+    """NaN fraction of the far paw (paw_l) around stimulus onsets: WARNING above 10 %, FAIL above 20 %."""
+    return _paw_check(data, "paw_l")
+
+
+CHECKS: dict[str, Callable[[CameraData], Check]] = {
+    check.__name__.removeprefix("check_"): check
+    for check in (
+        check_time_trace_length_match, check_trace_all_nan, check_mean_in_bbox, check_lick_detection,
+        check_pupil_blocked, check_pupil_diameter_snr, check_paw_close_nan, check_paw_far_nan,
+    )
+}
+
+
+def overall_outcome(outcomes: list[Outcome]) -> Outcome:
+    """IBL's aggregation: the worst outcome, NOT_SET counting below PASS."""
+    return max(outcomes, default=Outcome.NOT_SET)
+
+
+def run_camera_qc(data: CameraData) -> dict:
+    """Every check on one camera, and the camera's aggregated outcome."""
+    checks = {name: check(data) for name, check in CHECKS.items()}
+    outcome = overall_outcome([c.outcome for name, c in checks.items() if name not in NOT_AGGREGATED])
+    return {"outcome": outcome.name, "checks": {name: c.to_json() for name, c in checks.items()}}
+
+
+def _pose_coords(pose: pd.DataFrame) -> dict[str, np.ndarray]:
+    pose = threshold_likelihood(pose)
+    return {p: pose[[f"{p}_x", f"{p}_y"]].to_numpy(dtype=float).T for p in point_names(pose)}
+
+
+def _pupil(alf: Path, camera: str, pose: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Raw and smoothed pupil diameters from the feature table, else computed from the pose."""
+    if camera not in SMOOTHING_WINDOW:
+        return None, None
+    table = alf / f"_ibl_{camera}Camera.features.pqt"
+    if table.exists():
+        features = pd.read_parquet(table, columns=["pupilDiameter_raw", "pupilDiameter_smooth"])
+        return features["pupilDiameter_raw"].to_numpy(float), features["pupilDiameter_smooth"].to_numpy(float)
+    if not all(f"{point}_x" in pose.columns for point in PUPIL_POINTS):
+        return None, None
+    raw = pupil_diameter(threshold_likelihood(pose))
+    return raw, smooth_pupil_diameter(raw, camera)
+
+
+def _stim_on_times(alf: Path) -> np.ndarray | None:
+    path = alf / "_ibl_trials.table.pqt"
+    if not path.exists():
+        return None
+    trials = pd.read_parquet(path)
+    return trials["stimOn_times"].to_numpy(float) if "stimOn_times" in trials.columns else None
+
+
+def load_camera_data(session: Path, camera: str) -> CameraData:
+    """Pose, times, stimulus onsets and pupil diameters of one camera of an ALF session."""
+    alf = session / "alf"
+    pose = load_pose(alf / f"_ibl_{camera}Camera.dlc.pqt")
+    raw, smooth = _pupil(alf, camera, pose)
+    return CameraData(
+        camera=camera, coords=_pose_coords(pose), times=load_times(alf, camera),
+        stim_on_times=_stim_on_times(alf), pupil_raw=raw, pupil_smooth=smooth,
+    )
+
+
+def run_qc(session: str | Path) -> dict:
+    """QC of every camera with a pose table in ``session``; writes and returns the report."""
+    session = Path(session)
+    alf = session / "alf"
+    cameras = [c for c in ("left", "right", "body") if (alf / f"_ibl_{c}Camera.dlc.pqt").exists()]
+    if not cameras:
+        raise IblVideoError(alf, "no pose tables (_ibl_<camera>Camera.dlc.pqt) to check")
+    per_camera = {camera: run_camera_qc(load_camera_data(session, camera)) for camera in cameras}
+    outcome = overall_outcome([Outcome[result["outcome"]] for result in per_camera.values()])
+    report = {"session": str(session), "outcome": outcome.name, "cameras": per_camera}
+    with atomic_path(alf / REPORT_NAME) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    log.info("QC %s; report written to %s", outcome.name, alf / REPORT_NAME)
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The report as an aligned text table: one row per check, one column per camera."""
+    cameras = list(report["cameras"])
+    names = list(CHECKS)
+    width = max(len(n) for n in names) + 2
+
+    def cell(camera: str, name: str) -> str:
+        check = report["cameras"][camera]["checks"][name]
+        value = check.get("value")
+        return check["outcome"] + ("" if value is None else f" ({value:.3g})")
+
+    rows = [f"{'check':<{width}}" + "".join(f"{c:<22}" for c in cameras)]
+    rows += [f"{n:<{width}}" + "".join(f"{cell(c, n):<22}" for c in cameras) for n in names]
+    rows.append(f"{'camera outcome':<{width}}" + "".join(f"{report['cameras'][c]['outcome']:<22}" for c in cameras))
+    rows.append(f"session outcome: {report['outcome']}")
+    rows += [
+        f"  {camera} {name}: {check['note']}"
+        for camera in cameras for name, check in report["cameras"][camera]["checks"].items()
+        if check.get("note") and check["outcome"] != Outcome.PASS.name
+    ]
+    return "\n".join(rows)

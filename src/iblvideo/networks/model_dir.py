@@ -1,0 +1,81 @@
+"""Self-describing model folders: ``config.json`` (everything needed to rebuild and judge the network)
+and ``model.safetensors`` (its weights); loadable without the training data."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from iblvideo.io.alf import atomic_path
+from iblvideo.errors import IblVideoError
+from iblvideo.networks.pose import PoseNetwork, rescale_points, resize_frames
+from iblvideo.networks.settings import HEAD_CHANNELS, HEATMAP_STRIDE
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+CHECKPOINT = "checkpoint.pt"
+EVALUATION = "evaluation.csv"
+
+
+@dataclass
+class PoseModel:
+    """A trained network with its keypoint names and the size of the images it was trained on."""
+
+    network: PoseNetwork
+    keypoints: tuple[str, ...]
+    config: dict[str, Any]
+
+    def predict(self, frames: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (N, K, 2) in the frames' own pixels and likelihood (N, K) for grey frames (N, H, W)."""
+        size = (frames.shape[-1], frames.shape[-2])
+        xy, likelihood = self.network.predict(resize_frames(frames, self.network.input_size)[:, 0])
+        return rescale_points(xy, self.network.input_size, size), likelihood
+
+
+def build_network(config: dict[str, Any]) -> PoseNetwork:
+    """An untrained network of the architecture ``config`` describes."""
+    return PoseNetwork(config["backbone"], len(config["keypoints"]), tuple(config["input_size"]),
+                       config.get("head_channels", HEAD_CHANNELS), config.get("heatmap_stride", HEATMAP_STRIDE),
+                       config.get("head_stride", 0))
+
+
+def read_config(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir) / CONFIG
+    if not path.is_file():
+        raise IblVideoError(model_dir, f"not a model folder (no {CONFIG})")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise IblVideoError(path, f"unreadable model config ({err})") from None
+
+
+def write_config(model_dir: Path, config: dict[str, Any]) -> None:
+    with atomic_path(model_dir / CONFIG) as tmp:
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def save_weights(model_dir: Path, network: PoseNetwork) -> None:
+    with atomic_path(model_dir / WEIGHTS) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}, str(tmp))
+
+
+def load_model(model_dir: str | Path, device: str = "cpu") -> PoseModel:
+    """The trained model in ``model_dir``, on ``device``, ready to predict."""
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
+    weights = model_dir / WEIGHTS
+    if not weights.is_file():
+        raise IblVideoError(model_dir, f"holds no trained weights ({WEIGHTS}); training has not finished")
+    network = build_network(config)
+    try:
+        network.load_state_dict(load_file(str(weights)))
+    except (RuntimeError, OSError) as err:
+        raise IblVideoError(weights, f"weights do not match the config's architecture ({str(err).splitlines()[0]})") from None
+    # channels-last convolutions run faster on CPUs and on GPUs' tensor cores
+    network = network.for_inference().to(device, memory_format=torch.channels_last)
+    return PoseModel(network, tuple(config["keypoints"]), config)

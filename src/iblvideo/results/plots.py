@@ -1,0 +1,332 @@
+"""Figures of a processed session (matplotlib, Agg, no display needed).
+
+* ``traces``: pose, pupil diameter, motion energy, wheel speed and licks over the session;
+* ``trial_averages``: those signals around stimulus onset and feedback, correct and error trials apart;
+* ``qc_summary``: per camera, an example frame with the mean position of every point and the QC checks.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from scipy.ndimage import gaussian_filter1d
+
+from iblvideo.io.alf import atomic_path
+from iblvideo.cameras import CAMERAS
+from iblvideo.measures.qc import BOUNDING_BOXES
+from iblvideo.results.load import CameraResults, SessionResults, load_session, point_colour
+from iblvideo.video.reader import VideoReader
+
+log = logging.getLogger(__name__)
+
+WINDOW = (-0.5, 1.5)  # seconds around each trial event
+EVENTS = {"stimOn_times": "stimulus onset", "feedback_times": "feedback"}
+OUTCOMES = {1: ("correct", "tab:blue"), -1: ("error", "tab:red")}
+MARK_COLOUR = "#ffd000"  # the QC box and the mean of all points: visible on grey frames and white legends
+QC_COLOURS = {"PASS": "#b7e4c7", "WARNING": "#ffe08a", "FAIL": "#f4a3a3", "CRITICAL": "#d46a6a", "NOT_SET": "#e0e0e0"}
+WHEEL_HZ = 250.0
+LICK_BIN = 0.05  # seconds
+
+
+def _rgb(point: str) -> tuple[float, float, float]:
+    return tuple(c / 255 for c in point_colour(point))
+
+
+def _side_cameras(results: SessionResults) -> list[CameraResults]:
+    return [c for name, c in results.cameras.items() if name != "body"]
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (values - np.nanmean(values)) / np.nanstd(values)
+
+
+def wheel_speed(times: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Wheel speed (rad/s, unsigned) on a regular 250 Hz grid, smoothed over 20 ms: encoder ticks are coarse."""
+    grid = np.arange(times[0], times[-1], 1 / WHEEL_HZ)
+    velocity = np.gradient(np.interp(grid, times, position)) * WHEEL_HZ
+    return grid, np.abs(gaussian_filter1d(velocity, 0.02 * WHEEL_HZ))
+
+
+def _no_data(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_yticks([])
+
+
+# --- traces over the session -------------------------------------------------------------------
+
+def _trace_panels(results: SessionResults) -> list[tuple[str, Callable[[Axes], None]]]:
+    side = _side_cameras(results)
+    main = side[0] if side else next(iter(results.cameras.values()))
+    panels = [
+        (f"x (px), {main.camera}", lambda ax: _plot_pose(ax, main, 0)),
+        (f"y (px), {main.camera}", lambda ax: _plot_pose(ax, main, 1)),
+    ]
+    if side:
+        panels.append(("pupil diameter (px)", lambda ax: _plot_pupil(ax, side)))
+    panels.append(("motion energy (z)", lambda ax: _plot_motion_energy(ax, results)))
+    panels.append(("wheel speed (rad/s)", lambda ax: _plot_wheel(ax, results)))
+    panels.append(("licks", lambda ax: _plot_licks(ax, results)))
+    return panels
+
+
+def _plot_pose(ax: Axes, camera: CameraResults, axis: int) -> None:
+    times = camera.frame_times()
+    for point in camera.points:
+        ax.plot(times, camera.confident_xy(point)[:, axis], lw=0.8, color=_rgb(point), label=point)
+    if axis == 1:
+        ax.invert_yaxis()  # image rows grow downwards: up on the plot is up in the frame
+
+
+def _plot_pupil(ax: Axes, side: list[CameraResults]) -> None:
+    plotted = False
+    for camera, colour in zip(side, ("tab:purple", "tab:olive")):
+        if camera.features is None:
+            continue
+        times = camera.frame_times()
+        ax.plot(times, camera.features["pupilDiameter_raw"], lw=0.5, color=colour, alpha=0.35)
+        ax.plot(times, camera.features["pupilDiameter_smooth"], lw=1.2, color=colour, label=f"{camera.camera} (smoothed)")
+        plotted = True
+    if not plotted:
+        _no_data(ax, "no feature tables (iblvideo features)")
+
+
+def _plot_motion_energy(ax: Axes, results: SessionResults) -> None:
+    cameras = [c for c in results.cameras.values() if c.motion_energy is not None]
+    for camera in cameras:
+        ax.plot(camera.frame_times()[: len(camera.motion_energy)], _zscore(camera.motion_energy), lw=0.5, alpha=0.8, label=camera.camera)
+    if not cameras:
+        _no_data(ax, "no motion energy (iblvideo motion-energy)")
+
+
+def _plot_wheel(ax: Axes, results: SessionResults) -> None:
+    if results.wheel is None:
+        return _no_data(ax, "no wheel data")
+    ax.plot(*wheel_speed(*results.wheel), lw=0.7, color="0.2")
+
+
+def _plot_licks(ax: Axes, results: SessionResults) -> None:
+    if results.licks is None:
+        return _no_data(ax, "no lick times (iblvideo features)")
+    ax.eventplot(results.licks, colors="k", lineoffsets=0.5, linelengths=0.8, linewidths=0.8)
+    ax.set_yticks([])
+    ax.set_ylim(0, 1)
+
+
+def _mark_trials(ax: Axes, results: SessionResults) -> None:
+    """Thin lines at stimulus onsets (green) and feedback (blue correct, red error)."""
+    trials = results.trials
+    if trials is None:
+        return
+    for t in trials["stimOn_times"].dropna():
+        ax.axvline(t, color="tab:green", lw=0.6, alpha=0.6, zorder=0)
+    for t, outcome in zip(trials["feedback_times"], trials["feedbackType"]):
+        if np.isfinite(t):
+            ax.axvline(t, color=OUTCOMES.get(int(outcome), ("", "0.5"))[1], lw=0.6, ls="--", alpha=0.6, zorder=0)
+
+
+def traces_figure(results: SessionResults) -> Figure:
+    panels = _trace_panels(results)
+    figure = Figure(figsize=(12, 1.8 * len(panels) + 0.6), layout="constrained")
+    axes = figure.subplots(len(panels), 1, sharex=True)
+    for ax, (label, plot) in zip(axes, panels):
+        plot(ax)
+        _mark_trials(ax, results)
+        ax.set_ylabel(label)
+        if ax.get_legend_handles_labels()[0] and not label.startswith("y (px)"):  # y shares the x legend
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+    clock = "session time" if any(c.times is not None for c in results.cameras.values()) else "frame / nominal rate"
+    axes[-1].set_xlabel(f"{clock} (s); green: stimulus onset, dashed: feedback (blue correct, red error)")
+    figure.suptitle(f"{results.name}: traces")
+    return figure
+
+
+# --- trial averages ----------------------------------------------------------------------------
+
+def peri_event(times: np.ndarray, values: np.ndarray, events: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(n_events, n_offsets) values at ``events + offsets``, linearly interpolated over NaN gaps.
+
+    Events whose window is not wholly recorded are all NaN: a trial that drops out part-way would put
+    a step into the average.
+    """
+    good = np.isfinite(values)
+    if good.sum() < 2:
+        return np.full((len(events), len(offsets)), np.nan)
+    samples = np.interp(events[:, None] + offsets, times[good], values[good])
+    recorded = (events + offsets[0] >= times[good][0]) & (events + offsets[-1] <= times[good][-1])
+    samples[~recorded] = np.nan
+    return samples
+
+
+def _mean_sem(ax: Axes, offsets: np.ndarray, samples: np.ndarray, colour: str, label: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # offsets with no trial, or a single trial
+        mean = np.nanmean(samples, axis=0)
+        sem = np.nanstd(samples, axis=0) / np.sqrt(np.sum(np.isfinite(samples), axis=0))
+    ax.plot(offsets, mean, color=colour, lw=1.3, label=label)
+    ax.fill_between(offsets, mean - sem, mean + sem, color=colour, alpha=0.25, lw=0)
+
+
+def _signals(results: SessionResults) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+    """Continuous signals to average: name -> (times, values), None when the session lacks them."""
+    signals: dict[str, tuple[np.ndarray, np.ndarray] | None] = {
+        "wheel speed (rad/s)": wheel_speed(*results.wheel) if results.wheel is not None else None,
+    }
+    for camera in _side_cameras(results):
+        if camera.features is not None:
+            signals[f"pupil diameter (px), {camera.camera}"] = (camera.frame_times(), camera.features["pupilDiameter_smooth"].to_numpy(float))
+            signals[f"nose speed (px/s), {camera.camera}"] = (camera.frame_times(), camera.features["nose_tip_speed"].to_numpy(float))
+    for camera in results.cameras.values():
+        if camera.motion_energy is not None:
+            signals[f"motion energy (z), {camera.camera}"] = (camera.frame_times()[: len(camera.motion_energy)], _zscore(camera.motion_energy))
+    return signals
+
+
+def _lick_rate(licks: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lick rate (Hz) in 50 ms bins around ``events``: bin centres and (n_events, n_bins) rates."""
+    edges = np.arange(WINDOW[0], WINDOW[1] + LICK_BIN / 2, LICK_BIN)
+    counts = np.stack([np.histogram(licks - event, edges)[0] for event in events]) if len(events) else np.zeros((0, len(edges) - 1))
+    return edges[:-1] + LICK_BIN / 2, counts / LICK_BIN
+
+
+def trial_average_figure(results: SessionResults) -> Figure:
+    signals = _signals(results)
+    rows = [*signals, "lick rate (Hz)"]
+    figure = Figure(figsize=(10, 1.9 * len(rows) + 0.8), layout="constrained")
+    axes = figure.subplots(len(rows), len(EVENTS), sharex=True, squeeze=False)
+    trials = results.trials
+    offsets = np.arange(WINDOW[0], WINDOW[1], 0.01)
+    for col, (event, event_name) in enumerate(EVENTS.items()):
+        axes[0, col].set_title(f"aligned to {event_name}")
+        axes[-1, col].set_xlabel(f"time from {event_name} (s)")
+        for row, name in enumerate(rows):
+            ax = axes[row, col]
+            ax.axvline(0, color="0.5", lw=0.8)
+            if trials is None:
+                _no_data(ax, "no trials table")
+                continue
+            for outcome, (label, colour) in OUTCOMES.items():
+                chosen = trials[trials["feedbackType"] == outcome][event].dropna().to_numpy(float)
+                if not len(chosen):
+                    continue
+                label = f"{label} (n={len(chosen)})"
+                if name == "lick rate (Hz)":
+                    if results.licks is not None:
+                        _mean_sem(ax, *_lick_rate(results.licks, chosen), colour, label)
+                elif signals[name] is not None:
+                    _mean_sem(ax, offsets, peri_event(*signals[name], chosen, offsets), colour, label)
+            if col == 0:
+                ax.set_ylabel(name, fontsize=8)
+    if trials is not None:
+        axes[0, -1].legend(loc="upper right", fontsize=7, frameon=False)
+    figure.suptitle(f"{results.name}: trial averages (mean ± SEM)")
+    return figure
+
+
+# --- QC summary --------------------------------------------------------------------------------
+
+def example_frame(camera: CameraResults) -> np.ndarray | None:
+    """The middle frame of the camera's video, or None without a readable video."""
+    if camera.video is None:
+        return None
+    with VideoReader(camera.video) as reader:
+        return reader[len(reader) // 2]
+
+
+def _mean_positions(ax: Axes, camera: CameraResults) -> None:
+    """Each point's mean position (where confident), and the mean over all points that QC boxes in."""
+    means = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # points never confidently tracked
+        for point in camera.points:
+            means[point] = np.nanmean(camera.confident_xy(point), axis=0)
+    for point, (x, y) in means.items():
+        if np.isfinite(x) and np.isfinite(y):
+            ax.plot(x, y, "o", ms=6, mfc=_rgb(point), mec="k", label=point)
+    xrange, yrange = BOUNDING_BOXES[camera.camera]
+    ax.add_patch(Rectangle((xrange.start, yrange.start), len(xrange), len(yrange), fill=False, ec=MARK_COLOUR, ls="--", lw=1.2,
+                           label="QC box (mean of all points)"))
+    centre = np.nanmean([m for m in means.values()], axis=0) if means else (np.nan, np.nan)
+    if np.all(np.isfinite(centre)):
+        ax.plot(*centre, "+", ms=14, mew=2, color=MARK_COLOUR, label="mean of all points")
+
+
+def _qc_table(ax: Axes, results: SessionResults, camera: str) -> None:
+    ax.axis("off")
+    report = (results.qc or {}).get("cameras", {}).get(camera)
+    if report is None:
+        ax.text(0.5, 0.5, "no QC report (iblvideo qc)", ha="center", va="center", color="0.4")
+        return
+    rows = [[name, _cell(check)] for name, check in report["checks"].items()] + [["camera outcome", report["outcome"]]]
+    table = ax.table(cellText=rows, loc="upper center", colWidths=[0.62, 0.38])
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    for row, (_, text) in enumerate(rows):
+        table[row, 1].set_facecolor(QC_COLOURS.get(text.split()[0], "white"))
+
+
+def _cell(check: dict) -> str:
+    value = check.get("value")
+    return check["outcome"] + ("" if value is None else f" ({value:.3g})")
+
+
+def qc_figure(results: SessionResults) -> Figure:
+    cameras = list(results.cameras.values())
+    figure = Figure(figsize=(4.6 * len(cameras), 6.6), layout="constrained")
+    axes = figure.subplots(2, len(cameras), squeeze=False, height_ratios=[3, 2])
+    for col, camera in enumerate(cameras):
+        ax = axes[0, col]
+        spec = CAMERAS[camera.camera]
+        frame = example_frame(camera)
+        if frame is None:
+            frame = np.zeros((spec.height, spec.width), np.uint8)
+        ax.imshow(frame, cmap="gray", vmin=0, vmax=255)
+        _mean_positions(ax, camera)
+        ax.set_xlim(0, frame.shape[1])
+        ax.set_ylim(frame.shape[0], 0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        outcome = ((results.qc or {}).get("cameras", {}).get(camera.camera) or {}).get("outcome", "no QC")
+        ax.set_title(f"{camera.camera} camera: {outcome}")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, fontsize=6, frameon=False)
+        _qc_table(axes[1, col], results, camera.camera)
+    session_outcome = (results.qc or {}).get("outcome", "not run")
+    figure.suptitle(f"{results.name}: QC {session_outcome}; example frame with mean point positions")
+    return figure
+
+
+FIGURES: dict[str, Callable[[SessionResults], Figure]] = {
+    "traces": traces_figure, "trial_averages": trial_average_figure, "qc_summary": qc_figure,
+}
+
+
+def render_png(figure: Figure, dpi: int = 100) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def render_figures(results: SessionResults) -> dict[str, bytes]:
+    """Every figure of the session as PNG bytes, by name."""
+    return {name: render_png(make(results)) for name, make in FIGURES.items()}
+
+
+def save_figures(session: str | Path, out: str | Path | None = None) -> list[Path]:
+    """Write every figure as ``<out>/<name>.png`` (default ``<session>/figures``) and return the paths."""
+    results = load_session(session)
+    folder = Path(out) if out else Path(session) / "figures"
+    written = []
+    for name, png in render_figures(results).items():
+        with atomic_path(folder / f"{name}.png") as tmp:
+            tmp.write_bytes(png)
+        written.append(folder / f"{name}.png")
+    log.info("%d figures written to %s", len(written), folder)
+    return written

@@ -1,0 +1,151 @@
+"""One self-contained HTML page per session: QC table, figures (embedded PNGs), versions and run times.
+
+The page needs no network, no script and no other file, so it can be mailed or attached to an issue.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import logging
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from iblvideo import __version__
+from iblvideo.io.alf import atomic_path
+from iblvideo.results.plots import QC_COLOURS, render_figures
+from iblvideo.measures.qc import CHECKS
+from iblvideo.results.load import SessionResults, load_session
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "iblvideo_report.html"
+PACKAGES = ("numpy", "pandas", "pyarrow", "av", "torch", "scipy", "matplotlib")
+CAPTIONS = {
+    "traces": "Pose (confident points only), pupil diameter, motion energy, wheel speed and licks over the session.",
+    "trial_averages": "Signals around stimulus onset and feedback; correct and error trials apart (mean ± SEM).",
+    "qc_summary": "Middle frame of each video with the mean position of every point, and the pose QC checks.",
+}
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f0f0f0; }
+figure { margin: 1em 0 2em; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; font-size: 0.9em; }
+.muted { color: #777; }
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _td(content: object, background: str | None = None, escaped: bool = False) -> str:
+    style = f' style="background:{background}"' if background else ""
+    return f"<td{style}>{content if escaped else _e(content)}</td>"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table: plain-text header, rows of ``_td`` cells."""
+    head = "".join(f"<th>{_e(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _outcome_cell(check: dict) -> str:
+    value = check.get("value")
+    text = check["outcome"] + ("" if value is None else f" ({value:.3g})")
+    note = f'<br><span class="muted">{_e(check["note"])}</span>' if check.get("note") else ""
+    return _td(f"{_e(text)}{note}", QC_COLOURS.get(check["outcome"], "white"), escaped=True)
+
+
+def qc_section(results: SessionResults) -> str:
+    if results.qc is None:
+        return '<p class="muted">No QC report in alf/ (run <code>iblvideo qc</code>).</p>'
+    cameras = list(results.qc["cameras"])
+    rows = [[_td(name)] + [_outcome_cell(results.qc["cameras"][c]["checks"][name]) for c in cameras] for name in CHECKS]
+    rows.append([_td("<b>camera outcome</b>", escaped=True)] + [_outcome_cell(results.qc["cameras"][c]) for c in cameras])
+    return f"<p>Session outcome: <b>{_e(results.qc['outcome'])}</b></p>" + _table(["check", *cameras], rows)
+
+
+def figures_section(pngs: dict[str, bytes]) -> str:
+    parts = []
+    for name, png in pngs.items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(
+            f'<figure id="figure-{name}"><img src="data:image/png;base64,{data}" alt="{_e(name)}" data-figure="{_e(name)}">'
+            f"<figcaption><b>{_e(name)}</b>: {_e(CAPTIONS.get(name, ''))}</figcaption></figure>"
+        )
+    return "\n".join(parts)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def versions_section(results: SessionResults) -> str:
+    """Code and weights that made each pose table (from its parquet metadata), and what made this page."""
+    keys = ("iblvideo_version", "weights", "weights_version", "weights_description", "device")
+    rows = [[_td(name)] + [_td(camera.metadata.get(key, "—")) for key in keys] for name, camera in results.cameras.items()]
+    made_by = [("iblvideo", __version__), ("python", platform.python_version())] + [(p, _version(p)) for p in PACKAGES]
+    made_by_rows = [[_td(package), _td(version)] for package, version in made_by]
+    untracked = [name for name, camera in results.cameras.items() if not camera.metadata]
+    note = (f'<p class="muted">No tracking metadata in the pose tables of: {_e(", ".join(untracked))} '
+            "(not written by <code>iblvideo dlc</code>).</p>") if untracked else ""
+    return (
+        "<h3>Pose tables</h3>" + note + _table(["camera", "iblvideo", "weights", "weights version", "weights description", "device"], rows)
+        + "<h3>This report</h3>" + _table(["package", "version"], made_by_rows)
+    )
+
+
+def run_times_section(results: SessionResults) -> str:
+    rows = []
+    for name, camera in results.cameras.items():
+        seconds, frames = camera.metadata.get("seconds"), camera.metadata.get("frames", camera.n_frames)
+        rate = f"{frames / seconds:.1f}" if seconds else "—"
+        rows.append([_td(name), _td(camera.metadata.get("video", "—")), _td(frames), _td(seconds if seconds is not None else "—"), _td(rate)])
+    return _table(["camera", "video", "frames", "tracking time (s)", "frames/s"], rows)
+
+
+def render_report(results: SessionResults, pngs: dict[str, bytes]) -> str:
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>iblvideo report: {_e(results.name)}</title>
+<link rel="icon" href="data:,">
+<style>{STYLE}</style>
+</head>
+<body>
+<h1>iblvideo report: {_e(results.name)}</h1>
+<p class="muted">{_e(results.path.resolve())}<br>generated {generated} by iblvideo {_e(__version__)}</p>
+<h2>Quality control</h2>
+{qc_section(results)}
+<h2>Figures</h2>
+{figures_section(pngs)}
+<h2>Versions</h2>
+{versions_section(results)}
+<h2>Run times</h2>
+{run_times_section(results)}
+</body>
+</html>
+"""
+
+
+def write_report(session: str | Path, out: str | Path | None = None) -> Path:
+    """Write the session's HTML report (default ``<session>/iblvideo_report.html``) and return its path."""
+    results = load_session(session)
+    out = Path(out) if out else Path(session) / REPORT_NAME
+    page = render_report(results, render_figures(results))
+    with atomic_path(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    log.info("report written to %s", out)
+    return out

@@ -1,0 +1,1 @@
+"""Sessions and queues: every stage on one session (``session``), queues of sessions (``queue``)."""

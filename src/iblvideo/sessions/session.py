@@ -1,0 +1,239 @@
+"""One session end to end: ``run_session()`` and ``iblvideo session``.
+
+Every camera of the session is tracked and gets its motion energy; features and QC follow for the
+session as a whole. Outputs land in ``alf/`` and are added to ONE's records (the local cache tables,
+or datasets registered on Alyx), so ``one.load_object(eid, "leftCamera", collection="alf")`` sees
+them. A camera whose video is missing, corrupt or empty fails alone, with the reason.
+
+Each video is decoded once. The cascade first runs its ROI network on frames sampled over the
+video (about one a second, 20-100 frames: the only decoding before the pass); the specialised
+networks that track the motion-energy ROI's points (eye and nose tip; tail start on the body camera)
+then run on those same frames, and IBL's ROI definition applied to that sample of the tracks places
+the ROI. The single tracking pass then feeds both the networks and the motion-energy accumulator
+(``OnePassMotionEnergy``). IBL places its ROI from the means of the final tracks instead; on
+synthetic sessions the two ROIs came out equal or 1 px apart and the motion-energy traces
+correlated above 0.9999 (``benchmarks/one_pass_motion_energy.py``). The exact IBL ROI is what
+``iblvideo motion-energy`` computes from an existing pose table, and what a camera gets here when
+its pose table is kept (no ``force``) or comes from the ``truth`` tracker: tracking does not decode
+then, so motion energy is still the only pass. Should the sample not place the ROI (a point never
+confidently tracked in it), motion energy falls back to the final tracks, at the cost of a second
+decode.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from iblvideo.io.alf import atomic_path, raw_video_path, session_root
+from iblvideo.errors import IblVideoError
+from iblvideo.io.one import data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid
+
+if TYPE_CHECKING:
+    from one.api import One
+
+    from iblvideo.measures.motion_energy import OnePassMotionEnergy
+
+log = logging.getLogger(__name__)
+
+CAMERA_NAMES = ("left", "right", "body")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to process sessions (run_session's arguments; picklable, for Dask workers)."""
+
+    cameras: tuple[str, ...] | None = None
+    tracker: str = "dlc"
+    weights: str = "demo"
+    device: str = "cpu"
+    force: bool = False
+
+
+# (video, camera, options, motion energy to feed from the decode pass, if the tracker decodes) -> pose table
+Tracker = Callable[[Path, str, Options, "OnePassMotionEnergy"], Path]
+
+
+def _track_dlc(video: Path, camera: str, options: Options, energy: "OnePassMotionEnergy") -> Path:
+    from iblvideo.tracking.run import dlc  # imports torch: only when tracking for real
+
+    return dlc(video, weights=options.weights, device=options.device, force=options.force, camera=camera, consumers_for=energy)
+
+
+def _track_truth(video: Path, camera: str, options: Options, energy: "OnePassMotionEnergy") -> Path:
+    """The ground-truth pose of a synthetic session, so that every stage after tracking runs without weights."""
+    session = session_root(video.parent)
+    truth = session / "truth" / f"_ibl_{camera}Camera.dlc.pqt"
+    if not truth.exists():
+        raise IblVideoError(truth, "no ground-truth pose; tracker 'truth' works on synthetic sessions (iblvideo synth) only")
+    out = session / "alf" / truth.name
+    if options.force or not out.exists():
+        with atomic_path(out) as tmp:
+            shutil.copyfile(truth, tmp)
+    return out
+
+
+TRACKERS: dict[str, Tracker] = {"dlc": _track_dlc, "truth": _track_truth}
+
+
+@dataclass
+class CameraResult:
+    """What happened to one camera: Complete or Errored, its files, and how long it took."""
+
+    camera: str
+    status: str
+    outputs: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "outputs": [str(p) for p in self.outputs], "seconds": round(self.seconds, 3), "error": self.error}
+
+
+@dataclass
+class SessionResult:
+    """Per-camera results, session-wide outputs (licks, QC report), the QC outcome and any session-level errors."""
+
+    session: Path
+    eid: str | None
+    cameras: dict[str, CameraResult]
+    outputs: list[Path] = field(default_factory=list)
+    qc: str | None = None
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """Alyx's task statuses: Empty (no video at all), Errored (any camera or stage failed), else Complete."""
+        if not self.cameras:
+            return "Empty"
+        if self.errors or any(c.status != "Complete" for c in self.cameras.values()):
+            return "Errored"
+        return "Complete"
+
+    @property
+    def error(self) -> str | None:
+        """All failures in one line each, or None."""
+        lines = [f"{c.camera} camera: {c.error}" for c in self.cameras.values() if c.error] + self.errors
+        return "\n".join(lines) or None
+
+    def to_json(self) -> dict:
+        return {
+            "session": str(self.session), "eid": self.eid, "status": self.status, "qc": self.qc,
+            "seconds": round(self.seconds, 3), "outputs": [str(p) for p in self.outputs], "errors": self.errors,
+            "cameras": {name: result.to_json() for name, result in self.cameras.items()},
+        }
+
+
+def _failure(err: Exception) -> str:
+    """One line for a stage failure: a user error as it reads, anything else with its type (and a logged traceback)."""
+    if isinstance(err, IblVideoError):
+        return str(err)
+    log.error("unexpected failure", exc_info=err)
+    return f"{type(err).__name__}: {err}"
+
+
+def _run_camera(session: Path, camera: str, options: Options) -> CameraResult:
+    """Track one camera and compute its motion energy in the same decode pass; any failure is caught and reported."""
+    from iblvideo.measures.motion_energy import OnePassMotionEnergy, save_motion_energy, session_motion_energy
+    from iblvideo.video.reader import probe
+
+    start = time.perf_counter()
+    video = raw_video_path(session, camera)
+    try:
+        probe(video)  # a missing, empty, truncated or corrupt video fails here, before any output is written
+        in_pass = OnePassMotionEnergy()
+        pose = TRACKERS[options.tracker](video, camera, options, in_pass)
+        if in_pass.ran:
+            energy = save_motion_energy(session, camera, in_pass.result(), in_pass.roi)
+        else:  # no tracking pass (pose kept, or ground truth), or no ROI from the sample: IBL's ROI from the final tracks
+            energy = session_motion_energy(session, cameras=(camera,))[camera]
+    except Exception as err:  # noqa: BLE001 - one camera's failure must not stop the others
+        log.warning("%s camera failed: %s", camera, err)
+        return CameraResult(camera, "Errored", seconds=time.perf_counter() - start, error=_failure(err))
+    return CameraResult(camera, "Complete", [pose, *energy], time.perf_counter() - start)
+
+
+def _run_session_stages(result: SessionResult) -> None:
+    """Features and QC over the cameras that were tracked; their files go to the cameras they belong to."""
+    from iblvideo.measures.features import compute_session_features
+    from iblvideo.measures.qc import REPORT_NAME, run_qc
+
+    if not any(c.status == "Complete" for c in result.cameras.values()):
+        return
+    alf = result.session / "alf"
+    try:
+        for key, path in compute_session_features(result.session).items():
+            owner = result.cameras.get(key.split("_")[0])
+            (owner.outputs if owner is not None else result.outputs).append(path)
+        result.qc = run_qc(result.session)["outcome"]
+        result.outputs.append(alf / REPORT_NAME)
+    except Exception as err:  # noqa: BLE001 - reported as the session's error; the camera outputs stand
+        result.errors.append(_failure(err))
+
+
+def find_cameras(session: Path, listed: list[str] = ()) -> list[str]:
+    """Cameras with a raw video on disk or listed by the database, in IBL's order."""
+    on_disk = {camera for camera in CAMERA_NAMES if any((session / "raw_video_data").glob(f"_iblrig_{camera}Camera.raw.*"))}
+    return [camera for camera in CAMERA_NAMES if camera in on_disk or camera in listed]
+
+
+def resolve(eid_or_path: str | Path, one: "One | None" = None) -> tuple[Path, str, "One"]:
+    """Session folder, eid and ONE of a session folder (local ONE on its data root) or an eid."""
+    candidate = Path(eid_or_path).expanduser()
+    if candidate.is_dir():
+        session = session_root(candidate)
+        if session is None:
+            raise IblVideoError(candidate, "not an ALF session folder (<subject>/<yyyy-mm-dd>/<nnn>)")
+        one = one or local_one(data_root(session))
+        return session, session_eid(one, session), one
+    one = one or default_one(f"{eid_or_path}: no such session folder, and no ONE database is configured to look it up as an eid "
+                             "(run ONE.setup(), or pass --root DATA_ROOT for ONE in local mode)")
+    session = one.eid2path(str(eid_or_path))
+    if session is None:
+        raise IblVideoError(None, f"{eid_or_path}: neither a session folder nor an eid that ONE knows ({one.cache_dir})")
+    return Path(session), str(eid_or_path), one
+
+
+def _register(one: "One", result: SessionResult) -> None:
+    paths = [p for p in (*result.outputs, *(p for c in result.cameras.values() for p in c.outputs)) if p.exists()]
+    if not paths:
+        return
+    try:
+        if one.offline:
+            register_local(one, result.session, result.eid, paths)
+        else:
+            register_remote(one, paths)
+    except Exception as err:  # noqa: BLE001 - the files are written; the registration failure is the session's error
+        result.errors.append(f"registering outputs with ONE failed: {_failure(err)}")
+
+
+def run_session(eid_or_path: str | Path, one: "One | None" = None, cameras: tuple[str, ...] | None = None,
+                tracker: str = "dlc", force: bool = False, weights: str = "demo", device: str = "cpu") -> SessionResult:
+    """Track, motion energy, features and QC for every camera of a session; outputs in ``alf/`` and in ONE.
+
+    ``eid_or_path`` is a session folder (ONE runs in local mode on its data root) or an eid of the
+    ``one`` given (or of the configured ONE). ``cameras`` defaults to every camera with a raw video.
+    ``tracker`` is ``dlc``, or ``truth`` to take a synthetic session's ground-truth pose.
+    """
+    if tracker not in TRACKERS:
+        raise IblVideoError(None, f"unknown tracker {tracker!r}; expected one of {', '.join(TRACKERS)}")
+    unknown = [c for c in cameras or () if c not in CAMERA_NAMES]
+    if unknown:
+        raise IblVideoError(None, f"unknown camera {unknown[0]!r}; expected left, right or body")
+    options = Options(tuple(cameras) if cameras else None, tracker, str(weights), device, force)
+    start = time.perf_counter()
+    session, eid, one = resolve(eid_or_path, one)
+    available = find_cameras(session, listed_cameras(one, eid))
+    # a session without any video is Empty; a camera asked for by name but missing fails
+    names = list(cameras) if cameras and available else available
+    log.info("%s (%s): cameras %s", session, eid, ", ".join(names) or "none")
+    result = SessionResult(session, eid, {name: _run_camera(session, name, options) for name in names})
+    _run_session_stages(result)
+    _register(one, result)
+    result.seconds = time.perf_counter() - start
+    log.info("%s: %s in %.1f s", session, result.status, result.seconds)
+    return result

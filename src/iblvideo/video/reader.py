@@ -1,0 +1,315 @@
+"""Video in: stream frames in batches through PyAV (FFmpeg), with exact counts and frame-exact seeking.
+
+One packet scan (no decoding) at open gives the exact frame count and every frame's timestamp, so
+seeking lands on the frame asked for and a truncated file is told apart from a complete one.
+"""
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, TypeVar
+
+import av
+import numpy as np
+
+from iblvideo.video.batching import BATCH_SIZE
+from iblvideo.cameras import Camera, identify_camera
+from iblvideo.errors import VideoError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_PLANAR_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12", "nv21"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video holds: size, rate, exact frame count, and the count its header declares."""
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    n_frames: int
+    declared_frames: int
+    codec: str
+
+    @property
+    def truncated(self) -> bool:
+        return 0 < self.n_frames < self.declared_frames
+
+    @property
+    def duration(self) -> float:
+        return self.n_frames / self.fps
+
+    def camera(self, override: str | None = None) -> Camera:
+        return identify_camera(self.path, self.width, self.height, self.fps, override)
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise VideoError(path, "no such file")
+    if path.is_dir():
+        raise VideoError(path, "is a folder, not a video file")
+    if path.stat().st_size == 0:
+        raise VideoError(path, "empty file (0 bytes)")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.InvalidDataError:
+        raise VideoError(path, "not a readable video (truncated, or not a video file at all)") from None
+    except (av.error.FFmpegError, OSError) as err:
+        raise VideoError(path, f"cannot open: {err}") from None
+    if not container.streams.video:
+        kinds = sorted({stream.type for stream in container.streams})
+        container.close()
+        raise VideoError(path, f"has no video stream (holds {', '.join(kinds)})" if kinds else "holds no video frames")
+    return container
+
+
+def _scan_packets(path: Path, container: av.container.InputContainer) -> tuple[list[int], set[int], int]:
+    """Presentation timestamps of every complete packet (sorted), those of keyframes, and the file's
+    declared frame count."""
+    stream = container.streams.video[0]
+    declared = stream.frames
+    size = path.stat().st_size
+    stamps, keys, last_end = [], set(), 0
+    try:
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            stamps.append(VideoReader._stamp(packet))
+            if packet.is_keyframe:
+                keys.add(stamps[-1])
+            last_end = (packet.pos or 0) + packet.size
+    except av.error.FFmpegError as err:
+        log.debug("%s: demux stopped early: %s", path, err)
+    if declared > len(stamps) and stamps and last_end >= size:
+        # the demuxer hands out the cut packet shortened to what is on disk: that frame is not whole
+        stamps.pop()
+    if any(s is None for s in stamps):
+        stamps, keys = list(range(len(stamps))), {0}
+    stamps.sort()
+    return stamps, keys, max(declared, len(stamps))
+
+
+class VideoReader:
+    """Frames of one video, streamed in decode order or fetched by index.
+
+    ``grey=True`` yields uint8 arrays (H, W) straight from the luma plane; ``grey=False`` yields RGB
+    (H, W, 3). ``strict`` refuses truncated files; with ``strict=False`` they read up to the cut.
+    """
+
+    def __init__(self, path: str | Path, grey: bool = True, strict: bool = True, threads: int | None = None):
+        """``threads``: decoding threads (default: one per core the process may use)."""
+        self.path = Path(path)
+        self.grey = grey
+        self._container = _open_container(self.path)
+        stream = self._container.streams.video[0]
+        self._stamps, keys, declared = _scan_packets(self.path, self._container)
+        self._keyframes = [i for i, stamp in enumerate(self._stamps) if stamp in keys] or [0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self.info = VideoInfo(
+            path=self.path, width=stream.codec_context.width, height=stream.codec_context.height,
+            fps=float(rate) if rate else 0.0, n_frames=len(self._stamps), declared_frames=declared,
+            codec=stream.codec_context.name,
+        )
+        if self.info.n_frames == 0:
+            self.close()
+            raise VideoError(self.path, "video has no frames")
+        if strict and self.info.truncated:
+            self.close()
+            raise VideoError(self.path, f"truncated: header declares {declared} frames, only {self.info.n_frames} are complete")
+        self._index_of = {stamp: i for i, stamp in enumerate(self._stamps)}
+        stream.thread_type = "AUTO"
+        # FFmpeg's own guess runs a thread more than there are cores, a third slower on two cores
+        stream.thread_count = threads or usable_cores()
+        # conceal nothing: a damaged frame is an error, not a silently smeared image
+        stream.codec_context.options = {"err_detect": "explode"}
+
+    def _decode(self, stamp: int | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
+        """(index, frame) from the keyframe at or before ``stamp`` (the start when None)."""
+        stream = self._container.streams.video[0]
+        self._container.seek(self._stamps[0] if stamp is None else stamp, stream=stream, backward=True, any_frame=False)
+        expected = None
+        try:
+            for packet in self._container.demux(stream):
+                if packet.size and self._stamp(packet) not in self._index_of:
+                    continue  # the cut packet at the end of a truncated file
+                for frame in packet.decode():
+                    index = self._index_of.get(self._stamp(frame), expected)
+                    if index is None:
+                        continue
+                    yield index, frame
+                    expected = index + 1
+        except av.error.FFmpegError as err:
+            where = f"after frame {expected - 1}" if expected else "at the first frame"
+            raise VideoError(self.path, f"corrupt video data {where} ({err.strerror or type(err).__name__})") from None
+
+    @staticmethod
+    def _stamp(item: av.Packet | av.VideoFrame) -> int | None:
+        return item.pts if item.pts is not None else item.dts
+
+    def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        if not self.grey:
+            return frame.to_ndarray(format="rgb24")
+        if frame.format.name in _PLANAR_LUMA:
+            plane = frame.planes[0]
+            rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+            return rows[:, : frame.width]
+        return frame.to_ndarray(format="gray")
+
+    def _decoded_from(self, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decoded frames from ``start`` on, seeking back further until ``start`` itself comes out."""
+        # open-GOP streams (HEVC CRA, some H.264) drop leading frames after a seek to the next keyframe
+        anchor, step = start, 1
+        while True:
+            decoded = self._decode(self._stamps[anchor] if anchor else None)
+            for index, frame in decoded:
+                if index >= start:
+                    break
+            else:
+                return iter(())
+            if index == start or anchor == 0:
+                return itertools.chain([(index, frame)], decoded)
+            anchor, step = max(0, anchor - step), step * 2
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, frame) for every frame in [start, stop), decoding each once."""
+        stop = self.info.n_frames if stop is None else min(stop, self.info.n_frames)
+        if start >= stop:
+            return
+        expected = start
+        for index, frame in self._decoded_from(start):
+            if index >= stop:
+                break
+            if index != expected:
+                raise VideoError(self.path, f"frame {expected} could not be decoded (next was {index})")
+            yield index, self._to_array(frame)
+            expected += 1
+        if expected < stop:
+            raise VideoError(self.path, f"decoding stopped at frame {expected} of {stop}")
+
+    def sample(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, frame) for each of ``indices``, in order. Decoding runs on from one sample to the
+        next and seeks only when a keyframe lies between them, so a sparse sample of a long video costs
+        about half a keyframe interval per frame, and a dense one no more than a single pass."""
+        decoded: Iterator[tuple[int, av.VideoFrame]] | None = None
+        position = -1
+        for wanted in sorted(set(indices)):
+            if decoded is None or self._keyframes[bisect.bisect_right(self._keyframes, wanted) - 1] > position:
+                decoded = self._decoded_from(wanted)
+            for position, frame in decoded:
+                if position == wanted:
+                    yield position, self._to_array(frame).copy()
+                    break
+            else:
+                raise VideoError(self.path, f"frame {wanted} could not be decoded")
+
+    def batches(self, batch_size: int = BATCH_SIZE, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first index, stacked frames) in batches of ``batch_size``; memory stays a few batches.
+
+        Each frame is copied into its batch as it comes out of the decoder, and a batch's array is used
+        again once nothing else holds it: no array is allocated, and its memory zeroed by the kernel,
+        for every batch. A batch kept by the caller is never overwritten.
+        """
+        arrays: list[np.ndarray] = []
+        batch, filled, first = None, 0, start
+        for index, image in self.frames(start, stop):
+            if batch is None:
+                batch, filled, first = _unheld(arrays, (batch_size, *image.shape), image.dtype), 0, index
+            batch[filled] = image
+            filled += 1
+            if filled == batch_size:
+                yield first, batch
+                batch = None
+        if batch is not None:
+            yield first, batch[:filled]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """The frame at ``index`` (negative counts from the end), exact whatever the keyframe layout."""
+        n = self.info.n_frames
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"{self.path}: frame {index} out of range (0..{n - 1})")
+        return next(self.frames(index, index + 1))[1]
+
+    def __len__(self) -> int:
+        return self.info.n_frames
+
+    @property
+    def keyframes(self) -> list[int]:
+        """Indices of the frames that decode on their own."""
+        return list(self._keyframes)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Size, rate and exact frame count of a video, without decoding it."""
+    with VideoReader(path, strict=False) as reader:
+        return reader.info
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _unheld(arrays: list[np.ndarray], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An array of ``arrays`` that nothing outside the list refers to (views and tensors made from an
+    array refer to it), else a new one added to the list."""
+    for array in arrays:
+        if sys.getrefcount(array) == 3:  # the list, this loop's name and getrefcount's own argument
+            return array
+    arrays.append(np.empty(shape, dtype))
+    return arrays[-1]
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items`` produced on a background thread, up to ``depth`` ahead: decoding (which releases the
+    GIL) overlaps with whatever the caller does with each item, and memory stays ``depth`` items."""
+    import queue
+    import threading
+
+    done = object()
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                ready.put(item)
+        except BaseException as err:  # handed to the consumer, raised there
+            ready.put(err)
+            return
+        ready.put(done)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
