@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from iblvideo.io.alf import table_metadata
+from iblvideo.io.session_files import table_metadata
 from iblvideo.cli import main
 from iblvideo.tracking.crops import View, Window
 from iblvideo.errors import IblVideoError

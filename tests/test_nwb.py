@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from pynwb import NWBHDF5IO
 
-from iblvideo.io.alf import write_table
+from iblvideo.io.session_files import write_table
 from iblvideo.cli import main
 from iblvideo.results.load import load_session
 from results_session import session_with_truth_as_pose  # noqa: F401  (fixture)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ from iblvideo import run_queue
 from iblvideo.cli import main
 from iblvideo.sessions.queue import Queue, find_sessions
 from iblvideo.sessions.queue.db import Base
+from iblvideo.sessions.queue.worker import execute
+from iblvideo.sessions.session import Options
 
 from session_data import copy_session, rendered_session
 
@@ -139,6 +143,7 @@ def test_run_queue_records_status_log_version_and_summary(rendered, tmp_path, mo
     assert main(["-q", "queue", "add", str(empty), "--db", str(db)]) == 0  # named: queued as it is
     assert main(["-q", "queue", "add", "not-a-session", "--db", str(db), "--max-attempts", "2"]) == 0
 
+    # main() set logging up as the command line does: a quiet console, and INFO still reaches the task logs
     outcomes = run_queue(n_sessions=10, db=db, tracker="truth", cameras=("body",), max_attempts=2)
 
     assert sorted((Path(o.session).parts[-3], o.status) for o in outcomes if Path(o.session).is_absolute()) == [("empty", "Empty"), ("good", "Complete")]
@@ -150,6 +155,35 @@ def test_run_queue_records_status_log_version_and_summary(rendered, tmp_path, mo
     summary = json.loads(task.summary)
     assert summary["cameras"]["body"]["status"] == "Complete" and summary["eid"]
     assert tasks["not-a-session"].attempts == 2 and tasks["not-a-session"].status == "Errored"
+
+
+def _levels() -> list[int]:
+    """The levels of the iblvideo logger and of its handlers."""
+    logger = logging.getLogger("iblvideo")
+    return [logger.level, *(handler.level for handler in logger.handlers)]
+
+
+def test_task_logs_hold_their_own_threads_records_and_no_level_changes(rendered, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="iblvideo")  # what the command line sets
+    sessions = [copy_session(rendered, tmp_path, f"mouse_{k}") for k in range(4)]
+    before = _levels()
+    with ThreadPoolExecutor(2) as pool:  # as a Dask worker with two threads runs tasks
+        outcomes = list(pool.map(lambda session: execute(str(session), Options(("body",), "truth")), sessions))
+    assert _levels() == before
+    for outcome, session in zip(outcomes, sessions):
+        assert outcome.status == "Complete" and f"{session}: Complete" in outcome.log
+        assert [other for other in sessions if str(other) in outcome.log] == [session]
+
+
+def test_a_task_log_says_when_the_logger_keeps_info_out(rendered, tmp_path, caplog):
+    caplog.set_level(logging.NOTSET, logger="iblvideo")  # unconfigured, as in a plain Python session
+    assert not logging.getLogger("iblvideo").isEnabledFor(logging.INFO)
+    before = _levels()
+    outcome = execute(str(copy_session(rendered, tmp_path, "quiet")), Options(("body",), "truth"))
+    assert _levels() == before and outcome.status == "Complete"
+    first, *records = outcome.log.splitlines()
+    assert first == "(the iblvideo logger lets only WARNING and louder through: set its level to INFO for the whole task log)"
+    assert not [line for line in records if " INFO " in line]
 
 
 def _outputs_are_whole(session: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from iblvideo import __version__
-from iblvideo.io.alf import write_table
+from iblvideo.io.session_files import write_table
 from iblvideo.cli import main
 from iblvideo.results.plots import FIGURES
 from iblvideo.measures.qc import CHECKS
@@ -117,7 +117,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 def test_results_from_real_dlc(session_with_dlc, tmp_path):
     """The real tracker's outputs (demo weights, body camera) through every view."""
-    from iblvideo.io.alf import table_metadata
+    from iblvideo.io.session_files import table_metadata
     from iblvideo.results.nwb import export_nwb
     from iblvideo.video.reader import VideoReader
     from pynwb import NWBHDF5IO

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from iblvideo import dlc
-from iblvideo.io.alf import raw_video_path, table_metadata
+from iblvideo.io.alf import raw_video_path
+from iblvideo.io.session_files import table_metadata
 from iblvideo.cameras import CAMERAS
 from iblvideo.errors import IblVideoError
 from iblvideo.synth import synthesize_session
@@ -121,19 +122,20 @@ def test_killed_mid_run_leaves_nothing_and_a_rerun_completes(session, tmp_path):
 
 def test_batches_side_by_side_give_the_same_tracks_as_in_turn(session):
     """Batches tracked side by side, a thread each (the default on a CPU), change nothing in the output, bit for bit."""
-    from iblvideo.tracking.cascade import Cascade
-    from iblvideo.video.reader import VideoReader
+    from iblvideo.tracking.cascade import place_windows, run_pass, sample
+    from iblvideo.tracking.pose_networks import PoseNetworkTracker
     from iblvideo.tracking.weights import load_weights
+    from iblvideo.video.reader import VideoReader
 
-    cascade = Cascade(load_weights("demo"), CAMERAS["left"])
+    tracker = PoseNetworkTracker(load_weights("demo"), CAMERAS["left"])
     threads = torch.get_num_threads()
     tables = []
     with VideoReader(raw_video_path(session, "left")) as reader:
-        windows = cascade.windows(reader)
+        windows = place_windows(tracker, sample(reader), reader)
         for n in (1, 2):
             torch.set_num_threads(n)
             try:
-                tables.append(cascade.run(reader, windows, batch_size=32))
+                tables.append(run_pass(reader, tracker, windows, batch_size=32).to_frame())
             finally:
                 torch.set_num_threads(threads)
     pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)

@@ -7,7 +7,7 @@ import torch
 
 from iblvideo.cameras import identify_camera
 from iblvideo.errors import IblVideoError, VideoError
-from iblvideo.video.reader import VideoReader, probe
+from iblvideo.video.reader import FramePool, VideoReader, prefetched, probe
 from iblvideo.video.writer import VideoWriter
 
 from conftest import read_code
@@ -46,14 +46,57 @@ def test_batches_cover_a_range_and_keep_shape(videos):
     assert [read_code(image) for _, batch in got for image in batch] == list(range(10, 60))
 
 
-def test_batches_reuse_only_the_arrays_nobody_holds(videos):
+def test_batches_without_a_pool_are_the_callers_to_keep(videos):
     with VideoReader(videos["h264"]) as reader:
-        # held (here as tensors, as the tracker holds them): every batch keeps its own frames
+        # held as tensors, as the tracker holds them: every batch keeps its own frames
         held = [(first, torch.from_numpy(batch)) for first, batch in reader.batches(batch_size=8)]
-        assert [read_code(image.numpy()) for _, batch in held for image in batch] == list(range(90))
-        # dropped as soon as read: two arrays serve the whole video (the one read and the one being filled)
-        arrays = {id(batch.base if batch.base is not None else batch) for _, batch in reader.batches(batch_size=8)}
-    assert len({batch.data_ptr() for _, batch in held}) == len(held) and len(arrays) == 2
+    assert [read_code(image.numpy()) for _, batch in held for image in batch] == list(range(90))
+    assert len({batch.data_ptr() for _, batch in held}) == len(held)
+
+
+def test_pooled_batches_are_reused_once_given_back_and_never_while_held(videos):
+    pool = FramePool()
+    kept = []
+    with VideoReader(videos["h264"]) as reader:
+        for k, (first, batch) in enumerate(reader.batches(batch_size=8, pool=pool)):
+            if k % 2:
+                pool.give_back(batch)  # the last, partial batch (a view) among them
+            else:
+                kept.append((first, torch.from_numpy(batch)))
+    assert len(kept) == 6 and all(read_code(image.numpy()) == first + i for first, batch in kept for i, image in enumerate(batch))
+    assert pool.arrays == len(kept) + 1  # one given back was filled again each time
+    with pytest.raises(ValueError, match="already given back"):
+        pool.give_back(batch)
+    with pytest.raises(ValueError, match="not taken from the pool"):
+        pool.give_back(kept[0][1].numpy()[1:])
+    with pytest.raises(ValueError, match="not taken from the pool"):
+        pool.give_back(np.zeros((8, 256, 320), np.uint8))
+
+
+def test_a_long_pass_handing_batches_back_uses_a_few_arrays(videos):
+    pool = FramePool()
+    with VideoReader(videos["h264"]) as reader:
+        codes = []
+        for _, batch in reader.batches(batch_size=4, pool=pool):
+            codes += [read_code(image) for image in batch]
+            pool.give_back(batch)
+        assert codes == list(range(90)) and pool.arrays == 1
+        # decoded ahead on another thread, handed back from this one: the batch read, two queued, one filling
+        codes = []
+        for _, batch in prefetched(reader.batches(batch_size=4, pool=pool), depth=2):
+            codes += [read_code(image) for image in batch]
+            pool.give_back(batch)
+    assert codes == list(range(90)) and pool.arrays <= 4
+
+
+def test_a_batch_cut_short_by_bad_data_goes_back_to_the_pool(videos):
+    pool = FramePool()
+    with VideoReader(videos["corrupt"]) as reader, pytest.raises(VideoError, match="corrupt video data"):
+        for _, batch in reader.batches(batch_size=4, pool=pool):
+            pool.give_back(batch)
+    made = pool.arrays
+    pool.take((4, 256, 320), np.uint8)
+    assert pool.arrays == made
 
 
 def test_colour_frames(videos):
@@ -134,8 +177,6 @@ def test_sample_returns_exactly_the_frames_asked_for(videos):
 
 
 def test_prefetched_batches_match_and_errors_reach_the_caller(videos):
-    from iblvideo.video.reader import prefetched
-
     with VideoReader(videos["h264"]) as reader:
         direct = [(first, batch.copy()) for first, batch in reader.batches(16)]
         ahead = list(prefetched(reader.batches(16)))

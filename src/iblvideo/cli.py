@@ -5,16 +5,20 @@ Each subcommand's handler imports its stage lazily, so ``iblvideo --help`` stays
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from iblvideo import __doc__ as package_doc, __version__
 from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.errors import IblVideoError
+from iblvideo.extras import MissingExtra, needs_extra
+from iblvideo.io.alf import CAMERA_NAMES
 from iblvideo.progress import configure
+from iblvideo.tracking.registry import SESSION_TRACKERS, TRACKERS
 
 log = logging.getLogger("iblvideo")
 Handler = Callable[[argparse.Namespace], int | None]
@@ -22,7 +26,7 @@ Handler = Callable[[argparse.Namespace], int | None]
 
 def _cameras(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [name for name in names if name not in ("left", "right", "body")]
+    unknown = [name for name in names if name not in CAMERA_NAMES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"cameras must be a comma list of left, right, body; got {text!r}")
     return names
@@ -50,16 +54,10 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_dlc(args: argparse.Namespace) -> None:
-    if args.tracker == "lightning-pose":
-        from iblvideo.tracking.lightning_pose import lightning_pose
-
-        for video in args.videos:
-            print(lightning_pose(video, networks=args.weights, device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera))
-        return
-    from iblvideo.tracking.run import dlc
+    from iblvideo.tracking.run import track
 
     for video in args.videos:
-        print(dlc(video, weights=args.weights or "demo", device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera))
+        print(track(video, args.tracker, args.weights, device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera))
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -99,22 +97,23 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_motion_energy(args: argparse.Namespace) -> None:
-    from iblvideo.measures.motion_energy import session_motion_energy
+    from iblvideo.sessions.stages import motion_energy_stage
 
-    for paths in session_motion_energy(args.session, cameras=args.cameras).values():
+    for paths in motion_energy_stage(args.session, cameras=args.cameras, tracker=args.tracker).values():
         print(*paths, sep="\n")
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
-    from iblvideo.measures.features import compute_session_features
+    from iblvideo.sessions.stages import features_stage
 
-    print(*compute_session_features(args.session).values(), sep="\n")
+    print(*features_stage(args.session, args.tracker).values(), sep="\n")
 
 
 def _cmd_qc(args: argparse.Namespace) -> None:
-    from iblvideo.measures.qc import format_report, run_qc
+    from iblvideo.measures.qc import format_report
+    from iblvideo.sessions.stages import qc_stage
 
-    print(format_report(run_qc(args.session)))
+    print(format_report(qc_stage(args.session, args.tracker)))
 
 
 def _frame_range(text: str) -> tuple[int, int]:
@@ -140,31 +139,36 @@ def _trial_numbers(text: str) -> list[int]:
 def _cmd_label_video(args: argparse.Namespace) -> None:
     from iblvideo.results.label_video import label_video
 
-    print(label_video(args.video, frames=args.frames, trials=args.trials, out=args.out, camera=args.camera))
+    print(label_video(args.video, frames=args.frames, trials=args.trials, out=args.out, camera=args.camera, tracker=args.tracker))
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
     from iblvideo.results.plots import save_figures
 
-    print(*save_figures(args.session, args.out), sep="\n")
+    print(*save_figures(args.session, args.out, args.tracker), sep="\n")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from iblvideo.results.report import write_report
 
-    print(write_report(args.session, args.out))
+    print(write_report(args.session, args.out, args.tracker))
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
     from iblvideo.results.nwb import export_nwb
 
-    print(export_nwb(args.session, args.out))
+    print(export_nwb(args.session, args.out, args.tracker))
+
+
+def _read_tracker(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracker", choices=tuple(TRACKERS), help="whose pose tables to read (default: the only ones there)")
 
 
 def _session_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cameras", type=_cameras, help="comma list (default: every camera with a raw video)")
-    p.add_argument("--tracker", choices=("dlc", "truth"), default="dlc", help="dlc, or truth: a synthetic session's ground-truth pose (default: dlc)")
-    p.add_argument("--weights", default="demo", help="weights set for dlc (default: demo)")
+    p.add_argument("--tracker", choices=SESSION_TRACKERS, default="dlc",
+                   help=f"{', '.join(TRACKERS)}, or truth: a synthetic session's ground-truth pose (default: dlc)")
+    p.add_argument("--weights", help="the tracker's weights: a folder or a zip URL (default: demo for dlc, IBL's networks_v2.2 for lightning-pose)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--force", action="store_true", help="replace existing pose tables")
 
@@ -205,7 +209,8 @@ def _cmd_queue_run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         client = None
         if args.scheduler:
-            from distributed import Client
+            with needs_extra("queue"):
+                from distributed import Client
 
             client = stack.enter_context(Client(args.scheduler))
         outcomes = run_queue(args.n_sessions, db=args.db, one=local_one(args.root) if args.root else None, cameras=args.cameras,
@@ -242,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("synth", _cmd_synth, "render a synthetic IBL session (videos, times, trials, wheel, ground truth)")
     p.add_argument("dir", type=Path, help="data root; the session lands in DIR/<subject>/<date>/<nnn>")
-    p.add_argument("--cameras", type=_cameras, default=("left", "right", "body"), help="comma list (default: left,right,body)")
+    p.add_argument("--cameras", type=_cameras, default=CAMERA_NAMES, help="comma list (default: left,right,body)")
     p.add_argument("--seconds", type=float, default=10.0, help="duration (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes")
     p.add_argument("--rig", choices=("recording", "training"), default="recording", help="training rigs film the left camera at 30 Hz only")
@@ -250,18 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("info", _cmd_info, "print camera, size, rate and exact frame count of videos as JSON lines")
     p.add_argument("videos", type=Path, nargs="+")
-    p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")
+    p.add_argument("--camera", choices=CAMERA_NAMES, help="which camera filmed it, when the name and size do not tell")
 
     p = command("dlc", _cmd_dlc, "track the IBL keypoints in videos; writes <session>/alf/_ibl_<cam>Camera.dlc.pqt "
                                  "(.lightningPose.pqt with --tracker lightning-pose)")
     p.add_argument("videos", type=Path, nargs="+")
-    p.add_argument("--tracker", choices=("dlc", "lightning-pose"), default="dlc",
-                   help="dlc: our networks (.dlc.pqt); lightning-pose: IBL's Lightning Pose ensembles, Kalman-smoothed (.lightningPose.pqt)")
+    p.add_argument("--tracker", choices=tuple(TRACKERS), default="dlc",
+                   help="; ".join(f"{name}: {entry.description} (.{entry.attribute}.pqt)" for name, entry in TRACKERS.items()))
     p.add_argument("--weights", help="dlc: demo (shipped, the default), a weights folder, or the URL of a zipped one; "
                                      "lightning-pose: a network set folder or zip URL (default: $IBLVIDEO_LP_NETWORKS, else IBL's networks_v2.2)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
-    p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")
+    p.add_argument("--camera", choices=CAMERA_NAMES, help="which camera filmed it, when the name and size do not tell")
     p.add_argument("--force", action="store_true", help="replace an existing output")
 
     from iblvideo.networks.settings import TrainSettings  # no torch import: --help stays instant
@@ -297,33 +302,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace the outputs of an earlier demo")
 
     p = command("motion-energy", _cmd_motion_energy, "motion energy in the whisker-pad / body ROI placed from the pose tracks")
-    p.add_argument("session", type=Path, help="ALF session folder with raw_video_data/ and alf/_ibl_<cam>Camera.dlc.pqt")
-    p.add_argument("--cameras", type=_cameras, default=("left", "right", "body"), help="comma list (default: left,right,body)")
+    p.add_argument("session", type=Path, help="ALF session folder with raw_video_data/ and a pose table in alf/")
+    _read_tracker(p)
+    p.add_argument("--cameras", type=_cameras, default=CAMERA_NAMES, help="comma list (default: left,right,body)")
 
     p = command("features", _cmd_features, "pupil diameter, speeds, sniffs and merged lick times from a session's pose tables")
-    p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt and .times.npy")
+    p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/ and .times.npy")
+    _read_tracker(p)
 
     p = command("qc", _cmd_qc, "IBL's pose QC per camera: prints a table, writes alf/_iblvideo_dlc.qc.json")
-    p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt")
+    p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/")
+    _read_tracker(p)
 
     p = command("label-video", _cmd_label_video, "an mp4 with the keypoints (faded below likelihood 0.9), motion-energy ROI, frame number and time drawn")
-    p.add_argument("video", type=Path, help="raw video inside an ALF session with alf/_ibl_<cam>Camera.dlc.pqt")
+    p.add_argument("video", type=Path, help="raw video inside an ALF session with a pose table in alf/")
+    _read_tracker(p)
     chosen = p.add_mutually_exclusive_group()
     chosen.add_argument("--frames", type=_frame_range, metavar="A:B", help="frames A to B (B excluded); only those are decoded")
     chosen.add_argument("--trials", type=_trial_numbers, metavar="N,M", help="trials N, M, ... (rows of the trials table, from 0), from intervals_0 to intervals_1")
     p.add_argument("--out", type=Path, help="output mp4 (default: beside the video, <name>.labeled[.frames_A-B|.trials_N_M].mp4)")
-    p.add_argument("--camera", choices=("left", "right", "body"), help="which camera filmed it, when the name and size do not tell")
+    p.add_argument("--camera", choices=CAMERA_NAMES, help="which camera filmed it, when the name and size do not tell")
 
     p = command("plot", _cmd_plot, "PNG figures of a session: traces, trial averages around stimulus and feedback, QC summary")
-    p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt")
+    p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/")
+    _read_tracker(p)
     p.add_argument("--out", type=Path, help="folder for the PNGs (default: SESSION/figures)")
 
     p = command("report", _cmd_report, "one self-contained HTML page: QC table, figures, code and weights versions, run times")
-    p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt")
+    p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/")
+    _read_tracker(p)
     p.add_argument("--out", type=Path, help="output .html (default: SESSION/iblvideo_report.html)")
 
     p = command("export", _cmd_export, "export the pose tracks to a shareable format (NWB with ndx-pose)")
-    p.add_argument("session", type=Path, help="ALF session folder with alf/_ibl_<cam>Camera.dlc.pqt and camera times")
+    p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/ and camera times")
+    _read_tracker(p)
     p.add_argument("--format", choices=("nwb",), default="nwb", help="(default: nwb)")
     p.add_argument("--out", type=Path, help="output file (default: SESSION/sub-<subject>_ses-<date>-<number>_pose.nwb)")
 
@@ -362,11 +374,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def short_gil_turns(seconds: float = 0.001) -> Iterator[None]:
+    """Python threads take turns with the interpreter every ``seconds`` rather than every 5 ms, for one command.
+
+    The decoding thread needs the interpreter briefly for every frame; with the default turn it waits
+    behind the network threads often enough to slow tracking by a tenth. This is the process's
+    setting, so the command line sets it, not the library.
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure(quiet=args.quiet, verbose=args.verbose)
     try:
-        code = args.handler(args)
+        with short_gil_turns():
+            code = args.handler(args)
+    except MissingExtra as err:
+        command = " ".join(filter(None, ("iblvideo", args.command, getattr(args, "queue_command", None))))
+        print(f"iblvideo: error: {err.needed_by(repr(command))}", file=sys.stderr)
+        return 2
     except IblVideoError as err:
         print(f"iblvideo: error: {err}", file=sys.stderr)
         return 2

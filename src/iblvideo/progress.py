@@ -12,15 +12,19 @@ _quiet = False
 
 
 def configure(quiet: bool = False, verbose: bool = False) -> None:
-    """Route iblvideo's log records to stderr; quiet shows warnings only and hides progress bars."""
+    """Route iblvideo's log records to stderr; quiet shows warnings only and hides progress bars.
+
+    For the command line only: a library call changes no logging level. The logger passes INFO even
+    when quiet, for the task logs that queue workers keep; the console handler is what stays quiet.
+    """
     global _quiet
     _quiet = quiet
-    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setLevel(logging.WARNING if quiet else logging.NOTSET)
     logger = logging.getLogger("iblvideo")
     logger.handlers[:] = [handler]
-    logger.setLevel(level)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def progress(items: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:

@@ -1,21 +1,67 @@
-"""ALF session layout and writes that never leave a half-written file behind."""
+"""The ALF session layout: every folder and dataset name iblvideo reads or writes, spelled here only.
+
+A session is ``<subject>/<yyyy-mm-dd>/<nnn>``; raw videos are in ``raw_video_data/``, everything
+derived in ``alf/``, a synthetic session's ground truth in ``truth/``.
+"""
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
 
-if TYPE_CHECKING:
-    import pandas as pd
+from iblvideo.cameras import CAMERAS
 
 SESSION_PATTERN = re.compile(r"(?P<subject>[^/\\]+)[/\\](?P<date>\d{4}-\d{2}-\d{2})[/\\](?P<number>\d{1,3})$")
+CAMERA_NAMES = tuple(CAMERAS)  # IBL's order: left, right, body
+RAW_VIDEO_COLLECTION, ALF_COLLECTION, TRUTH_COLLECTION = "raw_video_data", "alf", "truth"
+
+# session-wide datasets
+LICKS = "licks.times.npy"
+QC_REPORT = "_iblvideo_dlc.qc.json"
+PROVENANCE = "_iblvideo_provenance.json"
+TRIALS = "_ibl_trials.table.pqt"
+WHEEL_POSITION, WHEEL_TIMES = "_ibl_wheel.position.npy", "_ibl_wheel.timestamps.npy"
+RAW_VIDEO_PATTERN = "_iblrig_*Camera.raw.*"
 
 
-def raw_video_path(session: Path, camera: str) -> Path:
-    return Path(session) / "raw_video_data" / f"_iblrig_{camera}Camera.raw.mp4"
+def raw_video_name(camera: str, extension: str = "mp4") -> str:
+    return f"_iblrig_{camera}Camera.raw.{extension}"
+
+
+def pose_name(camera: str, attribute: str) -> str:
+    """``_ibl_<cam>Camera.<attribute>.pqt``: ``dlc`` or ``lightningPose`` (see ``tracking.registry``)."""
+    return f"_ibl_{camera}Camera.{attribute}.pqt"
+
+
+def times_name(camera: str) -> str:
+    return f"_ibl_{camera}Camera.times.npy"
+
+
+def features_name(camera: str) -> str:
+    return f"_ibl_{camera}Camera.features.pqt"
+
+
+def sniffs_name(camera: str) -> str:
+    return f"_iblvideo_{camera}Camera.sniff_times.npy"
+
+
+def motion_energy_names(camera: str) -> tuple[str, str]:
+    """IBL's motion energy and its ROI (w, h, x, y): ``<cam>Camera.ROIMotionEnergy.npy``, ``<cam>ROIMotionEnergy.position.npy``."""
+    return f"{camera}Camera.ROIMotionEnergy.npy", f"{camera}ROIMotionEnergy.position.npy"
+
+
+def truth_pupil_name(camera: str) -> str:
+    return f"_ibl_{camera}Camera.pupilDiameter.npy"
+
+
+def truth_anchors_name(camera: str) -> str:
+    return f"_ibl_{camera}Camera.anchors.json"
+
+
+def camera_of(name: str) -> str | None:
+    """The camera an IBL file name is of (``_iblrig_leftCamera.raw.mp4`` → ``left``), or None."""
+    match = re.search(r"_(?:iblrig|ibl|iblvideo)_(left|right|body)Camera\.", name)
+    return match.group(1) if match else None
 
 
 def session_root(path: str | Path) -> Path | None:
@@ -27,65 +73,47 @@ def session_root(path: str | Path) -> Path | None:
     return None
 
 
-def _temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+@dataclass(frozen=True)
+class SessionPaths:
+    """Where each dataset of one session lives."""
+
+    root: Path
+
+    @property
+    def alf(self) -> Path:
+        return self.root / ALF_COLLECTION
+
+    @property
+    def truth(self) -> Path:
+        return self.root / TRUTH_COLLECTION
+
+    @property
+    def raw_video_data(self) -> Path:
+        return self.root / RAW_VIDEO_COLLECTION
+
+    def raw_video(self, camera: str) -> Path:
+        return self.raw_video_data / raw_video_name(camera)
+
+    def pose(self, camera: str, attribute: str) -> Path:
+        return self.alf / pose_name(camera, attribute)
+
+    def times(self, camera: str) -> Path:
+        return self.alf / times_name(camera)
+
+    def features(self, camera: str) -> Path:
+        return self.alf / features_name(camera)
+
+    def sniffs(self, camera: str) -> Path:
+        return self.alf / sniffs_name(camera)
+
+    def motion_energy(self, camera: str) -> tuple[Path, Path]:
+        energy, roi = motion_energy_names(camera)
+        return self.alf / energy, self.alf / roi
+
+    def session_file(self, name: str) -> Path:
+        """A session-wide dataset of ``alf/`` (LICKS, QC_REPORT, TRIALS, ...)."""
+        return self.alf / name
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` to write; it becomes ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder that replaces ``path`` as a whole when the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if path.exists():
-            if not force:
-                raise FileExistsError(path)
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def write_table(table: "pd.DataFrame", path: str | Path, metadata: dict | None = None) -> Path:
-    """Write ``table`` as parquet atomically, with ``metadata`` (JSON) under the key ``iblvideo``."""
-    import json
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    if metadata:
-        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), b"iblvideo": json.dumps(metadata).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp)
-    return Path(path)
-
-
-def table_metadata(path: str | Path) -> dict:
-    """The ``iblvideo`` metadata that :func:`write_table` stored in a parquet file."""
-    import json
-
-    import pyarrow.parquet as pq
-
-    raw = (pq.read_schema(path).metadata or {}).get(b"iblvideo")
-    return json.loads(raw) if raw else {}
+def raw_video_path(session: Path, camera: str) -> Path:
+    return SessionPaths(Path(session)).raw_video(camera)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Iterator
 import pandas as pd
 
 from iblvideo.errors import IblVideoError
+from iblvideo.extras import needs_extra
 
 if TYPE_CHECKING:
     from one.api import One
@@ -34,7 +35,8 @@ _NAMESPACE = uuid.UUID("5f1d3a0e-7c1b-4e0a-9c55-2b8f4d6e9a10")
 
 def data_root(session: Path) -> Path:
     """The folder that holds ``session`` as ``[lab/Subjects/]subject/date/number``."""
-    from one.alf.path import get_alf_path
+    with needs_extra("sessions"):
+        from one.alf.path import get_alf_path
 
     depth = len(Path(get_alf_path(session)).parts)
     return session.parents[depth - 1]
@@ -53,8 +55,9 @@ def _locked(root: Path) -> Iterator[None]:
 
 def local_one(root: str | Path) -> "One":
     """ONE in local mode on a folder of ALF sessions, indexing the folder first if it has no tables."""
-    from one.alf.cache import make_parquet_db
-    from one.api import One
+    with needs_extra("sessions"):
+        from one.alf.cache import make_parquet_db
+        from one.api import One
 
     root = Path(root).resolve()
     if not root.is_dir():
@@ -70,7 +73,8 @@ def local_one(root: str | Path) -> "One":
 
 def default_one(unconfigured: str) -> "One":
     """The ONE that the user configured (``ONE.setup``); the one-line error ``unconfigured`` when there is none."""
-    import one.params
+    with needs_extra("sessions"):
+        import one.params
 
     try:
         configured = one.params.get_default_client() is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iblvideo.io.alf import atomic_path
+from iblvideo.io.atomic import atomic_path
 from iblvideo.errors import IblVideoError
 
 FORMATS = {"pqt": ".pose.pqt", "dlc-h5": ".dlc.h5", "dlc-csv": ".dlc.csv", "lp-csv": ".lp.csv"}

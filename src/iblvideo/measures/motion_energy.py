@@ -8,8 +8,8 @@ limited luma range (16-235) to 0-255, so limited-range luma is stretched the sam
 
 Two ways to run it, both one decode of the video in constant memory:
 
-* from an existing pose table (``session_motion_energy``, ``iblvideo motion-energy``): the ROI is
-  IBL's, from the means of the final tracks;
+* from existing pose tracks (``compute_motion_energy`` on IBL's ``roi_from_pose``; ``iblvideo
+  motion-energy``): the ROI is IBL's, from the means of the final tracks;
 * inside the tracking pass (``OnePassMotionEnergy``, what ``run_session`` uses when it tracks): the
   ROI must be known before the pass, so it is IBL's definition applied to the specialised networks'
   tracks on the frames the ROI network sampled (about one a second, 20-100 frames).
@@ -25,16 +25,14 @@ import av
 import numpy as np
 import pandas as pd
 
-from iblvideo.io.alf import raw_video_path
-from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.errors import IblVideoError
-from iblvideo.measures.features import LIKELIHOOD_THRESHOLD, load_pose, save_npy
 from iblvideo.progress import progress_bar
+from iblvideo.tracks import PoseTracks
+from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import VideoReader
 
 if TYPE_CHECKING:
-    from iblvideo.tracking.cascade import Cascade, Sample
-    from iblvideo.tracking.crops import Window
+    from iblvideo.tracking.cascade import Placed
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +60,11 @@ class Roi:
         return np.array([self.w, self.h, self.x, self.y])
 
 
-def _midpoint(pose: pd.DataFrame, point: str) -> tuple[int, int] | None:
+def _midpoint(tracks: PoseTracks, point: str) -> tuple[int, int] | None:
     """Mean position of ``point`` over frames with likelihood >= 0.9, truncated to pixels; None if never seen."""
-    if f"{point}_x" not in pose.columns:
+    if point not in tracks.points:
         return None
-    unsure = (pose[f"{point}_likelihood"] < LIKELIHOOD_THRESHOLD).to_numpy()
-    x, y = (np.where(unsure, np.nan, pose[f"{point}_{axis}"].to_numpy(dtype=float)) for axis in "xy")
+    x, y = tracks.confident_xy(point).T
     if np.isnan(x).all() or np.isnan(y).all():
         return None
     return int(np.nanmean(x)), int(np.nanmean(y))
@@ -78,16 +75,16 @@ def roi_points(camera: str) -> tuple[str, ...]:
     return ("tail_start",) if camera == "body" else ("nose_tip", *_PUPIL_ANCHORS)
 
 
-def roi_from_pose(pose: pd.DataFrame, camera: str) -> Roi:
-    """IBL's motion-energy ROI for ``camera`` from its pose table."""
+def roi_from_pose(tracks: PoseTracks, camera: str) -> Roi:
+    """IBL's motion-energy ROI for ``camera`` from its pose tracks."""
     if camera == "body":
-        tail = _midpoint(pose, "tail_start")
+        tail = _midpoint(tracks, "tail_start")
         if tail is None:
             raise IblVideoError(None, "body camera: tail_start is never tracked; cannot place the motion-energy ROI")
         roi = Roi(w=int(tail[0] * 3 / 5), h=210, x=int(tail[0] - tail[0] * 3 / 5), y=int(tail[1] - 120))
     else:
-        nose = _midpoint(pose, "nose_tip")
-        pupil = next(filter(None, (_midpoint(pose, p) for p in _PUPIL_ANCHORS)), None)
+        nose = _midpoint(tracks, "nose_tip")
+        pupil = next(filter(None, (_midpoint(tracks, p) for p in _PUPIL_ANCHORS)), None)
         if nose is None or pupil is None:
             raise IblVideoError(None, f"{camera} camera: nose tip or pupil never tracked; cannot place the motion-energy ROI")
         anchor = np.mean([nose, pupil], axis=0)
@@ -151,20 +148,19 @@ class OnePassMotionEnergy:
 
     def __init__(self) -> None:
         self.roi: Roi | None = None
-        self.sample_pose: pd.DataFrame | None = None
+        self.sample_tracks: PoseTracks | None = None
         self._accumulator: MotionEnergy | None = None
 
-    def __call__(self, cascade: "Cascade", reader: VideoReader, sample: "Sample", windows: dict[str, "Window"]) -> list[Callable[[int, np.ndarray], None]]:
-        camera = cascade.camera.name
-        self.sample_pose = cascade.track_sample(sample, windows, roi_points(camera))
+    def __call__(self, placed: "Placed") -> list[Callable[[int, np.ndarray], None]]:
+        camera, path = placed.tracker.camera.name, placed.reader.path
+        self.sample_tracks = placed.sample_tracks(roi_points(camera))
         try:
-            self.roi = roi_from_pose(self.sample_pose, camera)
+            self.roi = roi_from_pose(self.sample_tracks, camera)
         except IblVideoError as err:
-            log.warning("%s: %s (from %d sampled frames); motion energy waits for the final tracks",
-                        reader.path.name, err.problem, len(sample))
+            log.warning("%s: %s (from %d sampled frames); motion energy waits for the final tracks", path.name, err.problem, len(placed.sample))
             return []
-        log.debug("%s: motion-energy ROI %s from %d sampled frames", reader.path.name, self.roi, len(sample))
-        self._accumulator = MotionEnergy(self.roi, full_range=luma_is_full_range(reader.path))
+        log.debug("%s: motion-energy ROI %s from %d sampled frames", path.name, self.roi, len(placed.sample))
+        self._accumulator = MotionEnergy(self.roi, full_range=luma_is_full_range(path))
         return [self._accumulator.update]
 
     @property
@@ -193,34 +189,3 @@ def compute_motion_energy(video: str | Path, roi: Roi, batch_size: int = BATCH_S
             accumulator.update(first, frames)
             bar.update(len(frames))
     return accumulator.result()
-
-
-def output_paths(session: str | Path, camera: str) -> tuple[Path, Path]:
-    """IBL's file names: ``alf/<cam>Camera.ROIMotionEnergy.npy`` and ``alf/<cam>ROIMotionEnergy.position.npy``."""
-    alf = Path(session) / "alf"
-    return alf / f"{camera}Camera.ROIMotionEnergy.npy", alf / f"{camera}ROIMotionEnergy.position.npy"
-
-
-def save_motion_energy(session: str | Path, camera: str, energy: np.ndarray, roi: Roi) -> tuple[Path, Path]:
-    """Write the motion energy and its ROI (w, h, x, y) atomically into the session's ``alf`` folder."""
-    energy_path, roi_path = output_paths(session, camera)
-    return save_npy(energy, energy_path), save_npy(roi.to_array(), roi_path)
-
-
-def session_motion_energy(session: str | Path, cameras: tuple[str, ...] = ("left", "right", "body")) -> dict[str, tuple[Path, Path]]:
-    """Motion energy of every camera of ``session`` that has both a raw video and a pose table."""
-    session = Path(session)
-    written = {}
-    for camera in cameras:
-        video, pose = raw_video_path(session, camera), session / "alf" / f"_ibl_{camera}Camera.dlc.pqt"
-        if not (video.exists() and pose.exists()):
-            log.info("%s camera: no video or no pose table; no motion energy", camera)
-            continue
-        try:
-            roi = roi_from_pose(load_pose(pose), camera)
-        except IblVideoError as err:
-            raise IblVideoError(pose, err.problem) from None
-        written[camera] = save_motion_energy(session, camera, compute_motion_energy(video, roi), roi)
-    if not written:
-        raise IblVideoError(session, "no camera with both raw_video_data/_iblrig_<cam>Camera.raw.mp4 and alf/_ibl_<cam>Camera.dlc.pqt")
-    return written

@@ -8,28 +8,20 @@ the check says so with an outcome and a note instead.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import warnings
 from dataclasses import dataclass, field
 from enum import IntEnum
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
-from iblvideo.io.alf import atomic_path
-from iblvideo.errors import IblVideoError
-from iblvideo.measures.features import (
-    PUPIL_POINTS, SAMPLING, SMOOTHING_WINDOW, load_pose, load_times, point_names, pupil_diameter,
-    smooth_pupil_diameter, threshold_likelihood,
-)
+from iblvideo.measures.features import PUPIL_POINTS, SAMPLING, SMOOTHING_WINDOW, pupil_diameter, smooth_pupil_diameter
+from iblvideo.tracks import PoseTracks
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "_iblvideo_dlc.qc.json"
 # IBL's empirical boxes around the mean of all points; sessions outside them often had faulty video
 BOUNDING_BOXES = {
     "body": (range(201, 500), range(81, 330)),
@@ -227,58 +219,25 @@ def run_camera_qc(data: CameraData) -> dict:
     return {"outcome": outcome.name, "checks": {name: c.to_json() for name, c in checks.items()}}
 
 
-def _pose_coords(pose: pd.DataFrame) -> dict[str, np.ndarray]:
-    pose = threshold_likelihood(pose)
-    return {p: pose[[f"{p}_x", f"{p}_y"]].to_numpy(dtype=float).T for p in point_names(pose)}
+def camera_data(camera: str, tracks: PoseTracks, times: np.ndarray | None = None, stim_on_times: np.ndarray | None = None,
+                pupil: tuple[np.ndarray, np.ndarray] | None = None) -> CameraData:
+    """What the checks read of one camera's tracks; ``pupil`` (raw, smoothed diameters), else computed
+    from the tracks where the camera films the pupil."""
+    confident = tracks.confident()
+    # in name order, as IBL's checks walk the points
+    coords = {p: confident.point_xy(p).T for p in sorted(tracks.points)}
+    if pupil is None and camera in SMOOTHING_WINDOW and tracks.has(*PUPIL_POINTS):
+        raw = pupil_diameter(confident)
+        pupil = raw, smooth_pupil_diameter(raw, camera)
+    raw, smooth = pupil if pupil is not None and camera in SMOOTHING_WINDOW else (None, None)
+    return CameraData(camera=camera, coords=coords, times=times, stim_on_times=stim_on_times, pupil_raw=raw, pupil_smooth=smooth)
 
 
-def _pupil(alf: Path, camera: str, pose: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Raw and smoothed pupil diameters from the feature table, else computed from the pose."""
-    if camera not in SMOOTHING_WINDOW:
-        return None, None
-    table = alf / f"_ibl_{camera}Camera.features.pqt"
-    if table.exists():
-        features = pd.read_parquet(table, columns=["pupilDiameter_raw", "pupilDiameter_smooth"])
-        return features["pupilDiameter_raw"].to_numpy(float), features["pupilDiameter_smooth"].to_numpy(float)
-    if not all(f"{point}_x" in pose.columns for point in PUPIL_POINTS):
-        return None, None
-    raw = pupil_diameter(threshold_likelihood(pose))
-    return raw, smooth_pupil_diameter(raw, camera)
-
-
-def _stim_on_times(alf: Path) -> np.ndarray | None:
-    path = alf / "_ibl_trials.table.pqt"
-    if not path.exists():
-        return None
-    trials = pd.read_parquet(path)
-    return trials["stimOn_times"].to_numpy(float) if "stimOn_times" in trials.columns else None
-
-
-def load_camera_data(session: Path, camera: str) -> CameraData:
-    """Pose, times, stimulus onsets and pupil diameters of one camera of an ALF session."""
-    alf = session / "alf"
-    pose = load_pose(alf / f"_ibl_{camera}Camera.dlc.pqt")
-    raw, smooth = _pupil(alf, camera, pose)
-    return CameraData(
-        camera=camera, coords=_pose_coords(pose), times=load_times(alf, camera),
-        stim_on_times=_stim_on_times(alf), pupil_raw=raw, pupil_smooth=smooth,
-    )
-
-
-def run_qc(session: str | Path) -> dict:
-    """QC of every camera with a pose table in ``session``; writes and returns the report."""
-    session = Path(session)
-    alf = session / "alf"
-    cameras = [c for c in ("left", "right", "body") if (alf / f"_ibl_{c}Camera.dlc.pqt").exists()]
-    if not cameras:
-        raise IblVideoError(alf, "no pose tables (_ibl_<camera>Camera.dlc.pqt) to check")
-    per_camera = {camera: run_camera_qc(load_camera_data(session, camera)) for camera in cameras}
+def session_report(session: str, cameras: dict[str, CameraData]) -> dict:
+    """Every camera's checks and the session's outcome, the worst camera's."""
+    per_camera = {camera: run_camera_qc(data) for camera, data in cameras.items()}
     outcome = overall_outcome([Outcome[result["outcome"]] for result in per_camera.values()])
-    report = {"session": str(session), "outcome": outcome.name, "cameras": per_camera}
-    with atomic_path(alf / REPORT_NAME) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-    log.info("QC %s; report written to %s", outcome.name, alf / REPORT_NAME)
-    return report
+    return {"session": session, "outcome": outcome.name, "cameras": per_camera}
 
 
 def format_report(report: dict) -> str:

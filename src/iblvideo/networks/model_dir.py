@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from iblvideo.io.alf import atomic_path
+from iblvideo.io.atomic import atomic_path
 from iblvideo.errors import IblVideoError
 from iblvideo.networks.pose import PoseNetwork, rescale_points, resize_frames
 from iblvideo.networks.settings import HEAD_CHANNELS, HEATMAP_STRIDE

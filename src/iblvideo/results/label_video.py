@@ -13,9 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iblvideo.io.alf import atomic_path, session_root
+from iblvideo.io.alf import TRIALS, SessionPaths, session_root
+from iblvideo.io.atomic import atomic_path
+from iblvideo.io.session_files import read_trials
 from iblvideo.errors import IblVideoError
-from iblvideo.measures.features import LIKELIHOOD_THRESHOLD
+from iblvideo.extras import needs_extra
+from iblvideo.tracks import LIKELIHOOD_THRESHOLD
 from iblvideo.progress import progress_bar
 from iblvideo.results.load import CameraResults, load_camera, point_colour
 from iblvideo.video.reader import VideoInfo, VideoReader
@@ -51,8 +54,9 @@ def trial_segments(trials: pd.DataFrame, times: np.ndarray, numbers: list[int], 
 
 @functools.lru_cache(maxsize=4)
 def _font(pixels: int):
-    from matplotlib.font_manager import FontProperties, findfont
-    from matplotlib.ft2font import FT2Font
+    with needs_extra("figures"):
+        from matplotlib.font_manager import FontProperties, findfont
+        from matplotlib.ft2font import FT2Font
 
     font = FT2Font(findfont(FontProperties(family="DejaVu Sans Mono", weight="bold")))
     font.set_size(pixels, 72)  # at 72 dpi a point is a pixel
@@ -61,7 +65,8 @@ def _font(pixels: int):
 
 def render_text(text: str, pixels: int) -> np.ndarray:
     """Anti-aliased coverage (0-1, float32) of ``text`` set ``pixels`` high."""
-    from matplotlib.ft2font import LoadFlags
+    with needs_extra("figures"):
+        from matplotlib.ft2font import LoadFlags
 
     font = _font(pixels)
     font.set_text(text, 0.0, flags=LoadFlags.DEFAULT)
@@ -120,8 +125,8 @@ class Labeler:
         self.text_pixels = max(12, round(width / 50))
         points = results.points
         self.colours = [point_colour(p) for p in points]
-        self.xy = np.stack([results.pose[[f"{p}_x", f"{p}_y"]].to_numpy(float) for p in points], axis=1)
-        self.likelihood = results.pose[[f"{p}_likelihood" for p in points]].to_numpy(float)
+        self.xy = np.stack([results.tracks.point_xy(p) for p in points], axis=1)
+        self.likelihood = np.stack([results.tracks.point_likelihood(p) for p in points], axis=1)
 
     def draw(self, index: int, grey: np.ndarray) -> np.ndarray:
         image = np.repeat(grey[:, :, None], 3, axis=2)
@@ -150,8 +155,9 @@ def default_output(video: Path, frames: Segment | None, trials: list[int] | None
 
 
 def label_video(video: str | Path, frames: Segment | None = None, trials: list[int] | None = None,
-                out: str | Path | None = None, camera: str | None = None) -> Path:
-    """Write a labeled copy of ``video`` (all frames, a frame range, or chosen trials) and return its path."""
+                out: str | Path | None = None, camera: str | None = None, tracker: str | None = None) -> Path:
+    """Write a labeled copy of ``video`` (all frames, a frame range, or chosen trials) and return its path;
+    the points are ``tracker``'s (default: the only pose table of the camera)."""
     video = Path(video)
     if frames and trials:
         raise IblVideoError(None, "choose frames or trials, not both")
@@ -161,7 +167,7 @@ def label_video(video: str | Path, frames: Segment | None = None, trials: list[i
         session = session_root(video.parent)
         if session is None:
             raise IblVideoError(video, "not inside an ALF session (<subject>/<date>/<number>); cannot find its pose table")
-        results = load_camera(session, cam.name)
+        results = load_camera(session, cam.name, tracker)
         segments = _segments(results, info, frames, trials, session)
         out = Path(out) if out else default_output(video, frames, trials)
         labeler = Labeler(results, info.width)
@@ -180,12 +186,13 @@ def _segments(results: CameraResults, info: VideoInfo, frames: Segment | None, t
     """The frame ranges to label: the chosen trials', the frame range (cut at the video's end), or every frame."""
     n_frames = info.n_frames
     if trials:
-        table = session / "alf" / "_ibl_trials.table.pqt"
-        if not table.exists():
+        table = SessionPaths(session).session_file(TRIALS)
+        trials_table = read_trials(session)
+        if trials_table is None:
             raise IblVideoError(table, "no trials table; cannot select frames by trial")
         if results.times is None:
-            raise IblVideoError(session / "alf", f"no usable {results.camera} camera times; cannot place trials in the video")
-        return trial_segments(pd.read_parquet(table), results.times, trials, table)
+            raise IblVideoError(table.parent, f"no usable {results.camera} camera times; cannot place trials in the video")
+        return trial_segments(trials_table, results.times, trials, table)
     if frames:
         if frames[0] >= n_frames:
             raise IblVideoError(info.path, f"frames {frames[0]}:{frames[1]} start after the video's last frame ({n_frames - 1})")

@@ -5,20 +5,20 @@ trials or without motion energy, still gets whatever figures and exports its fil
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from iblvideo.io.alf import SESSION_PATTERN, raw_video_path, table_metadata
 from iblvideo.cameras import CAMERAS
 from iblvideo.errors import IblVideoError
-from iblvideo.measures.features import LIKELIHOOD_THRESHOLD, load_pose, load_times, point_names
-from iblvideo.measures.motion_energy import Roi, output_paths, roi_from_pose
-from iblvideo.measures.qc import REPORT_NAME
+from iblvideo.io.alf import LICKS, QC_REPORT, SESSION_PATTERN, SessionPaths
+from iblvideo.io.session_files import read_json, read_npy, read_parquet, read_pose, read_times, read_trials, read_wheel, require_pose_tables
+from iblvideo.measures.motion_energy import Roi, roi_from_pose
+from iblvideo.tracks import PoseTracks
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +35,13 @@ def point_colour(point: str) -> tuple[int, int, int]:
     return POINT_COLOURS.get(point, OTHER_COLOUR)
 
 
-def pose_path(session: Path, camera: str) -> Path:
-    return session / "alf" / f"_ibl_{camera}Camera.dlc.pqt"
-
-
 @dataclass
 class CameraResults:
-    """One camera's pose table and what was derived from it; times are None when absent or mismatched."""
+    """One camera's pose tracks and what was derived from them; times are None when absent or mismatched."""
 
     camera: str
-    pose: pd.DataFrame
-    metadata: dict
+    tracks: PoseTracks
+    source: Path  # the pose table
     times: np.ndarray | None
     video: Path | None
     roi: Roi | None
@@ -53,15 +49,20 @@ class CameraResults:
     features: pd.DataFrame | None
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """The pose table's provenance: tracker, networks, versions, crop windows."""
+        return self.tracks.metadata
+
+    @property
     def points(self) -> list[str]:
         """Tracked points in the camera's canonical order (then any others, sorted)."""
-        found = point_names(self.pose)
+        found = self.tracks.points
         canonical = [p for p in CAMERAS[self.camera].points if p in found]
-        return canonical + [p for p in found if p not in canonical]
+        return canonical + sorted(p for p in found if p not in canonical)
 
     @property
     def n_frames(self) -> int:
-        return len(self.pose)
+        return len(self.tracks)
 
     def frame_times(self) -> np.ndarray:
         """Camera times, else frame index over the nominal rate (a session clock of its own)."""
@@ -71,9 +72,7 @@ class CameraResults:
 
     def confident_xy(self, point: str) -> np.ndarray:
         """(n_frames, 2) positions of ``point``, NaN where the likelihood is below 0.9."""
-        xy = self.pose[[f"{point}_x", f"{point}_y"]].to_numpy(dtype=float, copy=True)
-        xy[self.pose[f"{point}_likelihood"].to_numpy(dtype=float) < LIKELIHOOD_THRESHOLD] = np.nan
-        return xy
+        return self.tracks.confident_xy(point)
 
 
 @dataclass
@@ -99,66 +98,52 @@ class SessionResults:
         return "/".join(self.alf_parts) if self.alf_parts else self.path.name
 
 
-def _optional_npy(path: Path) -> np.ndarray | None:
-    if not path.exists():
-        return None
-    try:
-        return np.load(path)
-    except (OSError, ValueError) as err:
-        raise IblVideoError(path, f"cannot read: {err}") from None
-
-
-def _matching_times(alf: Path, camera: str, n_frames: int) -> np.ndarray | None:
+def _matching_times(path: Path, camera: str, n_frames: int) -> np.ndarray | None:
     """Camera times when there is one per pose frame; a warning and None otherwise."""
-    times = load_times(alf, camera)
+    times = read_times(path)
     if times is not None and len(times) != n_frames:
         log.warning("%s camera: %d camera times for %d pose frames; using frame numbers as time", camera, len(times), n_frames)
         return None
     return times
 
 
-def _roi(session: Path, camera: str, pose: pd.DataFrame) -> Roi | None:
-    """The saved motion-energy ROI, else the one IBL would place from the pose, else None."""
-    saved = _optional_npy(output_paths(session, camera)[1])
+def _roi(saved: np.ndarray | None, camera: str, tracks: PoseTracks) -> Roi | None:
+    """The saved motion-energy ROI, else the one IBL would place from the tracks, else None."""
     if saved is not None:
         return Roi(*(int(v) for v in saved))
     try:
-        return roi_from_pose(pose, camera)
+        return roi_from_pose(tracks, camera)
     except IblVideoError:
         return None
 
 
-def load_camera(session: Path, camera: str) -> CameraResults:
-    """One camera's pose table (required) and its times, video, ROI, motion energy and features (optional)."""
-    path = pose_path(session, camera)
-    pose = load_pose(path)
-    alf = session / "alf"
-    video = raw_video_path(session, camera)
-    features = alf / f"_ibl_{camera}Camera.features.pqt"
+def load_camera(session: Path, camera: str, tracker: str | None = None) -> CameraResults:
+    """One camera's pose table (required; ``tracker``'s, else the only one) and its times, video, ROI,
+    motion energy and features (optional)."""
+    pose = require_pose_tables(session, tracker, (camera,))[camera]
+    return _camera(SessionPaths(session), camera, pose)
+
+
+def _camera(paths: SessionPaths, camera: str, pose: Path) -> CameraResults:
+    tracks = read_pose(pose)
+    video = paths.raw_video(camera)
+    energy, roi = paths.motion_energy(camera)
     return CameraResults(
-        camera=camera, pose=pose, metadata=table_metadata(path), times=_matching_times(alf, camera, len(pose)),
-        video=video if video.exists() else None, roi=_roi(session, camera, pose),
-        motion_energy=_optional_npy(output_paths(session, camera)[0]),
-        features=pd.read_parquet(features) if features.exists() else None,
+        camera=camera, tracks=tracks, source=pose, times=_matching_times(paths.times(camera), camera, len(tracks)),
+        video=video if video.exists() else None, roi=_roi(read_npy(roi), camera, tracks),
+        motion_energy=read_npy(energy), features=read_parquet(paths.features(camera)),
     )
 
 
-def load_session(session: str | Path) -> SessionResults:
-    """Read every camera with a pose table in ``session`` and the session's behaviour and QC."""
+def load_session(session: str | Path, tracker: str | None = None) -> SessionResults:
+    """Read every camera with a pose table in ``session`` (``tracker``'s, else the only one each camera
+    has) and the session's behaviour and QC."""
     session = Path(session)
     if not session.is_dir():
         raise IblVideoError(session, "no such session folder")
-    cameras = {c: load_camera(session, c) for c in CAMERAS if pose_path(session, c).exists()}
-    if not cameras:
-        raise IblVideoError(session / "alf", "no pose tables (_ibl_<camera>Camera.dlc.pqt); run iblvideo dlc first")
-    alf = session / "alf"
-    trials = alf / "_ibl_trials.table.pqt"
-    wheel_times, wheel_position = _optional_npy(alf / "_ibl_wheel.timestamps.npy"), _optional_npy(alf / "_ibl_wheel.position.npy")
-    qc = alf / REPORT_NAME
+    paths = SessionPaths(session)
+    cameras = {camera: _camera(paths, camera, pose) for camera, pose in require_pose_tables(session, tracker).items()}
     return SessionResults(
-        path=session, cameras=cameras,
-        trials=pd.read_parquet(trials) if trials.exists() else None,
-        wheel=(wheel_times, wheel_position) if wheel_times is not None and wheel_position is not None else None,
-        licks=_optional_npy(alf / "licks.times.npy"),
-        qc=json.loads(qc.read_text()) if qc.exists() else None,
+        path=session, cameras=cameras, trials=read_trials(session), wheel=read_wheel(session),
+        licks=read_npy(paths.session_file(LICKS)), qc=read_json(paths.session_file(QC_REPORT)),
     )

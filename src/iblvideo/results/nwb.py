@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from iblvideo import __version__
-from iblvideo.io.alf import atomic_path
+from iblvideo.io.atomic import atomic_path
 from iblvideo.cameras import CAMERAS
 from iblvideo.errors import IblVideoError
+from iblvideo.extras import needs_extra
 from iblvideo.results.load import CameraResults, SessionResults, load_session
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,9 @@ REFERENCE_FRAME = "(0, 0) is the top-left corner of the camera's full-resolution
 
 
 def _require_nwb():
-    try:
+    with needs_extra("nwb"):
         import ndx_pose
         import pynwb
-    except ImportError as err:
-        raise IblVideoError(None, f"NWB export needs pynwb and ndx-pose ({err.name} is missing): pip install 'iblvideo[nwb]'") from None
     return pynwb, ndx_pose
 
 
@@ -59,10 +58,10 @@ def _pose_estimation(nwbfile, ndx_pose, camera: CameraResults, skeletons: list):
     skeletons.append(skeleton)
     series = []
     for point in camera.points:
-        xy = camera.pose[[f"{point}_x", f"{point}_y"]].to_numpy(dtype=float)
+        xy = camera.tracks.point_xy(point).astype(float)
         series.append(ndx_pose.PoseEstimationSeries(
             name=point, description=f"{point} on the {camera.camera} camera", data=xy, unit="pixels",
-            reference_frame=REFERENCE_FRAME, confidence=camera.pose[f"{point}_likelihood"].to_numpy(dtype=float),
+            reference_frame=REFERENCE_FRAME, confidence=camera.tracks.point_likelihood(point).astype(float),
             confidence_definition=CONFIDENCE, timestamps=series[0] if series else camera.times,
         ))
     meta = camera.metadata
@@ -75,10 +74,11 @@ def _pose_estimation(nwbfile, ndx_pose, camera: CameraResults, skeletons: list):
     )
 
 
-def export_nwb(session: str | Path, out: str | Path | None = None) -> Path:
-    """Write the session's pose tracks to an NWB file (default beside the session's alf folder) and return its path."""
+def export_nwb(session: str | Path, out: str | Path | None = None, tracker: str | None = None) -> Path:
+    """Write the session's pose tracks (``tracker``'s, default the only ones) to an NWB file (default beside
+    the session's alf folder) and return its path."""
     pynwb, ndx_pose = _require_nwb()
-    results = load_session(session)
+    results = load_session(session, tracker)
     parts = results.alf_parts
     nwbfile = pynwb.NWBFile(
         session_description=f"pose tracks of {results.name} by iblvideo {__version__}",

@@ -13,16 +13,19 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 from scipy.ndimage import gaussian_filter1d
 
-from iblvideo.io.alf import atomic_path
+from iblvideo.extras import needs_extra
+from iblvideo.io.atomic import atomic_path
 from iblvideo.cameras import CAMERAS
 from iblvideo.measures.qc import BOUNDING_BOXES
 from iblvideo.results.load import CameraResults, SessionResults, load_session, point_colour
 from iblvideo.video.reader import VideoReader
+
+with needs_extra("figures"):
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
 log = logging.getLogger(__name__)
 
@@ -319,9 +322,10 @@ def render_figures(results: SessionResults) -> dict[str, bytes]:
     return {name: render_png(make(results)) for name, make in FIGURES.items()}
 
 
-def save_figures(session: str | Path, out: str | Path | None = None) -> list[Path]:
-    """Write every figure as ``<out>/<name>.png`` (default ``<session>/figures``) and return the paths."""
-    results = load_session(session)
+def save_figures(session: str | Path, out: str | Path | None = None, tracker: str | None = None) -> list[Path]:
+    """Write every figure of ``tracker``'s pose tables (default: the only ones) as ``<out>/<name>.png``
+    (default ``<session>/figures``) and return the paths."""
+    results = load_session(session, tracker)
     folder = Path(out) if out else Path(session) / "figures"
     written = []
     for name, png in render_figures(results).items():

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from iblvideo import __version__
-from iblvideo.io.alf import atomic_path
+from iblvideo.io.atomic import atomic_path
 from iblvideo.results.plots import QC_COLOURS, render_figures
 from iblvideo.measures.qc import CHECKS
 from iblvideo.results.load import SessionResults, load_session
@@ -140,9 +140,10 @@ def render_report(results: SessionResults, pngs: dict[str, bytes]) -> str:
 """
 
 
-def write_report(session: str | Path, out: str | Path | None = None) -> Path:
-    """Write the session's HTML report (default ``<session>/iblvideo_report.html``) and return its path."""
-    results = load_session(session)
+def write_report(session: str | Path, out: str | Path | None = None, tracker: str | None = None) -> Path:
+    """Write the session's HTML report of ``tracker``'s pose tables (default: the only ones), by default
+    as ``<session>/iblvideo_report.html``, and return its path."""
+    results = load_session(session, tracker)
     out = Path(out) if out else Path(session) / REPORT_NAME
     page = render_report(results, render_figures(results))
     with atomic_path(out) as tmp:

@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from iblvideo.io.alf import atomic_path, raw_video_path, session_root
 from iblvideo.errors import IblVideoError
+from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, RAW_VIDEO_PATTERN, SessionPaths, camera_of, pose_name, session_root
+from iblvideo.io.atomic import atomic_path
 from iblvideo.io.one import data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid
+from iblvideo.tracking.registry import SESSION_TRACKERS, TRUTH, attribute
 
 if TYPE_CHECKING:
     from one.api import One
@@ -39,8 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CAMERA_NAMES = ("left", "right", "body")
-
 
 @dataclass(frozen=True)
 class Options:
@@ -48,35 +48,31 @@ class Options:
 
     cameras: tuple[str, ...] | None = None
     tracker: str = "dlc"
-    weights: str = "demo"
+    weights: str | None = None  # the tracker's: a name, folder or URL; None for its default
     device: str = "cpu"
     force: bool = False
 
 
-# (video, camera, options, motion energy to feed from the decode pass, if the tracker decodes) -> pose table
-Tracker = Callable[[Path, str, Options, "OnePassMotionEnergy"], Path]
-
-
-def _track_dlc(video: Path, camera: str, options: Options, energy: "OnePassMotionEnergy") -> Path:
-    from iblvideo.tracking.run import dlc  # imports torch: only when tracking for real
-
-    return dlc(video, weights=options.weights, device=options.device, force=options.force, camera=camera, consumers_for=energy)
-
-
-def _track_truth(video: Path, camera: str, options: Options, energy: "OnePassMotionEnergy") -> Path:
+def _copy_truth(paths: SessionPaths, camera: str, options: Options) -> Path:
     """The ground-truth pose of a synthetic session, so that every stage after tracking runs without weights."""
-    session = session_root(video.parent)
-    truth = session / "truth" / f"_ibl_{camera}Camera.dlc.pqt"
+    truth = paths.truth / pose_name(camera, attribute(TRUTH))
     if not truth.exists():
         raise IblVideoError(truth, "no ground-truth pose; tracker 'truth' works on synthetic sessions (iblvideo synth) only")
-    out = session / "alf" / truth.name
+    out = paths.pose(camera, attribute(TRUTH))
     if options.force or not out.exists():
         with atomic_path(out) as tmp:
             shutil.copyfile(truth, tmp)
     return out
 
 
-TRACKERS: dict[str, Tracker] = {"dlc": _track_dlc, "truth": _track_truth}
+def _track(paths: SessionPaths, camera: str, options: Options, energy: "OnePassMotionEnergy") -> Path:
+    """The camera's pose table, tracked by the session's tracker with motion energy fed from its decode pass."""
+    if options.tracker == TRUTH:
+        return _copy_truth(paths, camera, options)
+    from iblvideo.tracking.run import track  # imports torch: only when tracking for real
+
+    return track(paths.raw_video(camera), options.tracker, options.weights, options.device, force=options.force, camera=camera,
+                 consumers_for=energy)
 
 
 @dataclass
@@ -138,46 +134,45 @@ def _failure(err: Exception) -> str:
 
 def _run_camera(session: Path, camera: str, options: Options) -> CameraResult:
     """Track one camera and compute its motion energy in the same decode pass; any failure is caught and reported."""
-    from iblvideo.measures.motion_energy import OnePassMotionEnergy, save_motion_energy, session_motion_energy
+    from iblvideo.measures.motion_energy import OnePassMotionEnergy
+    from iblvideo.sessions.stages import motion_energy_stage, save_motion_energy
     from iblvideo.video.reader import probe
 
     start = time.perf_counter()
-    video = raw_video_path(session, camera)
+    paths = SessionPaths(session)
     try:
-        probe(video)  # a missing, empty, truncated or corrupt video fails here, before any output is written
+        probe(paths.raw_video(camera))  # a missing, empty, truncated or corrupt video fails here, before any output is written
         in_pass = OnePassMotionEnergy()
-        pose = TRACKERS[options.tracker](video, camera, options, in_pass)
-        if in_pass.ran:
-            energy = save_motion_energy(session, camera, in_pass.result(), in_pass.roi)
+        pose = _track(paths, camera, options, in_pass)
+        if in_pass.ran and in_pass.roi is not None:
+            energy = save_motion_energy(session, camera, in_pass.result(), in_pass.roi, pose)
         else:  # no tracking pass (pose kept, or ground truth), or no ROI from the sample: IBL's ROI from the final tracks
-            energy = session_motion_energy(session, cameras=(camera,))[camera]
+            energy = motion_energy_stage(session, cameras=(camera,), tracker=options.tracker)[camera]
     except Exception as err:  # noqa: BLE001 - one camera's failure must not stop the others
         log.warning("%s camera failed: %s", camera, err)
         return CameraResult(camera, "Errored", seconds=time.perf_counter() - start, error=_failure(err))
     return CameraResult(camera, "Complete", [pose, *energy], time.perf_counter() - start)
 
 
-def _run_session_stages(result: SessionResult) -> None:
+def _run_session_stages(result: SessionResult, tracker: str) -> None:
     """Features and QC over the cameras that were tracked; their files go to the cameras they belong to."""
-    from iblvideo.measures.features import compute_session_features
-    from iblvideo.measures.qc import REPORT_NAME, run_qc
+    from iblvideo.sessions.stages import features_stage, qc_stage
 
     if not any(c.status == "Complete" for c in result.cameras.values()):
         return
-    alf = result.session / "alf"
     try:
-        for key, path in compute_session_features(result.session).items():
+        for key, path in features_stage(result.session, tracker).items():
             owner = result.cameras.get(key.split("_")[0])
             (owner.outputs if owner is not None else result.outputs).append(path)
-        result.qc = run_qc(result.session)["outcome"]
-        result.outputs.append(alf / REPORT_NAME)
+        result.qc = qc_stage(result.session, tracker)["outcome"]
+        result.outputs.append(SessionPaths(result.session).session_file(QC_REPORT))
     except Exception as err:  # noqa: BLE001 - reported as the session's error; the camera outputs stand
         result.errors.append(_failure(err))
 
 
-def find_cameras(session: Path, listed: list[str] = ()) -> list[str]:
+def find_cameras(session: Path, listed: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Cameras with a raw video on disk or listed by the database, in IBL's order."""
-    on_disk = {camera for camera in CAMERA_NAMES if any((session / "raw_video_data").glob(f"_iblrig_{camera}Camera.raw.*"))}
+    on_disk = {camera_of(path.name) for path in SessionPaths(session).raw_video_data.glob(RAW_VIDEO_PATTERN)}
     return [camera for camera in CAMERA_NAMES if camera in on_disk or camera in listed]
 
 
@@ -212,19 +207,20 @@ def _register(one: "One", result: SessionResult) -> None:
 
 
 def run_session(eid_or_path: str | Path, one: "One | None" = None, cameras: tuple[str, ...] | None = None,
-                tracker: str = "dlc", force: bool = False, weights: str = "demo", device: str = "cpu") -> SessionResult:
+                tracker: str = "dlc", force: bool = False, weights: str | None = None, device: str = "cpu") -> SessionResult:
     """Track, motion energy, features and QC for every camera of a session; outputs in ``alf/`` and in ONE.
 
     ``eid_or_path`` is a session folder (ONE runs in local mode on its data root) or an eid of the
     ``one`` given (or of the configured ONE). ``cameras`` defaults to every camera with a raw video.
-    ``tracker`` is ``dlc``, or ``truth`` to take a synthetic session's ground-truth pose.
+    ``tracker`` is ``dlc`` (``weights``: a weights set, default the demo weights), ``lightning-pose``
+    (``weights``: a network set, default IBL's), or ``truth`` to take a synthetic session's ground-truth pose.
     """
-    if tracker not in TRACKERS:
-        raise IblVideoError(None, f"unknown tracker {tracker!r}; expected one of {', '.join(TRACKERS)}")
+    if tracker not in SESSION_TRACKERS:
+        raise IblVideoError(None, f"unknown tracker {tracker!r}; expected one of {', '.join(SESSION_TRACKERS)}")
     unknown = [c for c in cameras or () if c not in CAMERA_NAMES]
     if unknown:
         raise IblVideoError(None, f"unknown camera {unknown[0]!r}; expected left, right or body")
-    options = Options(tuple(cameras) if cameras else None, tracker, str(weights), device, force)
+    options = Options(tuple(cameras) if cameras else None, tracker, None if weights is None else str(weights), device, force)
     start = time.perf_counter()
     session, eid, one = resolve(eid_or_path, one)
     available = find_cameras(session, listed_cameras(one, eid))
@@ -232,7 +228,7 @@ def run_session(eid_or_path: str | Path, one: "One | None" = None, cameras: tupl
     names = list(cameras) if cameras and available else available
     log.info("%s (%s): cameras %s", session, eid, ", ".join(names) or "none")
     result = SessionResult(session, eid, {name: _run_camera(session, name, options) for name in names})
-    _run_session_stages(result)
+    _run_session_stages(result, tracker)
     _register(one, result)
     result.seconds = time.perf_counter() - start
     log.info("%s: %s in %.1f s", session, result.status, result.seconds)

@@ -36,7 +36,9 @@ import av
 import numpy as np
 import pandas as pd
 
-from iblvideo.io.alf import atomic_dir, raw_video_path
+from iblvideo.io.alf import raw_video_path
+
+from iblvideo.io.atomic import atomic_dir
 from iblvideo.cameras import CAMERAS, TRAINING_LEFT, Camera
 from iblvideo.errors import IblVideoError
 from iblvideo.progress import progress_bar

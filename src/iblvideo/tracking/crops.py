@@ -75,7 +75,9 @@ class View:
     def snap(self, window: Window) -> Window:
         """``window`` moved and grown by less than one camera pixel so its edges are camera pixel edges."""
         s = self.scale
-        return Window(math.ceil(window.w / s) * s, math.ceil(window.h / s) * s, math.floor(window.x0 / s) * s, math.floor(window.y0 / s) * s)
+        # round: the products are whole numbers, and a Window holds ints (they reach the tables' metadata)
+        return Window(round(math.ceil(window.w / s) * s), round(math.ceil(window.h / s) * s),
+                      round(math.floor(window.x0 / s) * s), round(math.floor(window.y0 / s) * s))
 
     def full_window(self, size: tuple[int, int] | None = None) -> Window:
         """The whole canonical frame; given a network input ``size``, padded at the right or bottom

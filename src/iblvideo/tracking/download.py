@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
 
-from iblvideo.io.alf import atomic_dir
+from iblvideo.io.atomic import atomic_dir
 from iblvideo.errors import IblVideoError
 from iblvideo.progress import progress_bar
 

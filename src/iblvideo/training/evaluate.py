@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iblvideo.io.alf import atomic_path
+from iblvideo.io.atomic import atomic_path
 from iblvideo.errors import IblVideoError
 from iblvideo.training.labels import LabeledFrames, read_labels
 from iblvideo.networks.model_dir import EVALUATION, PoseModel, load_model

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from iblvideo.errors import IblVideoError
+from iblvideo.extras import DISTRIBUTIONS, MissingExtra
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ def _read_table(path: Path) -> pd.DataFrame:
             table = pd.read_hdf(path)
         else:
             table = pd.read_csv(path, header=[0, 1, 2], index_col=0)
-    except (ValueError, KeyError, IndexError, OSError, ImportError, pd.errors.ParserError) as err:
+    except ImportError:  # pandas reads .h5 through PyTables
+        raise MissingExtra(DISTRIBUTIONS["tables"], "dlc") from None
+    except (ValueError, KeyError, IndexError, OSError, pd.errors.ParserError) as err:
         raise IblVideoError(path, f"not a labels table with scorer/bodyparts/coords header rows ({type(err).__name__}: {err})") from None
     if not isinstance(table, pd.DataFrame) or table.columns.nlevels != 3 or list(table.columns.names) != HEADER:
         names = list(getattr(table, "columns", pd.Index([])).names)

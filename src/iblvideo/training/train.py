@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from iblvideo import __version__
-from iblvideo.io.alf import atomic_path
+from iblvideo.io.atomic import atomic_path
 from iblvideo.errors import IblVideoError
 from iblvideo.progress import progress_bar
 from iblvideo.training.augment import Augmentation

@@ -6,10 +6,11 @@ seeking lands on the frame asked for and a truncated file is told apart from a c
 from __future__ import annotations
 
 import bisect
+import collections
 import itertools
 import logging
 import os
-import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
@@ -95,6 +96,58 @@ def _scan_packets(path: Path, container: av.container.InputContainer) -> tuple[l
         stamps, keys = list(range(len(stamps))), {0}
     stamps.sort()
     return stamps, keys, max(declared, len(stamps))
+
+
+class FramePool:
+    """Batch arrays to fill again: ``take`` hands out a free one (or a new one), ``give_back`` returns it.
+
+    Arrays are handed back from other threads (those that track a batch), hence the lock. The pool
+    makes an array only when none of the shape is free, so it holds at most as many as were ever in
+    use at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[int, np.ndarray] = {}  # by id: the arrays keep their ids while the pool holds them
+        self._free: dict[tuple[tuple[int, ...], np.dtype], list[np.ndarray]] = collections.defaultdict(list)
+
+    def take(self, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+        """A free array of ``shape`` and ``dtype``, else a new one; its contents are whatever it last held."""
+        key = (tuple(shape), np.dtype(dtype))
+        with self._lock:
+            if self._free[key]:
+                return self._free[key].pop()
+            array = np.empty(*key)
+            self._made[id(array)] = array
+            return array
+
+    def give_back(self, array: np.ndarray) -> None:
+        """Return ``array`` (or a leading slice of it, as the last batch of a video is) to be filled again."""
+        with self._lock:
+            whole = self._owner(array)
+            free = self._free[(whole.shape, whole.dtype)]
+            if any(other is whole for other in free):
+                raise ValueError("this array was already given back to the pool")
+            free.append(whole)
+
+    @property
+    def arrays(self) -> int:
+        """How many arrays the pool has made."""
+        return len(self._made)
+
+    def _owner(self, array: np.ndarray) -> np.ndarray:
+        """The pool's array that ``array`` is, or begins."""
+        root = array if array.base is None else array.base  # numpy points a view of a view at the owner
+        whole = self._made.get(id(root))
+        if whole is not root or not _leading_slice(array, whole):
+            raise ValueError("this array was not taken from the pool (nor is it the leading rows of one that was)")
+        return whole
+
+
+def _leading_slice(view: np.ndarray, whole: np.ndarray) -> bool:
+    """Whether ``view`` is ``whole[:k]`` for some k."""
+    return (view.ctypes.data == whole.ctypes.data and view.dtype == whole.dtype and view.shape[1:] == whole.shape[1:]
+            and view.strides == whole.strides and view.shape[0] <= whole.shape[0])
 
 
 class VideoReader:
@@ -210,25 +263,33 @@ class VideoReader:
             else:
                 raise VideoError(self.path, f"frame {wanted} could not be decoded")
 
-    def batches(self, batch_size: int = BATCH_SIZE, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """(first index, stacked frames) in batches of ``batch_size``; memory stays a few batches.
+    def batches(self, batch_size: int = BATCH_SIZE, start: int = 0, stop: int | None = None,
+                pool: FramePool | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first index, stacked frames) in batches of ``batch_size``, each frame copied into its batch
+        as it comes out of the decoder.
 
-        Each frame is copied into its batch as it comes out of the decoder, and a batch's array is used
-        again once nothing else holds it: no array is allocated, and its memory zeroed by the kernel,
-        for every batch. A batch kept by the caller is never overwritten.
+        Without ``pool`` every batch is a new array, the caller's to keep. With one, batch arrays come
+        from ``pool`` and the caller hands each back (``pool.give_back(batch)``) once done with it: memory
+        stays the batches in use, and no array is allocated, and zeroed by the kernel, for every batch.
         """
-        arrays: list[np.ndarray] = []
+        take = pool.take if pool is not None else lambda shape, dtype: np.empty(shape, dtype)
         batch, filled, first = None, 0, start
-        for index, image in self.frames(start, stop):
-            if batch is None:
-                batch, filled, first = _unheld(arrays, (batch_size, *image.shape), image.dtype), 0, index
-            batch[filled] = image
-            filled += 1
-            if filled == batch_size:
-                yield first, batch
-                batch = None
-        if batch is not None:
-            yield first, batch[:filled]
+        try:
+            for index, image in self.frames(start, stop):
+                if batch is None:
+                    batch, filled, first = take((batch_size, *image.shape), image.dtype), 0, index
+                batch[filled] = image
+                filled += 1
+                if filled == batch_size:
+                    full, batch = batch, None
+                    yield first, full
+            if batch is not None:
+                last, batch = batch[:filled], None
+                yield first, last
+        finally:
+            # a batch being filled when decoding failed or the caller stopped was never the caller's
+            if batch is not None and pool is not None:
+                pool.give_back(batch)
 
     def __getitem__(self, index: int) -> np.ndarray:
         """The frame at ``index`` (negative counts from the end), exact whatever the keyframe layout."""
@@ -268,21 +329,10 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _unheld(arrays: list[np.ndarray], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """An array of ``arrays`` that nothing outside the list refers to (views and tensors made from an
-    array refer to it), else a new one added to the list."""
-    for array in arrays:
-        if sys.getrefcount(array) == 3:  # the list, this loop's name and getrefcount's own argument
-            return array
-    arrays.append(np.empty(shape, dtype))
-    return arrays[-1]
-
-
 def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     """``items`` produced on a background thread, up to ``depth`` ahead: decoding (which releases the
     GIL) overlaps with whatever the caller does with each item, and memory stays ``depth`` items."""
     import queue
-    import threading
 
     done = object()
     ready: queue.Queue = queue.Queue(maxsize=depth)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from iblvideo.io.alf import raw_video_path, session_root
+from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, SessionPaths, session_root
+from iblvideo.extras import needs_extra
 from iblvideo.sessions.queue.db import LEASE_SECONDS, MAX_ATTEMPTS, STATUSES, Claim, Queue
 from iblvideo.sessions.session import Options
 from iblvideo.sessions.queue.worker import Outcome, TaskQueue, work
@@ -22,19 +23,21 @@ __all__ = ["Claim", "Outcome", "Queue", "STATUSES", "find_sessions", "open_queue
 
 
 def needs_processing(session: Path) -> bool:
-    """Whether a session has a raw video without a pose table, or no QC report yet."""
-    from iblvideo.measures.qc import REPORT_NAME
+    """Whether a session has a raw video without a pose table (of any tracker), or no QC report yet."""
+    from iblvideo.tracking.registry import TRACKERS
 
-    cameras = [c for c in ("left", "right", "body") if raw_video_path(session, c).exists()]
+    paths = SessionPaths(session)
+    cameras = [c for c in CAMERA_NAMES if paths.raw_video(c).exists()]
     if not cameras:
         return False
-    alf = session / "alf"
-    return not (alf / REPORT_NAME).exists() or any(not (alf / f"_ibl_{c}Camera.dlc.pqt").exists() for c in cameras)
+    tracked = [c for c in cameras if any(paths.pose(c, entry.attribute).exists() for entry in TRACKERS.values())]
+    return not paths.session_file(QC_REPORT).exists() or tracked != cameras
 
 
 def find_sessions(items: Iterable[str | Path]) -> Iterator[str]:
     """Queue entries for ``items``: a session folder as itself, a data root as its sessions without outputs, an eid as is."""
-    from one.alf.io import iter_sessions
+    with needs_extra("queue"):
+        from one.alf.io import iter_sessions
 
     for item in items:
         path = Path(item).expanduser()

@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from iblvideo.errors import IblVideoError
+from iblvideo.extras import needs_extra
 from iblvideo.sessions.queue.db import Claim, worker_name
 from iblvideo.sessions.session import Options
 from iblvideo.sessions.queue.worker import Lease, Outcome, TaskQueue, execute, lease_period, record
@@ -35,7 +36,8 @@ def _slots(client: "Client") -> int:
 def work_on_cluster(queue: TaskQueue, client: "Client", n_sessions: int, options: Options,
                     worker: str | None = None) -> list[Outcome]:
     """Claim up to ``n_sessions`` tasks, keeping every GPU of the cluster busy, and record each result."""
-    from distributed import as_completed
+    with needs_extra("queue"):
+        from distributed import as_completed
 
     worker = f"{worker or worker_name()}/dask"
     in_flight: dict[object, Claim] = {}

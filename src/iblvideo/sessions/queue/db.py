@@ -17,11 +17,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, or_, select, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-
 from iblvideo.errors import IblVideoError
+from iblvideo.extras import needs_extra
+
+with needs_extra("queue"):
+    from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, or_, select, update
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 STATUSES = ("Waiting", "Started", "Complete", "Errored", "Empty", "Held")
 DEFAULT_DB = Path("iblvideo-queue.sqlite")
@@ -133,7 +135,8 @@ class Queue:
         self.url = database_url(db)
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
-        self.engine = _sqlite_engine(self.url) if self.url.startswith("sqlite") else create_engine(self.url, pool_pre_ping=True)
+        with needs_extra("postgres"):  # a postgresql:// URL loads psycopg here
+            self.engine = _sqlite_engine(self.url) if self.url.startswith("sqlite") else create_engine(self.url, pool_pre_ping=True)
         try:
             Base.metadata.create_all(self.engine)
         except Exception as err:  # noqa: BLE001 - a wrong URL or a server that is down: one line

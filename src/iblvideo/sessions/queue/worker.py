@@ -77,21 +77,18 @@ def remove_partials(session: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _let_info_through(logger: logging.Logger) -> None:
-    """Let INFO records reach the task log, while the console shows no more than it was configured to."""
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)  # unconfigured (Python API)
-    elif logger.level > logging.INFO and logger.handlers:  # quiet on the command line: the console handler keeps it quiet
-        for console in logger.handlers:
-            console.setLevel(max(console.level, logger.level))
-        logger.setLevel(logging.INFO)
-
-
 def execute(session: str, options: Options, one: "One | None" = None) -> Outcome:
-    """Run one session and describe how it ended; never raises for a failed session."""
+    """Run one session and describe how it ended; never raises for a failed session.
+
+    The outcome's log holds the INFO and louder records that the ``iblvideo`` logger let through from
+    this thread while the session ran. Which those are is the application's choice (the command line
+    sets INFO): no level is changed here, since other threads of the process log through the same logger.
+    """
     handler = _ThreadLog()
     logger = logging.getLogger("iblvideo")
-    _let_info_through(logger)
+    note = [] if logger.isEnabledFor(logging.INFO) else [
+        f"(the iblvideo logger lets only {logging.getLevelName(logger.getEffectiveLevel())} and louder through: "
+        "set its level to INFO for the whole task log)"]
     logger.addHandler(handler)
     start = time.perf_counter()
     try:
@@ -104,7 +101,7 @@ def execute(session: str, options: Options, one: "One | None" = None) -> Outcome
         outcome = Outcome(session, "Errored", time.perf_counter() - start, f"{type(err).__name__}: {err}")
     finally:
         logger.removeHandler(handler)
-    outcome.log = "\n".join(handler.lines)
+    outcome.log = "\n".join([*note, *handler.lines])
     return outcome
 
 

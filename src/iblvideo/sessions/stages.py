@@ -1,0 +1,130 @@
+"""The stages after tracking, on a session's files: motion energy, features and licks, QC.
+
+Each reads the pose table the session chose (``io.session_files.pose_tables``: the tracker's asked
+for, else the only one), computes with ``measures``, writes IBL's datasets atomically, and records
+which pose tables each output was made from. These back ``run_session`` and the ``motion-energy``,
+``features`` and ``qc`` commands.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from iblvideo.errors import IblVideoError
+from iblvideo.io.alf import CAMERA_NAMES, LICKS, QC_REPORT, SessionPaths
+from iblvideo.io.session_files import (
+    read_parquet, read_pose, read_times, read_trials, record_provenance, require_pose_tables, write_json, write_npy,
+    write_parquet,
+)
+from iblvideo.measures.features import SMOOTHING_WINDOW, side_camera_features
+from iblvideo.measures.motion_energy import Roi, compute_motion_energy, roi_from_pose
+from iblvideo.measures.qc import camera_data, session_report
+from iblvideo.tracks import PoseTracks
+
+log = logging.getLogger(__name__)
+
+
+def _pose(path: Path, camera: str) -> PoseTracks:
+    """A pose table's tracks, with its camera checked against the table's own metadata."""
+    tracks = read_pose(path)
+    recorded = tracks.metadata.get("camera")
+    if recorded not in (None, camera):
+        raise IblVideoError(path, f"this pose table is of the {recorded} camera, not the {camera} camera")
+    return tracks
+
+
+def save_motion_energy(session: Path, camera: str, energy: np.ndarray, roi: Roi, pose: Path) -> tuple[Path, Path]:
+    """Write the motion energy and its ROI (w, h, x, y) into ``alf/``, made from the pose table ``pose``."""
+    energy_path, roi_path = SessionPaths(session).motion_energy(camera)
+    written = write_npy(energy, energy_path), write_npy(roi.to_array(), roi_path)
+    record_provenance(session, list(written), [pose])
+    return written
+
+
+def motion_energy_stage(session: str | Path, cameras: tuple[str, ...] = CAMERA_NAMES, tracker: str | None = None) -> dict[str, tuple[Path, Path]]:
+    """Motion energy of every camera of ``session`` that has both a raw video and a pose table, in IBL's
+    ROI placed from that table's final tracks."""
+    session = Path(session)
+    paths = SessionPaths(session)
+    with_video = tuple(c for c in cameras if paths.raw_video(c).exists())
+    tables = require_pose_tables(session, tracker, with_video) if with_video else {}
+    if not tables:
+        raise IblVideoError(session, "no camera with both raw_video_data/_iblrig_<cam>Camera.raw.mp4 and a pose table in alf/")
+    written = {}
+    for camera, pose in tables.items():
+        try:
+            roi = roi_from_pose(_pose(pose, camera), camera)
+        except IblVideoError as err:
+            raise IblVideoError(pose, err.problem) from None
+        written[camera] = save_motion_energy(session, camera, compute_motion_energy(paths.raw_video(camera), roi), roi, pose)
+    return written
+
+
+def features_stage(session: str | Path, tracker: str | None = None) -> dict[str, Path]:
+    """Each side camera's feature table and sniff times, and the licks of both merged on the session clock.
+
+    Camera times (``_ibl_<cam>Camera.times.npy``) put events on the session clock. Returns the written
+    files by name (``left_features``, ``left_sniffs``, ``licks``, ...).
+    """
+    session = Path(session)
+    paths = SessionPaths(session)
+    tables = require_pose_tables(session, tracker)
+    written: dict[str, Path] = {}
+    licks: list[np.ndarray] = []
+    used: list[Path] = []
+    for camera, pose in tables.items():
+        if camera not in SMOOTHING_WINDOW:
+            continue  # IBL computes features for the side cameras only
+        try:
+            result = side_camera_features(_pose(pose, camera), read_times(paths.times(camera)), camera)
+        except IblVideoError as err:
+            raise IblVideoError(pose, err.problem) from None
+        written[f"{camera}_features"] = write_parquet(result.table, paths.features(camera))
+        outputs = [written[f"{camera}_features"]]
+        if result.sniffs is not None:
+            written[f"{camera}_sniffs"] = write_npy(result.sniffs, paths.sniffs(camera))
+            outputs.append(written[f"{camera}_sniffs"])
+        record_provenance(session, outputs, [pose])
+        if result.licks is not None:
+            licks.append(result.licks)
+            used.append(pose)
+    if licks:
+        written["licks"] = write_npy(np.sort(np.concatenate(licks)), paths.session_file(LICKS))
+        record_provenance(session, [written["licks"]], used)
+    else:
+        log.warning("%s: no lick times (no side camera with tongue points and camera times)", session)
+    return written
+
+
+def _stim_on_times(session: Path) -> np.ndarray | None:
+    trials = read_trials(session)
+    return trials["stimOn_times"].to_numpy(float) if trials is not None and "stimOn_times" in trials.columns else None
+
+
+def _pupil(paths: SessionPaths, camera: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Raw and smoothed pupil diameters from the camera's feature table, when there is one."""
+    features = read_parquet(paths.features(camera), columns=["pupilDiameter_raw", "pupilDiameter_smooth"])
+    if features is None:
+        return None
+    return features["pupilDiameter_raw"].to_numpy(float), features["pupilDiameter_smooth"].to_numpy(float)
+
+
+def qc_stage(session: str | Path, tracker: str | None = None) -> dict:
+    """IBL's pose QC of every camera with a pose table; writes ``alf/_iblvideo_dlc.qc.json`` and returns the report.
+
+    Pupil diameters come from the feature tables when present (as IBL's QC reads them), else from the tracks.
+    """
+    session = Path(session)
+    paths = SessionPaths(session)
+    tables = require_pose_tables(session, tracker)
+    stim_on = _stim_on_times(session)
+    data = {camera: camera_data(camera, _pose(pose, camera), read_times(paths.times(camera)), stim_on, _pupil(paths, camera))
+            for camera, pose in tables.items()}
+    report = session_report(str(session), data)
+    report["pose_tables"] = {camera: pose.name for camera, pose in tables.items()}
+    out = write_json(report, paths.session_file(QC_REPORT))
+    record_provenance(session, [out], list(tables.values()))
+    log.info("QC %s; report written to %s", report["outcome"], out)
+    return report
