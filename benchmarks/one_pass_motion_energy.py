@@ -23,17 +23,18 @@ import numpy as np
 from iblvideo.measures import motion_energy as M
 from iblvideo.io.alf import raw_video_path
 from iblvideo.tracking.cascade import sample_indices
-from iblvideo.measures.features import LIKELIHOOD_THRESHOLD
-from iblvideo.measures.features import load_pose
+from iblvideo.io.alf import SessionPaths
+from iblvideo.io.session_files import read_pose
 from iblvideo.progress import configure
 from iblvideo.sessions.session import run_session
 from iblvideo.synth import synthesize_session
+from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
 
 
-def mean_position(pose, point: str) -> np.ndarray:
-    confident = pose[f"{point}_likelihood"] >= LIKELIHOOD_THRESHOLD
-    return pose.loc[confident, [f"{point}_x", f"{point}_y"]].mean().to_numpy()
+def mean_position(pose: PoseTracks, point: str, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """Mean confident position of ``point`` over ``rows``."""
+    return np.nanmean(pose.confident_xy(point)[rows], axis=0)
 
 
 def main() -> None:
@@ -49,13 +50,13 @@ def main() -> None:
         result = run_session(session, weights=args.weights)
         print(f"seed {args.seed}, {args.seconds:g} s: run_session {result.status} in {time.perf_counter() - start:.1f} s")
         for camera, outcome in result.cameras.items():
-            energy_path, roi_path = M.output_paths(session, camera)
+            energy_path, roi_path = SessionPaths(session).motion_energy(camera)
             sampled = M.Roi(*(int(v) for v in np.load(roi_path)))
-            pose = load_pose(session / "alf" / f"_ibl_{camera}Camera.dlc.pqt")
+            pose = read_pose(SessionPaths(session).pose(camera, "dlc"))
             ibl = M.roi_from_pose(pose, camera)
             with VideoReader(raw_video_path(session, camera)) as reader:
-                rows = pose.iloc[sample_indices(len(pose), reader.info.fps, reader.keyframes)]
-            means = {p: np.hypot(*(mean_position(rows, p) - mean_position(pose, p))) for p in M.roi_points(camera)}
+                rows = sample_indices(len(pose), reader.info.fps, reader.keyframes)
+            means = {p: np.hypot(*(mean_position(pose, p, rows) - mean_position(pose, p))) for p in M.roi_points(camera)}
             start = time.perf_counter()
             exact = M.compute_motion_energy(raw_video_path(session, camera), ibl)
             decode = time.perf_counter() - start

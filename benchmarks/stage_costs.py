@@ -35,16 +35,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    from iblvideo.tracking.cascade import Cascade
+    from iblvideo.tracking.cascade import place_windows, sample
     from iblvideo.tracking.crops import cut
-    from iblvideo.video.reader import VideoReader
+    from iblvideo.tracking.pose_networks import PoseNetworkTracker
     from iblvideo.tracking.weights import load_weights
+    from iblvideo.video.reader import VideoReader
 
     torch.set_num_threads(1)
     size = args.batch_size
     with VideoReader(args.video, threads=1) as reader:
-        cascade = Cascade(load_weights(args.weights), reader.info.camera())
-        windows = cascade.windows(reader)
+        cascade = PoseNetworkTracker(load_weights(args.weights), reader.info.camera())
+        windows = place_windows(cascade, sample(reader), reader)
         middle = max(0, reader.info.n_frames // 2 - size * args.batches // 2)
         batches = [torch.from_numpy(batch.copy()) for _, batch in reader.batches(size, middle, middle + size * args.batches)]
     frames = sum(len(batch) for batch in batches)
@@ -56,8 +57,8 @@ def main() -> None:
         shape = "x".join(map(str, network.input_size))
         if stage.refines:
             coarse = next(s for s in cascade.stages if s.role == stage.refines)
-            found = [cascade._track(cascade.models[coarse.role], b, windows[coarse.role], coarse.points)[0] for b in batches]
-            seconds = _fastest(lambda: [cascade._refine(stage, b, coarse, xy) for b, xy in zip(batches, found)], args.repeat)
+            found = [cascade.track(coarse.role, b, windows[coarse.role], coarse.points)[0] for b in batches]
+            seconds = _fastest(lambda: [cascade.refine(stage, b, coarse, xy) for b, xy in zip(batches, found)], args.repeat)
             print(f"{stage.role:<12} {shape:>9} {'':>7} {seconds / frames * 1e3:8.3f}  (crops and network, every point)")
             total += seconds
             continue

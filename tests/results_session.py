@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from iblvideo.measures.features import compute_session_features
-from iblvideo.measures.motion_energy import session_motion_energy
-from iblvideo.measures.qc import run_qc
+from iblvideo.sessions.stages import features_stage, motion_energy_stage, qc_stage
 from iblvideo.synth import synthesize_session
 
 SEED = 2  # within 3 s: one correct trial and the stimulus onset of an error trial
@@ -24,9 +22,9 @@ DEMO_MANIFEST = Path(__file__).parents[1] / "src" / "iblvideo" / "weights_demo" 
 
 
 def _derive(session: Path) -> Path:
-    session_motion_energy(session)
-    compute_session_features(session)
-    run_qc(session)
+    motion_energy_stage(session)
+    features_stage(session)
+    qc_stage(session)
     return session
 
 

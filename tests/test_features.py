@@ -11,6 +11,9 @@ import pytest
 from iblvideo.measures import features as F
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
+from iblvideo.io.session_files import read_pose
+from iblvideo.sessions.stages import features_stage
+from iblvideo.tracks import PoseTracks
 from reference import inputs
 
 REF = inputs.REFERENCE
@@ -30,9 +33,14 @@ def copy_session(tmp_path: Path, name: str) -> Path:
     return session
 
 
+def confident(table: pd.DataFrame) -> PoseTracks:
+    """A table's tracks, NaN where unsure, as every feature reads them."""
+    return PoseTracks.from_frame(table).confident()
+
+
 @pytest.fixture(scope="module")
-def pupil_pose() -> pd.DataFrame:
-    return F.threshold_likelihood(inputs.ensemble_median("pupil", "left"))
+def pupil_pose() -> PoseTracks:
+    return confident(inputs.ensemble_median("pupil", "left"))
 
 
 def test_pupil_diameter_matches_ibllib_on_real_ensemble(pupil_pose):
@@ -46,17 +54,17 @@ def test_smoothed_pupil_matches_ibllib_on_real_ensemble(pupil_pose, camera):
 
 @pytest.mark.parametrize("camera", ["left", "right"])
 def test_paw_speed_and_events_match_ibllib_on_real_ensemble(camera):
-    pose, times = F.threshold_likelihood(inputs.ensemble_median("paw", camera)), inputs.ensemble_times(camera)
+    pose, times = confident(inputs.ensemble_median("paw", camera)), inputs.ensemble_times(camera)
     for point in ("paw_l", "paw_r"):
         assert_same(F.speed(pose, times, camera, point), np.load(REF / f"speed_{camera}_{point}.npy"))
-    events = F.event_times(pose, times, ("paw_l_x", "paw_l_y", "paw_r_x", "paw_r_y"))
+    events = F.event_times([pose.point_xy(p)[:, axis] for p in ("paw_l", "paw_r") for axis in (0, 1)], times)
     assert_same(events, np.load(REF / f"events_{camera}_paws.npy"))
 
 
 @pytest.mark.parametrize("name", list(inputs.reference_sessions()))
 def test_session_features_match_ibllib(tmp_path, name):
     session = copy_session(tmp_path, name)
-    written = F.compute_session_features(session)
+    written = features_stage(session)
     alf = session / "alf"
     assert_same(np.load(alf / "licks.times.npy"), np.load(REF / f"{name}_licks.npy"))
     for camera in ("left", "right"):
@@ -74,17 +82,18 @@ def test_session_features_match_ibllib(tmp_path, name):
             assert f"{camera}_sniffs" not in written
 
 
-def test_threshold_likelihood_hides_unsure_points_only():
-    pose = pd.DataFrame({"a_x": [1.0, 2.0, 3.0], "a_y": [4.0, 5.0, 6.0], "a_likelihood": [0.95, 0.5, 0.9]})
-    out = F.threshold_likelihood(pose)
-    assert out["a_x"].isna().tolist() == [False, True, False]
-    assert pose["a_x"].notna().all()  # the input is left alone
+def test_confident_tracks_hide_unsure_points_only():
+    pose = PoseTracks.from_frame(pd.DataFrame({"a_x": [1.0, 2.0, 3.0], "a_y": [4.0, 5.0, 6.0], "a_likelihood": [0.95, 0.5, 0.9]}))
+    out = pose.confident()
+    assert np.isnan(out.point_xy("a")[:, 0]).tolist() == [False, True, False]
+    assert np.isfinite(pose.xy).all()  # the input is left alone
 
 
 def test_pupil_diameter_of_a_circle_is_its_diameter():
     angles = {"top": (0, -1), "right": (1, 0), "bottom": (0, 1), "left": (-1, 0)}
-    pose = pd.DataFrame({f"pupil_{k}_r_{c}": [50 + 7 * v[i]] for k, v in angles.items() for i, c in enumerate("xy")})
-    assert F.pupil_diameter(pose) == pytest.approx([14.0])
+    pose = pd.DataFrame({f"pupil_{k}_r_{c}": [50 + 7 * v[i] if c in "xy" else 1.0]
+                         for k, v in angles.items() for i, c in enumerate(("x", "y", "likelihood"))})
+    assert F.pupil_diameter(PoseTracks.from_frame(pose)) == pytest.approx([14.0])
 
 
 def test_smoothing_gives_nan_rather_than_failing_on_mostly_missing_pupil():
@@ -96,7 +105,7 @@ def test_smoothing_gives_nan_rather_than_failing_on_mostly_missing_pupil():
 
 
 def test_all_nan_tongue_has_no_licks():
-    pose = pd.DataFrame({c: np.full(50, np.nan) for c in F.TONGUE_COLUMNS})
+    pose = PoseTracks(F.TONGUE_POINTS, np.full((50, 2, 2), np.nan), np.zeros((50, 2)))
     assert F.lick_times(pose, np.arange(50) / 60).size == 0
 
 
@@ -113,7 +122,7 @@ def test_features_from_synthetic_ground_truth_recover_the_truth():
     truth, alf = inputs.SYNTH_SESSION / "truth", inputs.SYNTH_SESSION / "alf"
     detected = []
     for camera in ("left", "right"):
-        pose = F.load_pose(alf / f"_ibl_{camera}Camera.dlc.pqt")
+        pose = read_pose(alf / f"_ibl_{camera}Camera.dlc.pqt")
         times = np.load(alf / f"_ibl_{camera}Camera.times.npy")
         result = F.side_camera_features(pose, times, camera)
         table = result.table
@@ -131,7 +140,7 @@ def test_features_from_synthetic_ground_truth_recover_the_truth():
 def test_smoothing_in_chunks_equals_one_piece(monkeypatch):
     from iblvideo.measures import smoothing
 
-    raw = F.pupil_diameter(F.threshold_likelihood(inputs.ensemble_median("pupil", "left")))
+    raw = F.pupil_diameter(confident(inputs.ensemble_median("pupil", "left")))
     whole = smoothing.smooth_interpolate_savgol(raw, 31, 3)
     monkeypatch.setattr(smoothing, "_CHUNK", 97)
     np.testing.assert_allclose(smoothing.smooth_interpolate_savgol(raw, 31, 3), whole, rtol=0, atol=1e-12)

@@ -1,6 +1,8 @@
 """Labeled videos on a synthetic session whose ground truth stands in for the pose outputs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from iblvideo.results import label_video as L
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
-from iblvideo.measures.features import LIKELIHOOD_THRESHOLD
+from iblvideo.tracks import LIKELIHOOD_THRESHOLD, PoseTracks
 from iblvideo.measures.motion_energy import Roi
 from iblvideo.results.load import CameraResults, load_camera, point_colour
 from iblvideo.video.reader import VideoReader
@@ -57,7 +59,7 @@ def test_labeler_fades_unsure_points_and_outlines_the_roi():
     pose = pd.DataFrame({"nose_tip_x": [30.0], "nose_tip_y": [20.0], "nose_tip_likelihood": [0.99],
                          "paw_r_x": [50.0], "paw_r_y": [30.0], "paw_r_likelihood": [0.5],
                          "paw_l_x": [np.nan], "paw_l_y": [np.nan], "paw_l_likelihood": [0.0]})
-    camera = CameraResults("right", pose, {}, times=np.array([1.25]), video=None, roi=Roi(w=20, h=10, x=5, y=25),
+    camera = CameraResults("right", PoseTracks.from_frame(pose), Path("pose.pqt"), times=np.array([1.25]), video=None, roi=Roi(w=20, h=10, x=5, y=25),
                            motion_energy=None, features=None)
     grey = np.full((40, 64), 100, np.uint8)
     image = L.Labeler(camera, width=64).draw(0, grey).astype(int)

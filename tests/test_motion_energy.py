@@ -11,6 +11,8 @@ import pytest
 from iblvideo.measures import motion_energy as M
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
+from iblvideo.io.alf import SessionPaths
+from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
 from reference import inputs
 
@@ -29,14 +31,14 @@ def video(camera: str):
     ("me", inputs.ME_SESSION, "left"), ("me", inputs.ME_SESSION, "body"), ("synth", inputs.SYNTH_SESSION, "right"),
 ])
 def test_roi_and_motion_energy_equal_upstream(name, session, camera):
-    roi = M.roi_from_pose(pd.read_parquet(session / "alf" / f"_ibl_{camera}Camera.dlc.pqt"), camera)
+    roi = M.roi_from_pose(PoseTracks.from_frame(pd.read_parquet(session / "alf" / f"_ibl_{camera}Camera.dlc.pqt")), camera)
     assert roi.to_array().tolist() == ROIS[f"{name}_{camera}"]
     energy = M.compute_motion_energy(session / "raw_video_data" / f"_iblrig_{camera}Camera.raw.mp4", roi)
     np.testing.assert_array_equal(energy, np.load(inputs.REFERENCE / f"motion_energy_{name}_{camera}.npy"))
 
 
 def test_accumulator_does_not_depend_on_batching():
-    roi = M.roi_from_pose(pose("left"), "left")
+    roi = M.roi_from_pose(PoseTracks.from_frame(pose("left")), "left")
     with VideoReader(video("left")) as reader:
         results = []
         for size in (1, 7, 64):
@@ -67,8 +69,8 @@ def test_accumulator_definition_and_order():
 def test_side_roi_falls_back_to_other_pupil_points():
     table = pose("left")
     table["pupil_top_r_likelihood"] = 0.1
-    roi = M.roi_from_pose(table, "left")
-    assert roi != M.roi_from_pose(pose("left"), "left") and roi.w > 0
+    roi = M.roi_from_pose(PoseTracks.from_frame(table), "left")
+    assert roi != M.roi_from_pose(PoseTracks.from_frame(pose("left")), "left") and roi.w > 0
 
 
 @pytest.mark.parametrize("camera, point", [("left", "nose_tip"), ("body", "tail_start")])
@@ -76,21 +78,21 @@ def test_untracked_anchor_is_a_clear_error(camera, point):
     table = pose(camera)
     table[f"{point}_likelihood"] = 0.0
     with pytest.raises(IblVideoError, match="never tracked"):
-        M.roi_from_pose(table, camera)
+        M.roi_from_pose(PoseTracks.from_frame(table), camera)
 
 
 def test_roi_off_the_frame_is_a_clear_error():
     table = pose("body")
     table["tail_start_y"] = 50.0  # y = 50 - 120 < 0
     with pytest.raises(IblVideoError, match="off the frame"):
-        M.roi_from_pose(table, "body")
+        M.roi_from_pose(PoseTracks.from_frame(table), "body")
 
 
 def test_session_command_writes_ibl_named_files(tmp_path, capsys):
     session = tmp_path / "mouse" / "2024-01-01" / "001"
     shutil.copytree(inputs.ME_SESSION, session)
     assert main(["-q", "motion-energy", str(session), "--cameras", "body"]) == 0
-    energy, position = M.output_paths(session, "body")
+    energy, position = SessionPaths(session).motion_energy("body")
     assert energy.name == "bodyCamera.ROIMotionEnergy.npy" and position.name == "bodyROIMotionEnergy.position.npy"
     assert str(energy) in capsys.readouterr().out
     np.testing.assert_array_equal(np.load(energy), np.load(inputs.REFERENCE / "motion_energy_me_body.npy"))

@@ -44,12 +44,13 @@ def _process_state() -> dict[str, object]:
 @pytest.fixture
 def unusual_state():
     """Values no library would pick by chance, so a call that sets its own is seen; the old ones afterwards."""
-    interval, rng = sys.getswitchinterval(), torch.random.get_rng_state()
+    interval, seed, rng = sys.getswitchinterval(), torch.initial_seed(), torch.random.get_rng_state()
     sys.setswitchinterval(0.0025)  # whole microseconds, as CPython keeps it: set back as read, it reads the same
     torch.manual_seed(20260101)
     torch.rand(3)  # the state moved on from the seed: a reseed with the same seed would show too
     yield
     sys.setswitchinterval(interval)
+    torch.manual_seed(seed)
     torch.random.set_rng_state(rng)
 
 

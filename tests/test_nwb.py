@@ -37,8 +37,8 @@ def test_nwb_round_trips_every_point(session_with_truth_as_pose, tmp_path):
             assert estimation.source_software == "iblvideo"
             for point in camera.points:
                 series = estimation.pose_estimation_series[point]
-                np.testing.assert_array_equal(series.data[:], camera.pose[[f"{point}_x", f"{point}_y"]].to_numpy())
-                np.testing.assert_array_equal(series.confidence[:], camera.pose[f"{point}_likelihood"].to_numpy())
+                np.testing.assert_array_equal(series.data[:], camera.tracks.point_xy(point))
+                np.testing.assert_array_equal(series.confidence[:], camera.tracks.point_likelihood(point))
                 np.testing.assert_array_equal(series.timestamps[:], camera.times)
                 assert series.unit == "pixels"
         left_estimation = behavior["leftCameraPoseEstimation"]

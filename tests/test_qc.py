@@ -13,6 +13,9 @@ from iblvideo.measures import features as F
 from iblvideo.measures import qc as Q
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
+from iblvideo.io.alf import QC_REPORT
+from iblvideo.sessions.stages import features_stage, qc_stage
+from iblvideo.tracks import PoseTracks
 from reference import inputs
 
 REFERENCE = json.loads((inputs.REFERENCE / "qc.json").read_text())
@@ -34,9 +37,9 @@ def assert_check(ours: dict, theirs: str | list) -> None:
 @pytest.mark.parametrize("name", list(inputs.reference_sessions()))
 def test_session_qc_matches_ibllib(tmp_path, name):
     session = copy_session(tmp_path, name)
-    F.compute_session_features(session)  # ibllib's QC reads the feature tables, as ours does when present
-    report = Q.run_qc(session)
-    assert json.loads((session / "alf" / Q.REPORT_NAME).read_text()) == report
+    features_stage(session)  # ibllib's QC reads the feature tables, as ours does when present
+    report = qc_stage(session)
+    assert json.loads((session / "alf" / QC_REPORT).read_text()) == report
     for camera, theirs in REFERENCE[name].items():
         ours = report["cameras"][camera]
         assert ours["outcome"] == theirs["outcome"], camera
@@ -46,14 +49,14 @@ def test_session_qc_matches_ibllib(tmp_path, name):
 
 
 def test_qc_computes_pupil_itself_without_feature_tables(tmp_path):
-    report = Q.run_qc(copy_session(tmp_path, "blind"))
+    report = qc_stage(copy_session(tmp_path, "blind"))
     for camera, theirs in REFERENCE["blind"].items():
         assert report["cameras"][camera]["outcome"] == theirs["outcome"]
 
 
 @pytest.mark.parametrize("camera", ["left", "right"])
 def test_pupil_checks_match_ibllib_on_real_ensemble(camera):
-    raw = F.pupil_diameter(F.threshold_likelihood(inputs.ensemble_median("pupil", "left")))
+    raw = F.pupil_diameter(PoseTracks.from_frame(inputs.ensemble_median("pupil", "left")).confident())
     data = Q.CameraData(camera, coords={}, pupil_raw=raw, pupil_smooth=F.smooth_pupil_diameter(raw, camera))
     theirs = REFERENCE["pupil_ensemble"][camera]
     assert_check(Q.check_pupil_blocked(data).to_json(), theirs["pupil_blocked"])
@@ -62,9 +65,9 @@ def test_pupil_checks_match_ibllib_on_real_ensemble(camera):
 
 @pytest.mark.parametrize("camera", ["left", "right"])
 def test_pose_checks_match_ibllib_on_real_ensemble(camera):
-    pose = F.threshold_likelihood(inputs.ensemble_median("paw", camera))
+    pose = PoseTracks.from_frame(inputs.ensemble_median("paw", camera)).confident()
     times = inputs.ensemble_times(camera)
-    coords = {p: pose[[f"{p}_x", f"{p}_y"]].to_numpy().T for p in ("paw_l", "paw_r")}
+    coords = {p: pose.point_xy(p).T for p in ("paw_l", "paw_r")}
     data = Q.CameraData(camera, coords=coords, times=times, stim_on_times=inputs.stim_on_times(times))
     for check, outcome in REFERENCE["paw_ensemble"][camera].items():
         assert_check(Q.CHECKS[check](data).to_json(), outcome)
@@ -72,7 +75,7 @@ def test_pose_checks_match_ibllib_on_real_ensemble(camera):
 
 def test_missing_times_and_length_mismatch_get_a_failing_outcome(tmp_path):
     # short_times: right camera has 7 times too few, body camera has no times file (ibllib skips it)
-    report = Q.run_qc(copy_session(tmp_path, "short_times"))
+    report = qc_stage(copy_session(tmp_path, "short_times"))
     body, right = report["cameras"]["body"]["checks"], report["cameras"]["right"]["checks"]
     assert body["time_trace_length_match"] == {"outcome": "FAIL", "note": "no camera times file"}
     assert "1493 camera times for 1500 pose frames" in right["time_trace_length_match"]["note"]
@@ -128,11 +131,11 @@ def test_qc_command_prints_table_and_errors_cleanly(tmp_path, capsys):
     assert main(["-q", "qc", str(session)]) == 2
     assert "cannot read pose table" in capsys.readouterr().err
     with pytest.raises(IblVideoError, match="no pose tables"):
-        Q.run_qc(tmp_path)
+        qc_stage(tmp_path)
 
 
 def test_qc_reads_trials_without_stim_on(tmp_path):
     session = copy_session(tmp_path, "good")
     pd.DataFrame({"feedback_times": [1.0]}).to_parquet(session / "alf" / "_ibl_trials.table.pqt")
-    report = Q.run_qc(session)
+    report = qc_stage(session)
     assert report["cameras"]["left"]["checks"]["paw_close_nan"]["outcome"] == "NOT_SET"

@@ -13,7 +13,9 @@ from one.api import One
 from iblvideo import run_session
 from iblvideo.io.alf import raw_video_path
 from iblvideo.cli import main
-from iblvideo.measures.motion_energy import Roi, compute_motion_energy, output_paths, roi_from_pose
+from iblvideo.io.alf import SessionPaths
+from iblvideo.io.session_files import read_pose
+from iblvideo.measures.motion_energy import Roi, compute_motion_energy, roi_from_pose
 from iblvideo.synth import synthesize_session
 from iblvideo.video.reader import VideoReader, probe
 
@@ -153,13 +155,13 @@ def test_full_session_with_the_demo_weights(unseen, decoded):
     assert passes == {video.name: probe(video).n_frames for video in videos.values()}
     assert samples == {video.name: 1 for video in videos.values()}
     for camera, video in videos.items():
-        energy_path, roi_path = output_paths(unseen, camera)
+        energy_path, roi_path = SessionPaths(unseen).motion_energy(camera)
         roi = Roi(*(int(v) for v in np.load(roi_path)))
         energy = np.load(energy_path)
         # the same numbers as the standalone computation in that ROI, batched differently
         np.testing.assert_array_equal(energy, compute_motion_energy(video, roi, batch_size=37))
         # the ROI placed from the sampled frames' tracks is close to IBL's, from the final tracks
-        ibl = roi_from_pose(pd.read_parquet(unseen / "alf" / f"_ibl_{camera}Camera.dlc.pqt"), camera)
+        ibl = roi_from_pose(read_pose(unseen / "alf" / f"_ibl_{camera}Camera.dlc.pqt"), camera)
         assert np.abs(roi.to_array() - ibl.to_array()).max() <= 3, (camera, roi, ibl)
         assert np.corrcoef(energy, compute_motion_energy(video, ibl))[0, 1] > 0.99
 
@@ -173,8 +175,8 @@ def test_full_session_with_the_demo_weights(unseen, decoded):
     assert {camera: path.stat().st_mtime_ns for camera, path in poses.items()} == written
     assert passes == {video.name: probe(video).n_frames for video in videos.values()} and not samples
     for camera in videos:
-        ibl = roi_from_pose(pd.read_parquet(poses[camera]), camera)
-        assert np.load(output_paths(unseen, camera)[1]).tolist() == ibl.to_array().tolist()
+        ibl = roi_from_pose(read_pose(poses[camera]), camera)
+        assert np.load(SessionPaths(unseen).motion_energy(camera)[1]).tolist() == ibl.to_array().tolist()
 
 
 def test_a_tracker_failure_fails_its_camera_and_writes_nothing(rendered, tmp_path):

@@ -18,7 +18,7 @@ from iblvideo.errors import IblVideoError
 from iblvideo.extras import MissingExtra, needs_extra
 from iblvideo.io.alf import CAMERA_NAMES
 from iblvideo.progress import configure
-from iblvideo.tracking.registry import SESSION_TRACKERS, TRACKERS
+from iblvideo.tracking.registry import TRACKERS, TRUTH
 
 log = logging.getLogger("iblvideo")
 Handler = Callable[[argparse.Namespace], int | None]
@@ -166,7 +166,7 @@ def _read_tracker(p: argparse.ArgumentParser) -> None:
 
 def _session_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cameras", type=_cameras, help="comma list (default: every camera with a raw video)")
-    p.add_argument("--tracker", choices=SESSION_TRACKERS, default="dlc",
+    p.add_argument("--tracker", choices=(*TRACKERS, TRUTH), default="dlc",
                    help=f"{', '.join(TRACKERS)}, or truth: a synthetic session's ground-truth pose (default: dlc)")
     p.add_argument("--weights", help="the tracker's weights: a folder or a zip URL (default: demo for dlc, IBL's networks_v2.2 for lightning-pose)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")

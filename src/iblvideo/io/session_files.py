@@ -92,7 +92,7 @@ def require_pose_tables(session: str | Path, tracker: str | None = None, cameras
 
 def read_times(path: str | Path) -> np.ndarray | None:
     """Camera times (one per frame, on the session clock); None when absent, a one-line error when unreadable."""
-    times = read_npy(path)
+    times = read_npy(path, "camera times")
     if times is None:
         return None
     if times.ndim != 1:
@@ -100,15 +100,16 @@ def read_times(path: str | Path) -> np.ndarray | None:
     return times.astype(float)
 
 
-def read_npy(path: str | Path) -> np.ndarray | None:
-    """An .npy array; None when absent, a one-line error when unreadable (never unpickled)."""
+def read_npy(path: str | Path, what: str = "") -> np.ndarray | None:
+    """An .npy array (``what`` it holds names it in errors); None when absent, a one-line error when
+    unreadable (never unpickled)."""
     path = Path(path)
     if not path.exists():
         return None
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise IblVideoError(path, f"cannot read: {err}") from None
+        raise IblVideoError(path, f"cannot read {what or 'it'}: {err}") from None
 
 
 def write_npy(values: np.ndarray, path: str | Path) -> Path:

@@ -32,7 +32,7 @@ from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, RAW_VIDEO_PATTERN, SessionPaths, camera_of, pose_name, session_root
 from iblvideo.io.atomic import atomic_path
 from iblvideo.io.one import data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid
-from iblvideo.tracking.registry import SESSION_TRACKERS, TRUTH, attribute
+from iblvideo.tracking.registry import TRUTH, attribute, entry
 
 if TYPE_CHECKING:
     from one.api import One
@@ -215,8 +215,8 @@ def run_session(eid_or_path: str | Path, one: "One | None" = None, cameras: tupl
     ``tracker`` is ``dlc`` (``weights``: a weights set, default the demo weights), ``lightning-pose``
     (``weights``: a network set, default IBL's), or ``truth`` to take a synthetic session's ground-truth pose.
     """
-    if tracker not in SESSION_TRACKERS:
-        raise IblVideoError(None, f"unknown tracker {tracker!r}; expected one of {', '.join(SESSION_TRACKERS)}")
+    if tracker != TRUTH:
+        entry(tracker)  # a one-line error for a tracker that does not exist
     unknown = [c for c in cameras or () if c not in CAMERA_NAMES]
     if unknown:
         raise IblVideoError(None, f"unknown camera {unknown[0]!r}; expected left, right or body")

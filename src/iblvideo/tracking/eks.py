@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from iblvideo.measures.features import pupil_diameter
+from iblvideo.tracks import PoseTracks
 
 NAN_VARIANCE = 1000.0  # observation variance where the ensemble gives none (eks's value)
 MIN_VARIANCE = 1e-12
@@ -130,7 +131,7 @@ def smooth_pupil(x: np.ndarray, y: np.ndarray, likelihood: np.ndarray, diameter_
     """IBL's pupil EKS of members' (M, T, 4) predictions of the points in PUPIL_ORDER: IBL's columns per point."""
     median_x, median_y, var_x, var_y, confidence = ensemble_statistics(x, y, likelihood)
     medians = np.stack([median_x, median_y], axis=-1)  # (T, 4, 2)
-    pose = pd.DataFrame({f"{p}_{c}": medians[:, k, i] for k, p in enumerate(PUPIL_ORDER) for i, c in enumerate("xy")})
+    pose = PoseTracks(PUPIL_ORDER, medians, confidence)  # the diameter reads positions only
     diameter = pupil_diameter(pose)
     centre = _pupil_centre(medians)
     offset = centre.mean(0)

@@ -28,7 +28,6 @@ TRACKERS = {
 }
 # a synthetic session's ground truth stands in for a tracker in sessions and queues: it is copied, not tracked
 TRUTH = "truth"
-SESSION_TRACKERS = (*TRACKERS, TRUTH)
 
 
 def entry(name: str) -> Entry:
