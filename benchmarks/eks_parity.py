@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iblvideo.networks.lightning_pose import load_lp_model, predict_frames
+from iblvideo.tracking.eks import PUPIL_ORDER, smooth_pupil, smooth_single_view
+from iblvideo.video.reader import VideoReader
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from test_eks import PAWS, REFERENCE, members  # noqa: E402
 from test_lp_model import REFERENCE as LP_REFERENCE, VIDEO, seeded_model_dir  # noqa: E402
-
-from iblvideo.tracking.eks import PUPIL_ORDER, smooth_pupil, smooth_single_view  # noqa: E402
-from iblvideo.networks.lightning_pose import load_lp_model, predict_frames  # noqa: E402
-from iblvideo.video.reader import VideoReader  # noqa: E402
 
 LP_FRAMES = 40
 

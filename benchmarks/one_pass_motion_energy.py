@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from iblvideo.measures import motion_energy as M
-from iblvideo.io.alf import raw_video_path
-from iblvideo.tracking.cascade import sample_indices
-from iblvideo.io.alf import SessionPaths
+from iblvideo.io.alf import SessionPaths, raw_video_path
 from iblvideo.io.session_files import read_pose
+from iblvideo.measures import motion_energy as M
 from iblvideo.progress import configure
 from iblvideo.sessions.session import run_session
 from iblvideo.synth import synthesize_session
+from iblvideo.tracking.cascade import sample_indices
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
 

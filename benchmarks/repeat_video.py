@@ -19,7 +19,7 @@ def repeat(source: str, target: str, times: int) -> None:
         stamps = [(p.pts, p.dts) for p in packets]
         span = max(pts for pts, _ in stamps) - min(pts for pts, _ in stamps) + packets[1].duration
         for k in range(times):
-            for packet, (pts, dts) in zip(packets, stamps):
+            for packet, (pts, dts) in zip(packets, stamps, strict=True):
                 packet.time_base = stream.time_base  # muxing rescales a packet in place: start from the source's units
                 packet.pts, packet.dts = pts + k * span, dts + k * span
                 packet.stream = copy

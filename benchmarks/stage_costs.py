@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -58,13 +58,13 @@ def main() -> None:
         if stage.refines:
             coarse = next(s for s in cascade.stages if s.role == stage.refines)
             found = [cascade.track(coarse.role, b, windows[coarse.role], coarse.points)[0] for b in batches]
-            seconds = _fastest(lambda: [cascade.refine(stage, b, coarse, xy) for b, xy in zip(batches, found)], args.repeat)
+            seconds = _fastest(lambda: [cascade.refine(stage, b, coarse, xy) for b, xy in zip(batches, found, strict=True)], args.repeat)  # noqa: B023 - called within the iteration
             print(f"{stage.role:<12} {shape:>9} {'':>7} {seconds / frames * 1e3:8.3f}  (crops and network, every point)")
             total += seconds
             continue
         crops = [cut(b, cascade.view, windows[stage.role], network.input_size)[:, 0] / 255.0 for b in batches]
-        crop_s = _fastest(lambda: [cut(b, cascade.view, windows[stage.role], network.input_size) for b in batches], args.repeat)
-        network_s = _fastest(lambda: [network.predict(c) for c in crops], args.repeat)
+        crop_s = _fastest(lambda: [cut(b, cascade.view, windows[stage.role], network.input_size) for b in batches], args.repeat)  # noqa: B023 - called within the iteration
+        network_s = _fastest(lambda: [network.predict(c) for c in crops], args.repeat)  # noqa: B023 - called within the iteration
         print(f"{stage.role:<12} {shape:>9} {crop_s / frames * 1e3:7.3f} {network_s / frames * 1e3:8.3f}")
         total += crop_s + network_s
     print(f"{'all stages':<12} {'':>9} {total / frames * 1e3:16.3f}")

@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from iblvideo.video.batching import BATCH_SIZE
 from reencode import bits_per_pixel  # benchmarks/reencode.py, beside this script
+
+from iblvideo.video.batching import BATCH_SIZE
 
 
 def _peak_rss_mb() -> float:
@@ -86,7 +87,7 @@ def main() -> None:
         decode.append((frames / seconds, peak))
         frames, seconds, peak = _in_child(_track, args.video, args.weights, args.device, args.batch_size)
         track.append((frames / seconds, peak))
-    ratios = [t[0] / d[0] for d, t in zip(decode, track)]
+    ratios = [t[0] / d[0] for d, t in zip(decode, track, strict=True)]
     print(f"video            {args.video} ({info.width}x{info.height}, {info.fps:g} Hz, {info.n_frames} frames, "
           f"{info.duration:.1f} s, {bits_per_pixel(args.video):.4f} bits per pixel and frame)")
     print(f"decode only      {_fps(decode)}   peak RSS {max(r[1] for r in decode):7.0f} MB")

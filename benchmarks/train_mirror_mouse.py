@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from iblvideo.progress import configure
 from iblvideo.training.evaluate import evaluate
 from iblvideo.training.train import TrainSettings, train
-from iblvideo.progress import configure
 
 LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "mirror-mouse" / "CollectedData.csv"
 

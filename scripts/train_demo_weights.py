@@ -26,17 +26,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from iblvideo.io.alf import raw_video_path
 from iblvideo.cameras import CAMERAS, Camera
-from iblvideo.tracking.cascade import Plan, plan_for
-from iblvideo.tracking.crops import View, Window, cut
-from iblvideo.training.labels import LabeledFrames
+from iblvideo.io.alf import raw_video_path
 from iblvideo.networks.model_dir import WEIGHTS
-from iblvideo.training.train import TrainSettings, Trainer
 from iblvideo.progress import configure
 from iblvideo.synth import synthesize_session
-from iblvideo.video.reader import VideoReader
+from iblvideo.tracking.cascade import Plan, plan_for
+from iblvideo.tracking.crops import View, Window, cut
 from iblvideo.tracking.weights import MANIFEST, write_manifest
+from iblvideo.training.labels import LabeledFrames
+from iblvideo.training.train import Trainer, TrainSettings
+from iblvideo.video.reader import VideoReader
 
 log = logging.getLogger("iblvideo.demo_weights")
 

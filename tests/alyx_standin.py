@@ -54,7 +54,7 @@ class AlyxStandInServer(ThreadingHTTPServer):
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
-    def __enter__(self) -> "AlyxStandInServer":
+    def __enter__(self) -> AlyxStandInServer:
         self._thread.start()
         return self
 

@@ -3,11 +3,11 @@
 ``session_with_truth_as_pose``: the synthetic ground truth copied into alf/ as stand-in pose tables,
 then the real motion energy, features and QC. ``session_with_dlc``: the real tracker (demo weights)
 on the body camera, then the same stages; skipped while the demo weights are not in the package.
-Each is built once per test run (the cache survives across test modules) and must not be modified.
+Each is built once per test run (conftest loads this module as a plugin: one session fixture for all test
+modules) and must not be modified.
 """
 from __future__ import annotations
 
-import functools
 import shutil
 from pathlib import Path
 
@@ -28,7 +28,6 @@ def _derive(session: Path) -> Path:
     return session
 
 
-@functools.lru_cache(maxsize=None)
 def _truth_as_pose(root: Path) -> Path:
     session = synthesize_session(root / "truth_as_pose", seconds=SECONDS, seed=SEED)
     for table in (session / "truth").glob("_ibl_*Camera.dlc.pqt"):
@@ -36,7 +35,6 @@ def _truth_as_pose(root: Path) -> Path:
     return _derive(session)
 
 
-@functools.lru_cache(maxsize=None)
 def _with_dlc(root: Path) -> Path:
     from iblvideo.tracking.run import dlc
 

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iblvideo.tracking.eks import (PUPIL_ORDER, ensemble_statistics, kalman_smoother, random_walk_smoother, single_view_s, smooth_pupil,
-                             smooth_single_view)
+from iblvideo.tracking.eks import PUPIL_ORDER, ensemble_statistics, kalman_smoother, random_walk_smoother, single_view_s, smooth_pupil, smooth_single_view
 
 DATA = Path(__file__).parent / "data" / "ibl-ensembles"
 REFERENCE = DATA / "eks-reference"

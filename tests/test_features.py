@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iblvideo.measures import features as F
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
 from iblvideo.io.session_files import read_pose
+from iblvideo.measures import features as F
 from iblvideo.sessions.stages import features_stage
 from iblvideo.tracks import PoseTracks
 from reference import inputs
@@ -74,7 +74,7 @@ def test_session_features_match_ibllib(tmp_path, name):
             assert_same(ours[column], theirs[column])
         speeds = [REF / f"{name}_{camera}_{point}_speed.npy" for point in F.SPEED_POINTS]
         if speeds[0].exists():  # ibllib skips speeds and sniffs where the camera times fall short
-            for point, path in zip(F.SPEED_POINTS, speeds):
+            for point, path in zip(F.SPEED_POINTS, speeds, strict=True):
                 assert_same(ours[f"{point}_speed"], np.load(path))
             assert_same(np.load(written[f"{camera}_sniffs"]), np.load(REF / f"{name}_{camera}_sniffs.npy"))
         else:

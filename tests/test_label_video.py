@@ -7,14 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iblvideo.results import label_video as L
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
-from iblvideo.tracks import LIKELIHOOD_THRESHOLD, PoseTracks
 from iblvideo.measures.motion_energy import Roi
+from iblvideo.results import label_video as L
 from iblvideo.results.load import CameraResults, load_camera, point_colour
+from iblvideo.tracks import LIKELIHOOD_THRESHOLD, PoseTracks
 from iblvideo.video.reader import VideoReader
-from results_session import session_with_truth_as_pose  # noqa: F401  (fixture)
 
 
 def _video(session, camera):

@@ -105,7 +105,7 @@ def test_lightning_checkpoint_loads_without_lightning_and_runs_nothing(tmp_path:
 
 
 def test_model_folder_errors(tmp_path: Path) -> None:
-    with pytest.raises(IblVideoError, match="no config.yaml"):
+    with pytest.raises(IblVideoError, match=r"no config\.yaml"):
         load_lp_model(tmp_path)
     model_dir = seeded_model_dir("heatmap", tmp_path)
     ckpt = next(model_dir.rglob("*.ckpt"))

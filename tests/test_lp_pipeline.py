@@ -99,16 +99,17 @@ def test_body_camera_tail_ensemble(networks: Path, session: Path) -> None:
 def test_ensembles_on_the_sampled_frames(networks: Path, session: Path) -> None:
     """What motion energy in the tracking pass asks of a cascade: the networks tracking some points, on the
     frames the ROI network sampled (12 frames: read as one sequence), each ensemble's median, by frame."""
-    from iblvideo.tracking.lightning_pose import LPCascade, limited_range
+    from iblvideo.tracking.cascade import place_windows, sample, track_sample
+    from iblvideo.tracking.lightning_pose import build
     from iblvideo.video.reader import VideoReader
 
     video = session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4"
     with VideoReader(video) as reader:
-        cascade = LPCascade(networks_dir(networks), reader.info.camera(), limited=limited_range(video))
-        sample = cascade.sample(reader)
-        windows = cascade.windows(reader, sample=sample)
-        table = cascade.track_sample(sample, windows, points=("nose_tip", "pupil_top_r"))
-    assert list(table.index) == list(sample.indices) == list(range(12))
+        tracker = build(reader.info.camera(), reader, networks, "cpu")
+        sampled = sample(reader)
+        windows = place_windows(tracker, sampled, reader)
+        table = track_sample(tracker, sampled, windows, points=("nose_tip", "pupil_top_r")).to_frame()
+    assert list(table.index) == list(sampled.indices) == list(range(12))
     assert list(table.columns) == [f"{p}_{f}" for p in PUPIL + ("nose_tip",) for f in ("x", "y", "likelihood")]
     assert np.isfinite(table.to_numpy()).all()
     w, h, left, top = windows["nose_tip"].as_whxy()  # the left camera's pixels are canonical

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iblvideo.measures import motion_energy as M
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import SessionPaths
+from iblvideo.measures import motion_energy as M
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
 from reference import inputs

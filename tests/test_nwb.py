@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 from pynwb import NWBHDF5IO
 
-from iblvideo.io.session_files import write_table
 from iblvideo.cli import main
+from iblvideo.io.session_files import write_table
 from iblvideo.results.load import load_session
-from results_session import session_with_truth_as_pose  # noqa: F401  (fixture)
 
 TRACKED = {"weights": "weights_v9.9", "weights_version": "9.9", "weights_description": "demo nets", "iblvideo_version": "0.0.test"}
 

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iblvideo.results import plots as P
 from iblvideo.cli import main
+from iblvideo.results import plots as P
 from iblvideo.results.load import load_session
-from results_session import session_with_truth_as_pose  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +64,7 @@ def test_peri_event_wheel_speed_and_lick_rate():
     np.testing.assert_allclose(P.peri_event(times, times * 2, np.array([2.0, 5.0]), np.array([-0.5, 0.0, 1.0])),
                                [[3.0, 4.0, 6.0], [9.0, 10.0, 12.0]])
     assert np.isnan(P.peri_event(times, times, np.array([9.8]), np.array([0.5]))).all()  # past the end
-    grid, speed = P.wheel_speed(times, -3.0 * times)
+    _, speed = P.wheel_speed(times, -3.0 * times)
     np.testing.assert_allclose(speed[20:-20], 3.0, rtol=1e-6)
     centres, rates = P._lick_rate(np.array([1.01, 1.02, 3.11]), np.array([1.0, 3.0]))
     assert rates.shape == (2, len(centres))
@@ -75,7 +74,7 @@ def test_peri_event_wheel_speed_and_lick_rate():
 def test_qc_summary_marks_mean_positions_and_outcomes(results):
     figure = P.qc_figure(results)
     assert f"QC {results.qc['outcome']}" in figure._suptitle.get_text()
-    for ax, (name, camera) in zip(figure.axes[: len(results.cameras)], results.cameras.items()):
+    for ax, (name, camera) in zip(figure.axes[: len(results.cameras)], results.cameras.items(), strict=True):
         assert ax.get_title() == f"{name} camera: {results.qc['cameras'][name]['outcome']}"
         assert ax.images[0].get_array().std() > 5  # a real frame of the video
         with warnings.catch_warnings():

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from iblvideo.training.augment import Augmentation
 from iblvideo.networks.backbones import EfficientNetLite0, ResNet50
 from iblvideo.networks.pose import PoseNetwork, rescale_points, resize_frames, soft_argmax
+from iblvideo.training.augment import Augmentation
 
 
 def test_efficientnet_loads_imagenet_weights():

@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import load_file
 
 from iblvideo.errors import IblVideoError
+from iblvideo.networks.model_dir import CHECKPOINT, WEIGHTS, load_model, read_config
+from iblvideo.networks.settings import TrainSettings
 from iblvideo.training import train as train_module
 from iblvideo.training.evaluate import evaluate
-from iblvideo.networks.model_dir import CHECKPOINT, WEIGHTS, load_model, read_config
 from iblvideo.training.predict import predict_video
-from iblvideo.networks.settings import TrainSettings
 from iblvideo.training.train import split_frames, train
 from pose_data import VIDEO, small_copy
 
@@ -82,7 +82,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(model_dir, label
 
 
 def test_other_settings_into_the_same_folder_are_refused(model_dir, labels):
-    with pytest.raises(IblVideoError, match="other settings.*epochs"):
+    with pytest.raises(IblVideoError, match=r"other settings.*epochs"):
         train(labels, model_dir, TrainSettings(input_size=(64, 64), epochs=5, seed=3))
 
 

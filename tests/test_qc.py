@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iblvideo.measures import features as F
-from iblvideo.measures import qc as Q
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import QC_REPORT
+from iblvideo.measures import features as F, qc as Q
 from iblvideo.sessions.stages import features_stage, qc_stage
 from iblvideo.tracks import PoseTracks
 from reference import inputs

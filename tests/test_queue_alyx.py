@@ -1,17 +1,17 @@
 """The Alyx queue backend through ONE's real REST client, against AlyxStandInServer on loopback."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from one.webclient import AlyxClient
 
+from alyx_standin import AlyxStandInServer
 from iblvideo import run_queue, run_session
 from iblvideo.io.one import file_md5, local_one, register_remote
 from iblvideo.sessions.queue.alyx import AlyxQueue
-
-from alyx_standin import AlyxStandInServer
 from session_data import copy_session, rendered_session
 
 
@@ -30,7 +30,8 @@ def alyx(tmp_path, monkeypatch):
         yield server, client
 
 
-def test_alyx_tasks_are_claimed_run_and_updated(alyx, rendered, tmp_path):
+def test_alyx_tasks_are_claimed_run_and_updated(alyx, rendered, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="iblvideo")  # a task log holds what the logger lets through
     server, client = alyx
     sessions = [copy_session(rendered, tmp_path / "data", f"mouse_{k}") for k in range(2)]
     one = local_one(tmp_path / "data")
@@ -54,7 +55,7 @@ def test_alyx_tasks_are_claimed_run_and_updated(alyx, rendered, tmp_path):
 
 
 def test_a_lost_alyx_claim_returns_after_its_lease(alyx):
-    server, client = alyx
+    _, client = alyx
     queue = AlyxQueue(client, lease_seconds=0.0)
     queue.add(["eid-1"])
     dead = queue.claim("dead")
@@ -76,4 +77,4 @@ def test_outputs_are_registered_as_alyx_datasets(alyx, rendered, tmp_path):
     (sent,) = server.registered
     assert sent["path"] == "mouse_r/2026-01-01/001" and sent["created_by"] == "tester"
     assert sorted(sent["filenames"]) == sorted(p.relative_to(session).as_posix() for p in outputs)
-    assert dict(zip(sent["filenames"], sent["hashes"]))["alf/_ibl_bodyCamera.dlc.pqt"] == file_md5(session / "alf" / "_ibl_bodyCamera.dlc.pqt")
+    assert dict(zip(sent["filenames"], sent["hashes"], strict=True))["alf/_ibl_bodyCamera.dlc.pqt"] == file_md5(session / "alf" / "_ibl_bodyCamera.dlc.pqt")

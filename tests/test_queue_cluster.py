@@ -8,7 +8,6 @@ from distributed import LocalCluster
 
 from iblvideo.cli import main
 from iblvideo.sessions.queue import Queue
-
 from session_data import copy_session, rendered_session
 
 

@@ -14,11 +14,10 @@ import pytest
 from PIL import Image
 
 from iblvideo import __version__
-from iblvideo.io.session_files import write_table
 from iblvideo.cli import main
-from iblvideo.results.plots import FIGURES
+from iblvideo.io.session_files import write_table
 from iblvideo.measures.qc import CHECKS
-from results_session import session_with_dlc, session_with_truth_as_pose  # noqa: F401  (fixtures)
+from iblvideo.results.plots import FIGURES
 
 TRACKED = {"iblvideo_version": "0.0.test", "weights": "weights_v9.9", "weights_version": "9.9",
            "weights_description": "test <weights> & co", "device": "cpu", "seconds": 4.0, "frames": 180, "video": "_iblrig_leftCamera.raw.mp4"}
@@ -117,10 +116,11 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 def test_results_from_real_dlc(session_with_dlc, tmp_path):
     """The real tracker's outputs (demo weights, body camera) through every view."""
+    from pynwb import NWBHDF5IO
+
     from iblvideo.io.session_files import table_metadata
     from iblvideo.results.nwb import export_nwb
     from iblvideo.video.reader import VideoReader
-    from pynwb import NWBHDF5IO
 
     pose_table = session_with_dlc / "alf" / "_ibl_bodyCamera.dlc.pqt"
     metadata = table_metadata(pose_table)

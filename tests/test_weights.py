@@ -8,11 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from iblvideo.tracking.download import fetch_zip
-from iblvideo.errors import IblVideoError
-from iblvideo.tracking.weights import load_weights, write_manifest
-
 from http_server import FileServer, zip_folder
+from iblvideo.errors import IblVideoError
+from iblvideo.tracking.download import fetch_zip
+from iblvideo.tracking.weights import load_weights, write_manifest
 
 
 @pytest.fixture()

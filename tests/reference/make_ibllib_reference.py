@@ -33,11 +33,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import inputs  # noqa: E402  (the shared, dependency-light input definitions)
-
-from brainbox.behavior import dlc as bb_dlc  # noqa: E402
-from ibllib.qc.dlc import DlcQC  # noqa: E402
-from iblutil.util import Bunch  # noqa: E402
+import inputs  # the shared, dependency-light input definitions
+from brainbox.behavior import dlc as bb_dlc
+from ibllib.qc.dlc import DlcQC
+from iblutil.util import Bunch
 
 OUT = inputs.REFERENCE
 
@@ -118,7 +117,7 @@ def post_dlc(session: Path) -> dict:
             features = pd.DataFrame({"pupilDiameter_raw": bb_dlc.get_pupil_diameter(pose)})
             try:
                 features["pupilDiameter_smooth"] = bb_dlc.get_smooth_pupil_diameter(features["pupilDiameter_raw"], camera)
-            except Exception:  # EphysPostDLC saves NaNs when smoothing fails
+            except Exception:  # noqa: BLE001 - EphysPostDLC saves NaNs when smoothing fails, whatever the error
                 features["pupilDiameter_smooth"] = np.nan
             features.to_parquet(alf / f"_ibl_{camera}Camera.features.pqt")
             features.to_parquet(OUT / f"{session.parts[-3]}_{camera}_features.pqt")

@@ -178,7 +178,8 @@ def luma_is_full_range(path: str | Path) -> bool:
     """Whether the video's luma spans 0-255 (JPEG range) rather than 16-235; unspecified means limited."""
     with av.open(str(path)) as container:
         context = container.streams.video[0].codec_context
-        return context.color_range == 2 or context.pix_fmt.startswith("yuvj") or context.pix_fmt == "gray"
+        pix_fmt = context.pix_fmt or ""
+        return context.color_range == 2 or pix_fmt.startswith("yuvj") or pix_fmt == "gray"
 
 
 def compute_motion_energy(video: str | Path, roi: Roi, batch_size: int = BATCH_SIZE) -> np.ndarray:

@@ -226,11 +226,13 @@ def camera_data(camera: str, tracks: PoseTracks, times: np.ndarray | None = None
     confident = tracks.confident()
     # in name order, as IBL's checks walk the points
     coords = {p: confident.point_xy(p).T for p in sorted(tracks.points)}
-    if pupil is None and camera in SMOOTHING_WINDOW and tracks.has(*PUPIL_POINTS):
+    if camera not in SMOOTHING_WINDOW:
+        pupil = None
+    elif pupil is None and tracks.has(*PUPIL_POINTS):
         raw = pupil_diameter(confident)
         pupil = raw, smooth_pupil_diameter(raw, camera)
-    raw, smooth = pupil if pupil is not None and camera in SMOOTHING_WINDOW else (None, None)
-    return CameraData(camera=camera, coords=coords, times=times, stim_on_times=stim_on_times, pupil_raw=raw, pupil_smooth=smooth)
+    return CameraData(camera=camera, coords=coords, times=times, stim_on_times=stim_on_times,
+                      pupil_raw=None if pupil is None else pupil[0], pupil_smooth=None if pupil is None else pupil[1])
 
 
 def session_report(session: str, cameras: dict[str, CameraData]) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -164,7 +164,7 @@ class SmallConvNet(nn.Module):
         super().__init__()
         strides = (2, 2, 1, 2, 1)
         channels = (self.in_channels, *widths)
-        self.layers = nn.Sequential(*(self._conv(i, o, s) for i, o, s in zip(channels, widths, strides)))
+        self.layers = nn.Sequential(*(self._conv(i, o, s) for i, o, s in zip(channels[:-1], widths, strides, strict=True)))
         self.out_channels = widths[-1]
 
     @staticmethod

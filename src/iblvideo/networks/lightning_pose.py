@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import pickle
 import types
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +26,8 @@ from torch import nn
 
 from iblvideo.errors import IblVideoError
 from iblvideo.networks.backbones import IMAGENET_MEAN, IMAGENET_STD, ResNet50
+from iblvideo.networks.building import global_generator_kept
 from iblvideo.networks.settings import Size
-
 
 MODEL_TYPES = ("heatmap", "heatmap_mhcrnn")
 # torchvision's ResNet-50, whatever it was pretrained on (ImageNet, or the mmpose animal and human
@@ -280,7 +281,7 @@ class LPModel:
     def input_size(self) -> Size:
         return self.config.input_size
 
-    def stream(self) -> "Stream":
+    def stream(self) -> Stream:
         return Stream(self)
 
     @torch.inference_mode()
@@ -294,7 +295,8 @@ def load_lp_model(model_dir: str | Path, device: str | torch.device = "cpu") -> 
     model_dir = Path(model_dir)
     config = read_config(model_dir)
     checkpoint = find_checkpoint(model_dir)
-    network = LPNetwork(config)
+    with global_generator_kept():
+        network = LPNetwork(config)
     state = _lp_state_dict(_read_checkpoint(checkpoint))
     ours = {key: to_lp_key(key) for key in network.state_dict()}
     missing = [lp for lp in ours.values() if lp not in state]

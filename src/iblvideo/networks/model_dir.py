@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from iblvideo.io.atomic import atomic_path
 from iblvideo.errors import IblVideoError
+from iblvideo.io.atomic import atomic_path
+from iblvideo.networks.building import global_generator_kept
 from iblvideo.networks.pose import PoseNetwork, rescale_points, resize_frames
 from iblvideo.networks.settings import HEAD_CHANNELS, HEATMAP_STRIDE
 
@@ -71,7 +72,8 @@ def load_model(model_dir: str | Path, device: str = "cpu") -> PoseModel:
     weights = model_dir / WEIGHTS
     if not weights.is_file():
         raise IblVideoError(model_dir, f"holds no trained weights ({WEIGHTS}); training has not finished")
-    network = build_network(config)
+    with global_generator_kept():
+        network = build_network(config)
     try:
         network.load_state_dict(load_file(str(weights)))
     except (RuntimeError, OSError) as err:

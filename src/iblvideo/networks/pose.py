@@ -9,6 +9,8 @@ sits at input pixel (j + 0.5) * s - 0.5.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 from torch import fx, nn
@@ -75,7 +77,7 @@ class HeatmapHead(nn.Sequential):
         if upsamplings < 1:
             raise ValueError("a heatmap head needs at least one learnt upsampling")
         channels = [in_channels] + [width] * (upsamplings - 1) + [n_keypoints]
-        layers: list[nn.Module] = [_upsample(a, b, last=i == upsamplings - 1) for i, (a, b) in enumerate(zip(channels, channels[1:]))]
+        layers: list[nn.Module] = [_upsample(a, b, last=i == upsamplings - 1) for i, (a, b) in enumerate(itertools.pairwise(channels))]
         if interpolate > 1:
             layers.append(nn.Upsample(scale_factor=interpolate, mode="bilinear", align_corners=False))
         super().__init__(*layers)
@@ -155,7 +157,7 @@ class PoseNetwork(nn.Module):
                              f"backbone's {self.backbone.stride}, a power of two from each")
         upsamplings = (self.backbone.stride // head_stride).bit_length() - 1
         self.head = HeatmapHead(self.backbone.out_channels, n_keypoints, upsamplings, head_channels, head_stride // heatmap_stride)
-        self.input_size = tuple(input_size)
+        self.input_size: Size = (int(input_size[0]), int(input_size[1]))
         self.stride = heatmap_stride
         self.phases = 1  # the head's heatmaps come whole (see for_inference)
         # ImageNet statistics per colour channel; their means for a backbone that takes the grey image
@@ -178,7 +180,7 @@ class PoseNetwork(nn.Module):
         x = (x.expand(-1, self.mean.shape[1], -1, -1) - self.mean) / self.std
         return self.head(self.backbone(x))
 
-    def for_inference(self) -> "PoseNetwork":
+    def for_inference(self) -> PoseNetwork:
         """In eval mode for good, batch norms folded into the convolutions before them and the heatmap
         layer as a sub-pixel convolution whose phases are read in place (together, half the time on a
         CPU); no longer trainable."""

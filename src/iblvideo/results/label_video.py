@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iblvideo.errors import IblVideoError
+from iblvideo.extras import needs_extra
 from iblvideo.io.alf import TRIALS, SessionPaths, session_root
 from iblvideo.io.atomic import atomic_path
 from iblvideo.io.session_files import read_trials
-from iblvideo.errors import IblVideoError
-from iblvideo.extras import needs_extra
-from iblvideo.tracks import LIKELIHOOD_THRESHOLD
 from iblvideo.progress import progress_bar
 from iblvideo.results.load import CameraResults, load_camera, point_colour
+from iblvideo.tracks import LIKELIHOOD_THRESHOLD
 from iblvideo.video.reader import VideoInfo, VideoReader
 from iblvideo.video.writer import VideoWriter
 
@@ -134,7 +134,7 @@ class Labeler:
         if roi is not None:
             draw_rectangle(image, roi.x, roi.y, roi.w, roi.h, ROI_COLOUR)
         if index < len(self.xy):
-            for (x, y), likelihood, colour in zip(self.xy[index], self.likelihood[index], self.colours):
+            for (x, y), likelihood, colour in zip(self.xy[index], self.likelihood[index], self.colours, strict=True):
                 if not (np.isfinite(x) and np.isfinite(y)):
                     continue
                 if likelihood >= LIKELIHOOD_THRESHOLD:

@@ -90,7 +90,10 @@ class SessionResults:
     def alf_parts(self) -> tuple[str, str, str] | None:
         """(subject, date, number) of an ALF session folder, else None."""
         match = SESSION_PATTERN.search(self.path.resolve().as_posix())
-        return match.group("subject", "date", "number") if match else None
+        if match is None:
+            return None
+        subject, date, number = match.group("subject", "date", "number")
+        return subject, date, number
 
     @property
     def name(self) -> str:

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from iblvideo import __version__
-from iblvideo.io.atomic import atomic_path
 from iblvideo.cameras import CAMERAS
 from iblvideo.errors import IblVideoError
 from iblvideo.extras import needs_extra
+from iblvideo.io.atomic import atomic_path
 from iblvideo.results.load import CameraResults, SessionResults, load_session
 
 log = logging.getLogger(__name__)

@@ -9,15 +9,15 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from iblvideo.cameras import CAMERAS
 from iblvideo.extras import needs_extra
 from iblvideo.io.atomic import atomic_path
-from iblvideo.cameras import CAMERAS
 from iblvideo.measures.qc import BOUNDING_BOXES
 from iblvideo.results.load import CameraResults, SessionResults, load_session, point_colour
 from iblvideo.video.reader import VideoReader
@@ -91,7 +91,7 @@ def _plot_pose(ax: Axes, camera: CameraResults, axis: int) -> None:
 
 def _plot_pupil(ax: Axes, side: list[CameraResults]) -> None:
     plotted = False
-    for camera, colour in zip(side, ("tab:purple", "tab:olive")):
+    for camera, colour in zip(side, ("tab:purple", "tab:olive"), strict=False):
         if camera.features is None:
             continue
         times = camera.frame_times()
@@ -131,7 +131,7 @@ def _mark_trials(ax: Axes, results: SessionResults) -> None:
         return
     for t in trials["stimOn_times"].dropna():
         ax.axvline(t, color="tab:green", lw=0.6, alpha=0.6, zorder=0)
-    for t, outcome in zip(trials["feedback_times"], trials["feedbackType"]):
+    for t, outcome in zip(trials["feedback_times"], trials["feedbackType"], strict=True):
         if np.isfinite(t):
             ax.axvline(t, color=OUTCOMES.get(int(outcome), ("", "0.5"))[1], lw=0.6, ls="--", alpha=0.6, zorder=0)
 
@@ -140,7 +140,7 @@ def traces_figure(results: SessionResults) -> Figure:
     panels = _trace_panels(results)
     figure = Figure(figsize=(12, 1.8 * len(panels) + 0.6), layout="constrained")
     axes = figure.subplots(len(panels), 1, sharex=True)
-    for ax, (label, plot) in zip(axes, panels):
+    for ax, (label, plot) in zip(axes, panels, strict=True):
         plot(ax)
         _mark_trials(ax, results)
         ax.set_ylabel(label)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from iblvideo import __version__
 from iblvideo.io.atomic import atomic_path
-from iblvideo.results.plots import QC_COLOURS, render_figures
 from iblvideo.measures.qc import CHECKS
 from iblvideo.results.load import SessionResults, load_session
+from iblvideo.results.plots import QC_COLOURS, render_figures
 
 log = logging.getLogger(__name__)
 

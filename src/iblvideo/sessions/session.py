@@ -94,7 +94,7 @@ class SessionResult:
     """Per-camera results, session-wide outputs (licks, QC report), the QC outcome and any session-level errors."""
 
     session: Path
-    eid: str | None
+    eid: str
     cameras: dict[str, CameraResult]
     outputs: list[Path] = field(default_factory=list)
     qc: str | None = None

@@ -36,11 +36,10 @@ import av
 import numpy as np
 import pandas as pd
 
-from iblvideo.io.alf import raw_video_path
-
-from iblvideo.io.atomic import atomic_dir
 from iblvideo.cameras import CAMERAS, TRAINING_LEFT, Camera
 from iblvideo.errors import IblVideoError
+from iblvideo.io.alf import raw_video_path
+from iblvideo.io.atomic import atomic_dir
 from iblvideo.progress import progress_bar
 from iblvideo.synth.behaviour import Behaviour, simulate
 from iblvideo.synth.body import BodyScene
@@ -138,7 +137,7 @@ class _Encoder:
             while (frame := self.queue.get()) is not None:
                 self.container.mux(self.stream.encode(frame))
             self.container.mux(self.stream.encode())
-        except BaseException as err:  # handed to the drawing thread, which raises it
+        except BaseException as err:  # noqa: BLE001 - handed to the drawing thread, which raises it
             self.error = err
             while frame is not None:  # drain up to the end marker so the producer never blocks
                 frame = self.queue.get()

@@ -55,8 +55,8 @@ def sample_indices(n_frames: int, fps: float, keyframes: Sequence[int]) -> np.nd
     sampling a video costs a small fraction of a decoding pass instead of about a whole one.
     """
     n = n_samples(n_frames, fps)
-    keyframes = np.asarray(keyframes)
-    chosen = keyframes[np.unique(np.linspace(0, len(keyframes) - 1, min(n, len(keyframes))).round().astype(int))]
+    keys = np.asarray(keyframes)
+    chosen = keys[np.unique(np.linspace(0, len(keys) - 1, min(n, len(keys))).round().astype(int))]
     per = min(-(-n // len(chosen)), max(1, round(fps / 10)))
     # every keyframe first, then the frame after each, and so on: n frames in all
     frames = (chosen[None, :] + np.arange(per)[:, None]).ravel()
@@ -159,7 +159,11 @@ def batch_workers(threads: int) -> Iterator[Callable[[Callable[[], None], Callab
     core busy instead, and each batch's output is the same, bit for bit, whichever thread computed it.
     """
     if threads < 2:
-        yield lambda job, done: (job(), done())
+        def in_turn(job: Callable[[], None], done: Callable[[], None]) -> None:
+            job()
+            done()
+
+        yield in_turn
         return
     running: collections.deque[tuple[Future[None], Callable[[], None]]] = collections.deque()
 

@@ -49,7 +49,7 @@ def limited_range(path: Path) -> bool:
     """Whether the video's luma is limited range (16–235), as encoders write unless told otherwise."""
     with av.open(str(path)) as container:
         context = container.streams.video[0].codec_context
-        return context.color_range != 2 and not context.format.name.startswith("yuvj")
+        return context.color_range != 2 and not (context.pix_fmt or "").startswith("yuvj")
 
 
 class LightningPoseTracker:

@@ -43,7 +43,7 @@ class PoseNetworkTracker:
                                            "weights_description": weights.description}
 
     def _load(self, weights: WeightsSet, role: str, points: tuple[str, ...]) -> PoseModel:
-        model = load_model(weights.network_dir(role), self.device)
+        model = load_model(weights.network_dir(role), str(self.device))
         missing = [p for p in points if p not in model.keypoints]
         if missing:
             raise IblVideoError(weights.network_dir(role), f"the {role!r} network does not track {', '.join(missing)}")

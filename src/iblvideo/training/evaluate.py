@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iblvideo.io.atomic import atomic_path
 from iblvideo.errors import IblVideoError
-from iblvideo.training.labels import LabeledFrames, read_labels
+from iblvideo.io.atomic import atomic_path
 from iblvideo.networks.model_dir import EVALUATION, PoseModel, load_model
+from iblvideo.training.labels import LabeledFrames, read_labels
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ class LabeledFrames:
         """(width, height) shared by every image."""
         return self.images.shape[2], self.images.shape[1]
 
-    def subset(self, image_paths: list[str]) -> "LabeledFrames":
+    def subset(self, image_paths: list[str]) -> LabeledFrames:
         """The frames named in ``image_paths``, in that order."""
         where = {name: i for i, name in enumerate(self.image_paths)}
         missing = [name for name in image_paths if name not in where]
@@ -83,7 +83,7 @@ def _points(path: Path, table: pd.DataFrame) -> tuple[tuple[str, ...], np.ndarra
         values = np.stack([table.xs(k, axis=1, level="bodyparts").droplevel("scorer", axis=1)[["x", "y"]].to_numpy(float) for k in keypoints], axis=1)
     except (KeyError, ValueError) as err:
         raise IblVideoError(path, f"every keypoint needs numeric x and y columns ({err})") from None
-    never = [k for k, column in zip(keypoints, values.transpose(1, 0, 2)) if np.isnan(column).all()]
+    never = [k for k, column in zip(keypoints, values.transpose(1, 0, 2), strict=True) if np.isnan(column).all()]
     if never:
         raise IblVideoError(path, f"keypoint {never[0]!r} is never labeled; remove it or label it")
     return keypoints, values
@@ -112,7 +112,7 @@ def read_labels(path: str | Path) -> LabeledFrames:
     labeled = ~np.isnan(points).all(axis=(1, 2))
     if not labeled.all():
         log.info("%s: %d frames have no labels and are left out", path, int((~labeled).sum()))
-    names, points = [n for n, keep in zip(names, labeled) if keep], points[labeled]
+    names, points = [n for n, keep in zip(names, labeled, strict=True) if keep], points[labeled]
     if not names:
         raise IblVideoError(path, "no labeled frames")
     digest = hashlib.sha256(path.read_bytes())

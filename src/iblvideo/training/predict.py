@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from iblvideo.video.batching import BATCH_SIZE
-from iblvideo.progress import progress
-from iblvideo.video.reader import VideoReader
 from iblvideo.io.pose_formats import default_path, write_poses
 from iblvideo.networks.model_dir import PoseModel, load_model
+from iblvideo.progress import progress
+from iblvideo.video.batching import BATCH_SIZE
+from iblvideo.video.reader import VideoReader
 
 log = logging.getLogger(__name__)
 

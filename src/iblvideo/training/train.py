@@ -12,16 +12,16 @@ import numpy as np
 import torch
 
 from iblvideo import __version__
-from iblvideo.io.atomic import atomic_path
 from iblvideo.errors import IblVideoError
-from iblvideo.progress import progress_bar
-from iblvideo.training.augment import Augmentation
+from iblvideo.io.atomic import atomic_path
 from iblvideo.networks.backbones import BACKBONES, freeze_early_layers
-from iblvideo.training.evaluate import pixel_errors
-from iblvideo.training.labels import LabeledFrames, read_labels
 from iblvideo.networks.model_dir import CHECKPOINT, CONFIG, WEIGHTS, PoseModel, build_network, read_config, save_weights, write_config
 from iblvideo.networks.pose import PoseNetwork, rescale_points, resize_frames, spatial_log_softmax
 from iblvideo.networks.settings import TrainSettings
+from iblvideo.progress import progress_bar
+from iblvideo.training.augment import Augmentation
+from iblvideo.training.evaluate import pixel_errors
+from iblvideo.training.labels import LabeledFrames, read_labels
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ class VideoWriter:
         self._container.mux(self._stream.encode(None))
         self._container.close()
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,20 +6,21 @@ on a Dask cluster, one per GPU (:mod:`.cluster`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, SessionPaths, session_root
 from iblvideo.extras import needs_extra
+from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, SessionPaths, session_root
 from iblvideo.sessions.queue.db import LEASE_SECONDS, MAX_ATTEMPTS, STATUSES, Claim, Queue
-from iblvideo.sessions.session import Options
 from iblvideo.sessions.queue.worker import Outcome, TaskQueue, work
+from iblvideo.sessions.session import Options
 
 if TYPE_CHECKING:
     from distributed import Client
     from one.api import One
 
-__all__ = ["Claim", "Outcome", "Queue", "STATUSES", "find_sessions", "open_queue", "run_queue"]
+__all__ = ["STATUSES", "Claim", "Outcome", "Queue", "find_sessions", "open_queue", "run_queue"]
 
 
 def needs_processing(session: Path) -> bool:
@@ -49,7 +50,7 @@ def find_sessions(items: Iterable[str | Path]) -> Iterator[str]:
             yield from (str(Path(s).resolve()) for s in iter_sessions(path) if needs_processing(Path(s)))
 
 
-def open_queue(db: "str | Path | None" = None, lease_seconds: float = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS) -> TaskQueue:
+def open_queue(db: str | Path | None = None, lease_seconds: float = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS) -> TaskQueue:
     """``alyx``: the tasks of the Alyx database ONE is configured for; else a SQL queue (URL or SQLite file)."""
     if str(db) != "alyx":
         return Queue(db, lease_seconds=lease_seconds, max_attempts=max_attempts)
@@ -59,9 +60,9 @@ def open_queue(db: "str | Path | None" = None, lease_seconds: float = LEASE_SECO
     return AlyxQueue(default_one("--db alyx: no ONE database is configured (run ONE.setup())").alyx, lease_seconds=lease_seconds, max_attempts=max_attempts)
 
 
-def run_queue(n_sessions: int = 10, db: "str | Path | TaskQueue | None" = None, one: "One | None" = None,
+def run_queue(n_sessions: int = 10, db: str | Path | TaskQueue | None = None, one: One | None = None,
               cameras: tuple[str, ...] | None = None, tracker: str = "dlc", force: bool = False, weights: str = "demo",
-              device: str = "cpu", client: "Client | None" = None, lease_seconds: float = LEASE_SECONDS,
+              device: str = "cpu", client: Client | None = None, lease_seconds: float = LEASE_SECONDS,
               max_attempts: int = MAX_ATTEMPTS, worker: str | None = None) -> list[Outcome]:
     """Run up to ``n_sessions`` queued sessions here, or on the Dask cluster of ``client``; returns how each ended.
 

@@ -8,8 +8,9 @@ same instant can still both win. Where many workers share a queue, use the SQL q
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from iblvideo.sessions.queue.db import LEASE_SECONDS, LOG_CHARS, MAX_ATTEMPTS, STATUSES, Claim, TaskView, utcnow
 
@@ -22,7 +23,7 @@ TASK_NAME = "iblvideo"
 class AlyxQueue:
     """The same operations as :class:`~iblvideo.queue.db.Queue`, on the tasks of an Alyx database."""
 
-    def __init__(self, alyx: "AlyxClient", name: str = TASK_NAME, lease_seconds: float = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS):
+    def __init__(self, alyx: AlyxClient, name: str = TASK_NAME, lease_seconds: float = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS):
         self.alyx, self.name = alyx, name
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from iblvideo.errors import IblVideoError
 from iblvideo.extras import needs_extra
 from iblvideo.sessions.queue.db import Claim, worker_name
-from iblvideo.sessions.session import Options
 from iblvideo.sessions.queue.worker import Lease, Outcome, TaskQueue, execute, lease_period, record
+from iblvideo.sessions.session import Options
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 RESOURCES = {"GPU": 1}
 
 
-def _slots(client: "Client") -> int:
+def _slots(client: Client) -> int:
     """How many sessions the cluster runs at once: its GPUs, or its workers where none declares any."""
     workers = client.scheduler_info()["workers"].values()
     gpus = sum(int(w.get("resources", {}).get("GPU", 0)) for w in workers)
@@ -33,7 +33,7 @@ def _slots(client: "Client") -> int:
     return gpus
 
 
-def work_on_cluster(queue: TaskQueue, client: "Client", n_sessions: int, options: Options,
+def work_on_cluster(queue: TaskQueue, client: Client, n_sessions: int, options: Options,
                     worker: str | None = None) -> list[Outcome]:
     """Claim up to ``n_sessions`` tasks, keeping every GPU of the cluster busy, and record each result."""
     with needs_extra("queue"):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable
 
 from iblvideo.errors import IblVideoError
 from iblvideo.extras import needs_extra

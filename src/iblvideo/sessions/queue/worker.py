@@ -86,9 +86,9 @@ def execute(session: str, options: Options, one: "One | None" = None) -> Outcome
     """
     handler = _ThreadLog()
     logger = logging.getLogger("iblvideo")
-    note = [] if logger.isEnabledFor(logging.INFO) else [
+    note = [] if logger.isEnabledFor(logging.INFO) else [(
         f"(the iblvideo logger lets only {logging.getLevelName(logger.getEffectiveLevel())} and louder through: "
-        "set its level to INFO for the whole task log)"]
+        "set its level to INFO for the whole task log)")]
     logger.addHandler(handler)
     start = time.perf_counter()
     try:
