@@ -75,7 +75,7 @@ def main() -> None:
         "",
         f"Written by `benchmarks/eks_parity.py` on {platform.machine()}, Python {platform.python_version()}.",
         "",
-        "## Ensemble Kalman smoothing (`iblvideo.lp.eks`) against ensemble-kalman-smoother "
+        "## Ensemble Kalman smoothing (`iblvideo.tracking.eks`) against ensemble-kalman-smoother "
         f"{eks_info['eks']} (JAX {eks_info['jax']})",
         "",
         "Real IBL ensembles of five `heatmap_mhcrnn` networks (tests/data/ibl-ensembles): paws with the single-view",
@@ -94,7 +94,7 @@ def main() -> None:
         "labels its pupil columns out of order (top, right, bottom, left filled under top, bottom, right, left);",
         "ours are the variances of each point, under its own name.",
         "",
-        f"## Lightning Pose networks (`iblvideo.lp.model`) against lightning-pose {lp_info['lightning-pose']}",
+        f"## Lightning Pose networks (`iblvideo.networks.lightning_pose`) against lightning-pose {lp_info['lightning-pose']}",
         "",
         "ResNet-50 models at 128×128 for the 17 mirror-mouse keypoints, with seeded weights (tests/lp_seeded.py),",
         "predicted by lightning-pose (torch " + lp_info["torch"] + ", CPU, OpenCV reader) and by us on the fixture video.",

@@ -8,6 +8,7 @@ from movement.io import load_poses
 
 from iblvideo.errors import IblVideoError
 from iblvideo.io.pose_formats import DLC_HDF_KEY, LP_SCORER, default_path, write_poses
+from iblvideo.tracks import PoseTracks
 
 KEYPOINTS = ("nose", "paw_l", "paw_r")
 
@@ -26,14 +27,14 @@ def assert_movement_matches(dataset, xy: np.ndarray, likelihood: np.ndarray) -> 
 
 
 def test_pqt(tmp_path, poses):
-    table = pd.read_parquet(write_poses(tmp_path / "p.pqt", "pqt", KEYPOINTS, *poses, scorer="s"))
+    table = pd.read_parquet(write_poses(tmp_path / "p.pqt", "pqt", PoseTracks(KEYPOINTS, *poses), scorer="s"))
     assert list(table.columns[:3]) == ["nose_x", "nose_y", "nose_likelihood"] and len(table) == 7
     np.testing.assert_array_equal(table["paw_r_y"], poses[0][:, 2, 1])
     np.testing.assert_array_equal(table["paw_l_likelihood"], poses[1][:, 1])
 
 
 def test_dlc_h5(tmp_path, poses):
-    path = write_poses(tmp_path / "p.h5", "dlc-h5", KEYPOINTS, *poses, scorer="iblvideo_resnet50")
+    path = write_poses(tmp_path / "p.h5", "dlc-h5", PoseTracks(KEYPOINTS, *poses), scorer="iblvideo_resnet50")
     table = pd.read_hdf(path, DLC_HDF_KEY)
     assert list(table.columns.names) == ["scorer", "bodyparts", "coords"]
     np.testing.assert_array_equal(table[("iblvideo_resnet50", "paw_l", "x")], poses[0][:, 1, 0])
@@ -41,13 +42,13 @@ def test_dlc_h5(tmp_path, poses):
 
 
 def test_dlc_csv(tmp_path, poses):
-    path = write_poses(tmp_path / "p.csv", "dlc-csv", KEYPOINTS, *poses, scorer="iblvideo_resnet50")
+    path = write_poses(tmp_path / "p.csv", "dlc-csv", PoseTracks(KEYPOINTS, *poses), scorer="iblvideo_resnet50")
     assert path.read_text().splitlines()[0].startswith("scorer,iblvideo_resnet50")
     assert_movement_matches(load_poses.from_dlc_file(path), *poses)
 
 
 def test_lp_csv(tmp_path, poses):
-    path = write_poses(tmp_path / "p.csv", "lp-csv", KEYPOINTS, *poses, scorer="ignored")
+    path = write_poses(tmp_path / "p.csv", "lp-csv", PoseTracks(KEYPOINTS, *poses), scorer="ignored")
     assert path.read_text().splitlines()[0].startswith(f"scorer,{LP_SCORER}")
     assert_movement_matches(load_poses.from_lp_file(path), *poses)
 
@@ -59,5 +60,5 @@ def test_default_paths_differ_per_format(tmp_path):
 
 def test_unknown_format(tmp_path, poses):
     with pytest.raises(IblVideoError, match="unknown pose format 'json'"):
-        write_poses(tmp_path / "p.json", "json", KEYPOINTS, *poses, scorer="s")
+        write_poses(tmp_path / "p.json", "json", PoseTracks(KEYPOINTS, *poses), scorer="s")
     assert not list(tmp_path.iterdir())

@@ -6,8 +6,8 @@ and every stage after tracking has tracks to work on. Registered by one line (se
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

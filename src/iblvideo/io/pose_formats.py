@@ -13,6 +13,7 @@ import pandas as pd
 
 from iblvideo.io.atomic import atomic_path
 from iblvideo.errors import IblVideoError
+from iblvideo.tracks import PoseTracks
 
 FORMATS = {"pqt": ".pose.pqt", "dlc-h5": ".dlc.h5", "dlc-csv": ".dlc.csv", "lp-csv": ".lp.csv"}
 DLC_HDF_KEY = "df_with_missing"  # the key DeepLabCut's own readers look up
@@ -25,35 +26,25 @@ def default_path(video: Path, fmt: str) -> Path:
     return video.with_name(video.stem + FORMATS[fmt])
 
 
-def _values(xy: np.ndarray, likelihood: np.ndarray) -> np.ndarray:
-    """(N, K * 3) columns x, y, likelihood per keypoint."""
-    return np.concatenate([xy, likelihood[..., None]], axis=-1).reshape(len(xy), -1)
-
-
-def pose_table(keypoints: tuple[str, ...], xy: np.ndarray, likelihood: np.ndarray) -> pd.DataFrame:
-    """IBL's flat layout: columns ``<keypoint>_x``, ``<keypoint>_y``, ``<keypoint>_likelihood``."""
-    columns = [f"{k}_{c}" for k in keypoints for c in COORDS]
-    return pd.DataFrame(_values(xy, likelihood), columns=columns)
-
-
-def dlc_table(keypoints: tuple[str, ...], xy: np.ndarray, likelihood: np.ndarray, scorer: str) -> pd.DataFrame:
+def dlc_table(tracks: PoseTracks, scorer: str) -> pd.DataFrame:
     """DeepLabCut's layout: (scorer, bodyparts, coords) column MultiIndex, frame numbers as the index."""
-    columns = pd.MultiIndex.from_product([[scorer], keypoints, COORDS], names=["scorer", "bodyparts", "coords"])
-    return pd.DataFrame(_values(xy, likelihood), columns=columns)
+    columns = pd.MultiIndex.from_product([[scorer], tracks.points, COORDS], names=["scorer", "bodyparts", "coords"])
+    values = np.concatenate([tracks.xy, tracks.likelihood[..., None]], axis=-1).reshape(len(tracks), -1)
+    return pd.DataFrame(values, columns=columns)
 
 
-def write_poses(path: str | Path, fmt: str, keypoints: tuple[str, ...], xy: np.ndarray, likelihood: np.ndarray, scorer: str) -> Path:
-    """Write poses (N, K, 2) and likelihoods (N, K) to ``path`` in format ``fmt``, atomically."""
+def write_poses(path: str | Path, fmt: str, tracks: PoseTracks, scorer: str) -> Path:
+    """Write pose tracks to ``path`` in format ``fmt``, atomically."""
     path = Path(path)
     if fmt not in FORMATS:
         raise IblVideoError(path, f"unknown pose format {fmt!r}; choose from {', '.join(FORMATS)}")
     with atomic_path(path) as tmp:
         if fmt == "pqt":
-            pose_table(keypoints, xy, likelihood).to_parquet(tmp, index=False)
+            tracks.to_frame().to_parquet(tmp, index=False)
         elif fmt == "dlc-h5":
-            _write_hdf(dlc_table(keypoints, xy, likelihood, scorer), tmp)
+            _write_hdf(dlc_table(tracks, scorer), tmp)
         else:
-            dlc_table(keypoints, xy, likelihood, LP_SCORER if fmt == "lp-csv" else scorer).to_csv(tmp)
+            dlc_table(tracks, LP_SCORER if fmt == "lp-csv" else scorer).to_csv(tmp)
     return path
 
 

@@ -23,7 +23,20 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
 # the epsilon the TensorFlow-trained weights were fitted with; the default momentum adapts the
 # running statistics to grey lab videos quickly
-_LITE_BN = {"eps": 1e-3}
+_LITE_EPS = 1e-3
+
+
+class Backbone(nn.Module):
+    """What a heatmap head is built on and training starts from."""
+
+    stride: int  # input pixels per output cell
+    out_channels: int
+    in_channels = 3  # each grey frame repeated as RGB, as weights pretrained on colour images take it
+    early: tuple[str, ...] = ()  # the layers freeze_early_layers keeps fixed
+
+    def load_imagenet(self) -> None:
+        """Start from ImageNet weights, where this backbone has them."""
+        raise NotImplementedError
 
 
 class MBConv(nn.Module):
@@ -34,11 +47,11 @@ class MBConv(nn.Module):
         hidden = in_channels * expansion
         if expansion != 1:
             self._expand_conv = nn.Conv2d(in_channels, hidden, 1, bias=False)
-            self._bn0 = nn.BatchNorm2d(hidden, **_LITE_BN)
+            self._bn0 = nn.BatchNorm2d(hidden, eps=_LITE_EPS)
         self._depthwise_conv = nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False)
-        self._bn1 = nn.BatchNorm2d(hidden, **_LITE_BN)
+        self._bn1 = nn.BatchNorm2d(hidden, eps=_LITE_EPS)
         self._project_conv = nn.Conv2d(hidden, out_channels, 1, bias=False)
-        self._bn2 = nn.BatchNorm2d(out_channels, **_LITE_BN)
+        self._bn2 = nn.BatchNorm2d(out_channels, eps=_LITE_EPS)
         self.expansion = expansion
         self.residual = stride == 1 and in_channels == out_channels
 
@@ -51,7 +64,7 @@ class MBConv(nn.Module):
         return out + x if self.residual else out
 
 
-class EfficientNetLite0(nn.Module):
+class EfficientNetLite0(Backbone):
     """EfficientNet-Lite0 up to its 1280-channel head convolution (stride 32), or only its first
     ``stages`` stages: a cheaper, higher-resolution feature extractor for small crops."""
 
@@ -60,7 +73,7 @@ class EfficientNetLite0(nn.Module):
     def __init__(self, stages: int = len(_LITE0_STAGES)):
         super().__init__()
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
-        self._bn0 = nn.BatchNorm2d(32, **_LITE_BN)
+        self._bn0 = nn.BatchNorm2d(32, eps=_LITE_EPS)
         blocks, channels, self.stride = [], 32, 2
         for expansion, kernel, stride, out_channels, repeats in _LITE0_STAGES[:stages]:
             for i in range(repeats):
@@ -72,7 +85,7 @@ class EfficientNetLite0(nn.Module):
         self.out_channels = 1280 if self.whole else channels
         if self.whole:
             self._conv_head = nn.Conv2d(channels, self.out_channels, 1, bias=False)
-            self._bn1 = nn.BatchNorm2d(self.out_channels, **_LITE_BN)
+            self._bn1 = nn.BatchNorm2d(self.out_channels, eps=_LITE_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.relu6(self._bn0(self._conv_stem(x)))
@@ -115,7 +128,7 @@ class Bottleneck(nn.Module):
         return self.relu(self.bn3(self.conv3(out)) + identity)
 
 
-class ResNet50(nn.Module):
+class ResNet50(Backbone):
     """ResNet-50 without pooling and classifier: stride 32, 2048 channels."""
 
     out_channels = 2048
@@ -148,7 +161,7 @@ class ResNet50(nn.Module):
         log.warning("no ImageNet weights available for resnet50; training starts from random weights")
 
 
-class SmallConvNet(nn.Module):
+class SmallConvNet(Backbone):
     """Five plain 3×3 convolutions to stride 8 on the grey image itself, from random weights.
 
     For small crops of one kind of scene (the synthetic rig's demo weights): a fraction of the cost of
@@ -156,8 +169,6 @@ class SmallConvNet(nn.Module):
     """
 
     stride = 8
-    early = ()
-
     in_channels = 1  # grey: three identical channels would triple the first layer's work for nothing
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 32, 64, 64)):
@@ -178,14 +189,14 @@ class SmallConvNet(nn.Module):
         """Nothing to load: this network always starts from random weights."""
 
 
-def freeze_early_layers(backbone: nn.Module) -> None:
+def freeze_early_layers(backbone: Backbone) -> None:
     """Keep the pretrained high-resolution layers fixed: generic edge filters that need no tuning,
     and the most costly to back-propagate through on a CPU."""
     for name in backbone.early:
         backbone.get_submodule(name).requires_grad_(False)
 
 
-BACKBONES: dict[str, Callable[[], nn.Module]] = {
+BACKBONES: dict[str, Callable[[], Backbone]] = {
     "efficientnet_lite0": EfficientNetLite0,
     # the first three stages (stride 8, 40 channels): small crops on a CPU
     "efficientnet_lite0_s8": functools.partial(EfficientNetLite0, stages=3),

@@ -171,20 +171,29 @@ def read_out(heatmaps: torch.Tensor, downsample_factor: int) -> tuple[torch.Tens
     return xy - (2 ** downsample_factor - 1) / 2, confidence
 
 
+class ContextHeads(nn.Module):
+    """The two heads of a context model, under Lightning Pose's names: each frame alone, and five-frame windows."""
+
+    def __init__(self, in_channels: int, n_keypoints: int, stride: int, downsample_factor: int):
+        super().__init__()
+        self.head_sf = HeatmapHead(in_channels, n_keypoints, stride, downsample_factor)
+        self.head_mf = ContextHead(in_channels, n_keypoints)
+
+
 class LPNetwork(nn.Module):
     """Backbone and head(s) of a Lightning Pose heatmap model."""
+
+    # ImageNet statistics, registered as buffers so that they follow the network to its device
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, config: LPConfig):
         super().__init__()
         self.config = config
         self.backbone = BACKBONES[config.backbone]()
         n, channels, stride = len(config.keypoints), self.backbone.out_channels, self.backbone.stride
-        if config.context:
-            self.head = nn.Module()
-            self.head.head_sf = HeatmapHead(channels, n, stride, config.downsample_factor)
-            self.head.head_mf = ContextHead(channels, n)
-        else:
-            self.head = HeatmapHead(channels, n, stride, config.downsample_factor)
+        heads = ContextHeads if config.context else HeatmapHead
+        self.head: HeatmapHead | ContextHeads = heads(channels, n, stride, config.downsample_factor)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -194,11 +203,13 @@ class LPNetwork(nn.Module):
 
     def single(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keypoints and confidences of each frame on its own."""
-        head = self.head.head_sf if self.config.context else self.head
+        head = self.head.head_sf if isinstance(self.head, ContextHeads) else self.head
         return read_out(head(features), self.config.downsample_factor)
 
     def windows(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keypoints and confidences of the centre frames of a sequence's five-frame windows."""
+        if not isinstance(self.head, ContextHeads):
+            raise ValueError(f"a {self.config.model_type} model has no five-frame head")
         xy, confidence = self.single(features[CONTEXT // 2:len(features) - CONTEXT // 2])
         xy_mf, confidence_mf = read_out(self.head.head_mf(features), self.config.downsample_factor)
         better = confidence_mf > confidence

@@ -72,12 +72,13 @@ def load_model(model_dir: str | Path, device: str = "cpu") -> PoseModel:
     weights = model_dir / WEIGHTS
     if not weights.is_file():
         raise IblVideoError(model_dir, f"holds no trained weights ({WEIGHTS}); training has not finished")
-    with global_generator_kept():
+    with global_generator_kept():  # folding for inference makes new layers too
         network = build_network(config)
-    try:
-        network.load_state_dict(load_file(str(weights)))
-    except (RuntimeError, OSError) as err:
-        raise IblVideoError(weights, f"weights do not match the config's architecture ({str(err).splitlines()[0]})") from None
-    # channels-last convolutions run faster on CPUs and on GPUs' tensor cores
-    network = network.for_inference().to(device, memory_format=torch.channels_last)
+        try:
+            network.load_state_dict(load_file(str(weights)))
+        except (RuntimeError, OSError) as err:
+            raise IblVideoError(weights, f"weights do not match the config's architecture ({str(err).splitlines()[0]})") from None
+        # channels-last convolutions run faster on CPUs and on GPUs' tensor cores; torch's overloads of
+        # Module.to leave out the memory_format one it documents and takes
+        network = network.for_inference().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     return PoseModel(network, tuple(config["keypoints"]), config)

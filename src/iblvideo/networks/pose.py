@@ -10,22 +10,28 @@ sits at input pixel (j + 0.5) * s - 0.5.
 from __future__ import annotations
 
 import itertools
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from iblvideo.networks.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
+from iblvideo.networks.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Backbone, freeze_early_layers
 from iblvideo.networks.settings import HEAD_CHANNELS, HEATMAP_STRIDE, Size
 
 READOUT_RADIUS = 3  # heatmap cells either side of the peak that the soft-argmax averages
 
 
-def rescale_points(xy: np.ndarray | torch.Tensor, src: Size, dst: Size) -> np.ndarray | torch.Tensor:
+# points come back as they went in: an array as an array, a tensor as a tensor
+Points = TypeVar("Points", np.ndarray, torch.Tensor)
+
+
+def rescale_points(xy: Points, src: Size, dst: Size) -> Points:
     """Map (..., 2) pixel coordinates from an image of size ``src`` to the same image resized to ``dst``."""
-    scale = xy.new_tensor(dst) / xy.new_tensor(src) if isinstance(xy, torch.Tensor) else np.divide(dst, src, dtype=np.float32)
-    return (xy + 0.5) * scale - 0.5
+    if isinstance(xy, torch.Tensor):
+        return (xy + 0.5) * (xy.new_tensor(dst) / xy.new_tensor(src)) - 0.5
+    return (xy + 0.5) * np.divide(dst, src, dtype=np.float32) - 0.5
 
 
 def resize_frames(frames: np.ndarray | torch.Tensor, size: Size) -> torch.Tensor:
@@ -44,14 +50,14 @@ def _upsample(in_channels: int, out_channels: int, last: bool) -> nn.Sequential:
     return nn.Sequential(deconv) if last else nn.Sequential(deconv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
-def as_subpixel(deconv: nn.ConvTranspose2d) -> nn.Sequential:
-    """The same layer as a 3×3 convolution to four output phases and a pixel shuffle: the same output,
-    and far faster on a CPU when there are few output channels (the heatmaps).
+def as_subpixel(deconv: nn.Module) -> tuple[nn.Conv2d, nn.PixelShuffle]:
+    """The same layer as a 3×3 convolution to four output phases and the pixel shuffle that interleaves
+    them: the same output, and far faster on a CPU when there are few output channels (the heatmaps).
 
     Output row 2m takes input rows m - 1 and m through kernel rows 3 and 1; row 2m + 1 takes rows m and
     m + 1 through kernel rows 2 and 0 (and likewise for columns).
     """
-    if (deconv.kernel_size, deconv.stride, deconv.padding) != ((4, 4), (2, 2), (1, 1)):
+    if not (isinstance(deconv, nn.ConvTranspose2d) and (deconv.kernel_size, deconv.stride, deconv.padding) == ((4, 4), (2, 2), (1, 1))):
         raise ValueError(f"{deconv} is not a 4×4, stride-2, padding-1 transposed convolution")
     taps = ({0: 3, 1: 1}, {1: 2, 2: 0})  # per output phase: 3×3 tap -> transposed-kernel index
     weight = deconv.weight  # (in, out, 4, 4)
@@ -64,9 +70,9 @@ def as_subpixel(deconv: nn.ConvTranspose2d) -> nn.Sequential:
                     phased[:, row_phase, col_phase, :, dy, dx] = weight[:, :, ky, kx].T
     with torch.no_grad():
         conv.weight.copy_(phased.reshape(conv.weight.shape))
-        if deconv.bias is not None:
+        if deconv.bias is not None and conv.bias is not None:  # conv has a bias exactly where deconv has one
             conv.bias.copy_(deconv.bias.repeat_interleave(4))
-    return nn.Sequential(conv, nn.PixelShuffle(2))
+    return conv, nn.PixelShuffle(2)
 
 
 class HeatmapHead(nn.Sequential):
@@ -127,7 +133,8 @@ def fold_batch_norms(module: nn.Module) -> fx.GraphModule:
     layers = dict(traced.named_modules())
     for node in list(traced.graph.nodes):
         source = node.args[0] if node.op == "call_module" and isinstance(layers[node.target], nn.BatchNorm2d) else None
-        if not (isinstance(source, fx.Node) and source.op == "call_module" and len(source.users) == 1
+        # a call_module node targets its module by dotted name
+        if not (isinstance(source, fx.Node) and source.op == "call_module" and isinstance(source.target, str) and len(source.users) == 1
                 and isinstance(layers[source.target], (nn.Conv2d, nn.ConvTranspose2d))):
             continue
         conv = layers[source.target]
@@ -144,24 +151,32 @@ def fold_batch_norms(module: nn.Module) -> fx.GraphModule:
 class PoseNetwork(nn.Module):
     """Backbone + heatmap head for grey frames of a fixed input size (width, height)."""
 
+    # as built; for_inference swaps each for a traced graph that computes the same
+    backbone: Backbone | fx.GraphModule
+    head: HeatmapHead | fx.GraphModule
+    # ImageNet statistics, registered as buffers so that they follow the network to its device
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, backbone: str, n_keypoints: int, input_size: Size, head_channels: int = HEAD_CHANNELS,
                  heatmap_stride: int = HEATMAP_STRIDE, head_stride: int = 0):
         """``head_stride``: the stride at which the head's own layers stop, bilinear upsampling taking
         the heatmaps on to ``heatmap_stride`` (0: no upsampling). A coarser head costs a fraction of a
         full one, and the heatmaps, their read-out and their likelihoods stay as they were."""
         super().__init__()
-        self.backbone = BACKBONES[backbone]()
+        built = BACKBONES[backbone]()
+        self.backbone = built
         head_stride = head_stride or heatmap_stride
-        if head_stride % heatmap_stride or self.backbone.stride % head_stride:
+        if head_stride % heatmap_stride or built.stride % head_stride:
             raise ValueError(f"head stride {head_stride} must lie between the heatmap stride {heatmap_stride} and the "
-                             f"backbone's {self.backbone.stride}, a power of two from each")
-        upsamplings = (self.backbone.stride // head_stride).bit_length() - 1
-        self.head = HeatmapHead(self.backbone.out_channels, n_keypoints, upsamplings, head_channels, head_stride // heatmap_stride)
+                             f"backbone's {built.stride}, a power of two from each")
+        upsamplings = (built.stride // head_stride).bit_length() - 1
+        self.head = HeatmapHead(built.out_channels, n_keypoints, upsamplings, head_channels, head_stride // heatmap_stride)
         self.input_size: Size = (int(input_size[0]), int(input_size[1]))
         self.stride = heatmap_stride
         self.phases = 1  # the head's heatmaps come whole (see for_inference)
         # ImageNet statistics per colour channel; their means for a backbone that takes the grey image
-        channels = getattr(self.backbone, "in_channels", 3)
+        channels = built.in_channels
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         if channels == 1:
             mean, std = mean.mean(dim=0, keepdim=True), std.mean(dim=0, keepdim=True)
@@ -180,17 +195,28 @@ class PoseNetwork(nn.Module):
         x = (x.expand(-1, self.mean.shape[1], -1, -1) - self.mean) / self.std
         return self.head(self.backbone(x))
 
+    def start_from_imagenet(self) -> None:
+        """Where training starts: the backbone's ImageNet weights where it has them, its early layers frozen."""
+        if not isinstance(self.backbone, Backbone):
+            raise RuntimeError("a network made ready for inference is no longer trainable")
+        self.backbone.load_imagenet()
+        freeze_early_layers(self.backbone)
+
     def for_inference(self) -> PoseNetwork:
         """In eval mode for good, batch norms folded into the convolutions before them and the heatmap
         layer as a sub-pixel convolution whose phases are read in place (together, half the time on a
         CPU); no longer trainable."""
         self.eval().requires_grad_(False)
-        if self.head.interpolate > 1:  # the upsampling needs whole heatmaps
-            self.head[-2][0] = as_subpixel(self.head[-2][0])
+        head = self.head
+        if not isinstance(head, HeatmapHead):
+            return self  # traced by an earlier call
+        last = len(head) - (2 if head.interpolate > 1 else 1)  # the last learnt upsampling, its transposed convolution alone
+        conv, shuffle = as_subpixel(head.get_submodule(f"{last}.0"))
+        if head.interpolate > 1:  # the upsampling needs whole heatmaps
+            head[last] = nn.Sequential(conv, shuffle)
         else:
-            subpixel, shuffle = as_subpixel(self.head[-1][0])
-            self.head[-1][0], self.phases = subpixel, shuffle.upscale_factor
-        self.backbone, self.head = fold_batch_norms(self.backbone), fold_batch_norms(self.head)
+            head[last], self.phases = nn.Sequential(conv), shuffle.upscale_factor
+        self.backbone, self.head = fold_batch_norms(self.backbone), fold_batch_norms(head)
         return self
 
     def heatmap_to_input(self, xy: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import logging
 import uuid
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def _pose_estimation(nwbfile, ndx_pose, camera: CameraResults, skeletons: list):
     device = nwbfile.create_device(name=spec.label, description=f"IBL {camera.camera} camera, {spec.width}x{spec.height} at {spec.fps:g} Hz")
     skeleton = ndx_pose.Skeleton(name=f"{spec.label}_skeleton", nodes=camera.points, edges=np.zeros((0, 2), dtype="uint8"))
     skeletons.append(skeleton)
-    series = []
+    series: list[Any] = []  # PoseEstimationSeries: ndx_pose has no type hints
     for point in camera.points:
         xy = camera.tracks.point_xy(point).astype(float)
         series.append(ndx_pose.PoseEstimationSeries(

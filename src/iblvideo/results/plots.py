@@ -39,7 +39,8 @@ LICK_BIN = 0.05  # seconds
 
 
 def _rgb(point: str) -> tuple[float, float, float]:
-    return tuple(c / 255 for c in point_colour(point))
+    red, green, blue = point_colour(point)
+    return red / 255, green / 255, blue / 255
 
 
 def _side_cameras(results: SessionResults) -> list[CameraResults]:
@@ -103,10 +104,10 @@ def _plot_pupil(ax: Axes, side: list[CameraResults]) -> None:
 
 
 def _plot_motion_energy(ax: Axes, results: SessionResults) -> None:
-    cameras = [c for c in results.cameras.values() if c.motion_energy is not None]
-    for camera in cameras:
-        ax.plot(camera.frame_times()[: len(camera.motion_energy)], _zscore(camera.motion_energy), lw=0.5, alpha=0.8, label=camera.camera)
-    if not cameras:
+    energies = [(c.camera, c.frame_times(), c.motion_energy) for c in results.cameras.values() if c.motion_energy is not None]
+    for camera, times, energy in energies:
+        ax.plot(times[: len(energy)], _zscore(energy), lw=0.5, alpha=0.8, label=camera)
+    if not energies:
         _no_data(ax, "no motion energy (iblvideo motion-energy)")
 
 
@@ -224,8 +225,8 @@ def trial_average_figure(results: SessionResults) -> Figure:
                 if name == "lick rate (Hz)":
                     if results.licks is not None:
                         _mean_sem(ax, *_lick_rate(results.licks, chosen), colour, label)
-                elif signals[name] is not None:
-                    _mean_sem(ax, offsets, peri_event(*signals[name], chosen, offsets), colour, label)
+                elif (signal := signals[name]) is not None:
+                    _mean_sem(ax, offsets, peri_event(*signal, chosen, offsets), colour, label)
             if col == 0:
                 ax.set_ylabel(name, fontsize=8)
     if trials is not None:

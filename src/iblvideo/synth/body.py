@@ -43,7 +43,7 @@ class BodyScene:
     def _wheel_texture(self, rng: np.random.Generator) -> None:
         """The wheel's top surface under the front of the trunk: ridges across it that slide as it turns."""
         cx, cy = self.centre
-        self.wheel_box = draw.box_around(cx - 60, cy, 110, 115, self.canvas.shape)
+        self.wheel_box = draw.in_view(draw.box_around(cx - 60, cy, 110, 115, self.canvas.shape), "wheel")
         y0, y1, x0, x1 = self.wheel_box
         xs = np.arange(x0 - RIDGE_PERIOD, x1 + RIDGE_PERIOD, dtype=np.float32)[None, :]
         ridges = np.cos(2 * np.pi * xs / RIDGE_PERIOD) ** 2
@@ -82,7 +82,7 @@ class BodyScene:
         c.paint(self.wheel_box, self.wheel_alpha, self.ridges[:, shift:shift + x1 - x0])
         cx, cy, angle = float(now["trunk_x"][i]), float(now["trunk_y"][i]), float(now["angle"][i])
         # trunk and head, whose tilt stays within a few degrees of horizontal
-        box = draw.box_around(cx - 30, cy, TRUNK_AXES[0] + 35, TRUNK_AXES[1] + 25, c.shape)
+        box = draw.in_view(draw.box_around(cx - 30, cy, TRUNK_AXES[0] + 35, TRUNK_AXES[1] + 25, c.shape), "trunk")
         ys, xs = draw.grid(box)
         y0, y1, x0, x1 = box
         trunk = draw.ellipse(ys, xs, cx, cy, *TRUNK_AXES, angle)

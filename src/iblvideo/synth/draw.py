@@ -61,10 +61,17 @@ def segment_box(x0: float, y0: float, x1: float, y1: float, r: float, shape: tup
 
 
 def union(*boxes: Box | None) -> Box | None:
-    boxes = [b for b in boxes if b is not None]
-    if not boxes:
+    present = [b for b in boxes if b is not None]
+    if not present:
         return None
-    return min(b[0] for b in boxes), max(b[1] for b in boxes), min(b[2] for b in boxes), max(b[3] for b in boxes)
+    return min(b[0] for b in present), max(b[1] for b in present), min(b[2] for b in present), max(b[3] for b in present)
+
+
+def in_view(box: Box | None, part: str) -> Box:
+    """The box of a part that the scene keeps in the frame."""
+    if box is None:
+        raise ValueError(f"the {part} lies outside the frame")
+    return box
 
 
 def grid(box: Box) -> tuple[np.ndarray, np.ndarray]:
@@ -156,8 +163,8 @@ class Canvas:
         """A scene grey level as stored before the noise is added, under the current illumination."""
         return grey * self.gain - NOISE_MEAN
 
-    def paint(self, box: Box | None, alpha: np.ndarray, grey: float | np.ndarray) -> None:
-        """Composite ``grey`` (scalar or patch) over the box with coverage ``alpha``."""
+    def paint(self, box: Box | None, alpha: float | np.ndarray, grey: float | np.ndarray) -> None:
+        """Composite ``grey`` over the box with coverage ``alpha``, each a scalar or a patch."""
         if box is None:
             return
         y0, y1, x0, x1 = box

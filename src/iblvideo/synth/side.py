@@ -178,7 +178,7 @@ class SideScene:
     def _pad_texture(self, rng: np.random.Generator) -> None:
         """Whisker-pad texture (rows of follicles), larger than the pad so that whisking can slide it."""
         px, py, ax, ay, angle = self.pad
-        self.pad_box = draw.box_around(px, py, ax, ay, self.canvas.shape)
+        self.pad_box = draw.in_view(draw.box_around(px, py, ax, ay, self.canvas.shape), "whisker pad")
         self.pad_margin = int(np.ceil(8 * self.s)) + 1
         y0, y1, x0, x1 = self.pad_box
         m = self.pad_margin
@@ -320,7 +320,7 @@ class SideScene:
     def _draw_eye(self, g: dict[str, np.ndarray], i: int) -> None:
         c = self.canvas
         ex, ey, eax, eay, eangle = self.eye
-        box = draw.ellipse_box(ex, ey, eax, eay, c.shape)
+        box = draw.in_view(draw.ellipse_box(ex, ey, eax, eay, c.shape), "eye")
         ys, xs = draw.grid(box)
         eye = draw.ellipse(ys, xs, ex, ey, eax, eay, eangle)
         pupil = draw.circle(ys, xs, float(g["pupil_x"][i]), float(g["pupil_y"][i]), float(g["pupil_radius"][i]))

@@ -116,7 +116,7 @@ def read_labels(path: str | Path) -> LabeledFrames:
     if not names:
         raise IblVideoError(path, "no labeled frames")
     digest = hashlib.sha256(path.read_bytes())
-    images = []
+    images: list[np.ndarray] = []
     for name in names:
         file = _locate(path, name)
         digest.update(file.read_bytes())

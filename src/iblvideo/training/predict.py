@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from iblvideo.io.pose_formats import default_path, write_poses
+from iblvideo.tracks import PoseTracks
 from iblvideo.networks.model_dir import PoseModel, load_model
 from iblvideo.progress import progress
 from iblvideo.video.batching import BATCH_SIZE
@@ -40,4 +41,4 @@ def predict_video(model_dir: str | Path, video: str | Path, out: str | Path | No
             log.warning("%s: frames are %dx%d, the model was trained on %dx%d images", video, reader.info.width, reader.info.height, *trained)
         xy, likelihood = predict_frames(model, reader, batch_size)
     scorer = f"iblvideo_{model.config['backbone']}"
-    return write_poses(out, fmt, model.keypoints, xy, likelihood, scorer)
+    return write_poses(out, fmt, PoseTracks(model.keypoints, xy, likelihood), scorer)

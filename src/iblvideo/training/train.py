@@ -14,7 +14,7 @@ import torch
 from iblvideo import __version__
 from iblvideo.errors import IblVideoError
 from iblvideo.io.atomic import atomic_path
-from iblvideo.networks.backbones import BACKBONES, freeze_early_layers
+from iblvideo.networks.backbones import BACKBONES
 from iblvideo.networks.model_dir import CHECKPOINT, CONFIG, WEIGHTS, PoseModel, build_network, read_config, save_weights, write_config
 from iblvideo.networks.pose import PoseNetwork, rescale_points, resize_frames, spatial_log_softmax
 from iblvideo.networks.settings import TrainSettings
@@ -83,8 +83,7 @@ class Trainer:
         self.split = {part: frames.subset(names) for part, names in self.config["split"].items()}
         torch.manual_seed(settings.seed)
         self.network: PoseNetwork = build_network(self.config)
-        self.network.backbone.load_imagenet()
-        freeze_early_layers(self.network.backbone)
+        self.network.start_from_imagenet()
         self.network.to(device)
         self.optimizer = torch.optim.Adam((p for p in self.network.parameters() if p.requires_grad), lr=settings.learning_rate)
         self.augment = Augmentation()
@@ -95,7 +94,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(train.images) / settings.batch_size) - (len(train.images) % settings.batch_size == 1)
 
     def _config(self) -> dict[str, Any]:
-        fresh = {
+        fresh: dict[str, Any] = {
             "iblvideo_version": __version__,
             "keypoints": list(self.frames.keypoints),
             "image_size": list(self.frames.image_size),

@@ -69,7 +69,7 @@ def run_queue(n_sessions: int = 10, db: str | Path | TaskQueue | None = None, on
     ``db`` is a queue (a :class:`Queue` or an :class:`~.alyx.AlyxQueue`), ``alyx``, a database URL,
     or an SQLite file (default ``./iblvideo-queue.sqlite``, or ``$IBLVIDEO_QUEUE_DB``).
     """
-    queue = db if hasattr(db, "claim") else open_queue(db, lease_seconds, max_attempts)
+    queue = open_queue(db, lease_seconds, max_attempts) if db is None or isinstance(db, (str, Path)) else db
     options = Options(tuple(cameras) if cameras else None, tracker, str(weights), device, force)
     if client is None:
         return work(queue, n_sessions, options, one=one, worker=worker)

@@ -58,7 +58,7 @@ class AlyxQueue:
             return arguments.get("attempts", 0) < self.max_attempts
         return task["status"] == "Started" and datetime.fromisoformat(arguments.get("lease_until") or "1970-01-01") < now
 
-    def claim(self, worker: str) -> Claim | None:
+    def claim(self, worker: str) -> Claim[str] | None:
         """Take the first claimable task (see the module note on what Alyx cannot guarantee)."""
         now = utcnow()
         for task in filter(lambda t: self._claimable(t, now), self.records()):
@@ -78,14 +78,14 @@ class AlyxQueue:
         task = self.alyx.rest("tasks", "read", id=task_id, no_cache=True)
         return task if task["status"] == "Started" and (task.get("arguments") or {}).get("worker") == worker else None
 
-    def heartbeat(self, claim: Claim) -> bool:
+    def heartbeat(self, claim: Claim[str]) -> bool:
         task = self._holds(claim.id, claim.worker)
         if task is None:
             return False
         self._patch(claim.id, arguments={**task["arguments"], "lease_until": (utcnow() + self.lease).isoformat()})
         return True
 
-    def finish(self, claim: Claim, status: str, seconds: float, version: str, error: str | None = None,
+    def finish(self, claim: Claim[str], status: str, seconds: float, version: str, error: str | None = None,
                log: str = "", summary: dict | None = None) -> bool:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -108,7 +108,7 @@ class AlyxQueue:
     def busy(self) -> int:
         return len(self.records("Started"))
 
-    def retry(self, ids: Iterable[str] = (), statuses: tuple[str, ...] = ("Errored", "Held")) -> int:
+    def retry(self, ids: Iterable[int | str] = (), statuses: tuple[str, ...] = ("Errored", "Held")) -> int:
         """Put Errored or Held tasks (all, or those ``ids``) back to Waiting with fresh attempts."""
         wanted = set(map(str, ids))
         count = 0

@@ -16,12 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from iblvideo.errors import IblVideoError
 from iblvideo.extras import needs_extra
 
 with needs_extra("queue"):
-    from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, or_, select, update
+    from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, Update, create_engine, event, or_, select, update
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -81,11 +82,15 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+# a task's id: an integer in the SQL queue, a UUID string in Alyx
+TaskId = TypeVar("TaskId", int, str)
+
+
 @dataclass(frozen=True)
-class Claim:
+class Claim(Generic[TaskId]):
     """A task a worker holds: run ``session``, then report back with the same ``id`` and ``worker``."""
 
-    id: int | str  # an integer in the SQL queue, a UUID string in Alyx
+    id: TaskId
     session: str
     worker: str
     attempt: int
@@ -118,6 +123,12 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _rows_changed(db: Session, statement: Update) -> int:
+    # Session.execute returns a CursorResult for an UPDATE, but is typed to return a plain Result,
+    # which has no rowcount (sqlalchemy#9185)
+    return db.execute(statement).rowcount  # type: ignore[attr-defined]
 
 
 def database_url(db: str | Path | None) -> str:
@@ -153,7 +164,7 @@ class Queue:
                     added.append(session)
         return added
 
-    def claim(self, worker: str) -> Claim | None:
+    def claim(self, worker: str) -> Claim[int] | None:
         """Take the next task: Waiting, Errored with attempts left, or Started by a worker whose lease ran out."""
         while True:
             with Session(self.engine) as db, db.begin():
@@ -184,38 +195,30 @@ class Queue:
     @staticmethod
     def _set(db: Session, task: Task, **values: object) -> bool:
         """Compare-and-set: apply ``values`` only if nobody changed the task since it was read."""
-        result = db.execute(
-            update(Task).where(Task.id == task.id, Task.revision == task.revision)
-            .values(revision=task.revision + 1, **values).execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1
+        return _rows_changed(db, update(Task).where(Task.id == task.id, Task.revision == task.revision)
+                             .values(revision=task.revision + 1, **values).execution_options(synchronize_session=False)) == 1
 
     @staticmethod
     def _close_runs(db: Session, task_id: int, status: str, error: str | None) -> None:
         db.execute(update(Run).where(Run.task_id == task_id, Run.ended.is_(None)).values(ended=utcnow(), status=status, error=error))
 
-    def heartbeat(self, claim: Claim) -> bool:
+    def heartbeat(self, claim: Claim[int]) -> bool:
         """Renew the lease; False if the task is no longer this worker's."""
         with Session(self.engine) as db, db.begin():
-            result = db.execute(
-                update(Task).where(Task.id == claim.id, Task.worker == claim.worker, Task.status == "Started")
-                .values(lease_until=utcnow() + self.lease, revision=Task.revision + 1)
-            )
-            return result.rowcount == 1
+            return _rows_changed(db, update(Task).where(Task.id == claim.id, Task.worker == claim.worker, Task.status == "Started")
+                                 .values(lease_until=utcnow() + self.lease, revision=Task.revision + 1)) == 1
 
-    def finish(self, claim: Claim, status: str, seconds: float, version: str, error: str | None = None,
+    def finish(self, claim: Claim[int], status: str, seconds: float, version: str, error: str | None = None,
                log: str = "", summary: dict | None = None) -> bool:
         """Record how the task ended; False (and nothing recorded) if the claim was lost meanwhile."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         with Session(self.engine) as db, db.begin():
-            result = db.execute(
-                update(Task).where(Task.id == claim.id, Task.worker == claim.worker, Task.status == "Started")
-                .values(status=status, ended=utcnow(), seconds=seconds, version=version, lease_until=None,
-                        error=error, log=log[-LOG_CHARS:], summary=json.dumps(summary) if summary else None,
-                        revision=Task.revision + 1)
-            )
-            if result.rowcount != 1:
+            changed = _rows_changed(db, update(Task).where(Task.id == claim.id, Task.worker == claim.worker, Task.status == "Started")
+                                    .values(status=status, ended=utcnow(), seconds=seconds, version=version, lease_until=None,
+                                            error=error, log=log[-LOG_CHARS:], summary=json.dumps(summary) if summary else None,
+                                            revision=Task.revision + 1))
+            if changed != 1:
                 return False
             self._close_runs(db, claim.id, status, error)
             return True
@@ -227,7 +230,7 @@ class Queue:
             ids = [int(i) for i in ids]  # the command line gives them as text
             if ids:
                 query = query.where(Task.id.in_(ids))
-            return db.execute(query.values(status="Waiting", attempts=0, revision=Task.revision + 1)).rowcount
+            return _rows_changed(db, query.values(status="Waiting", attempts=0, revision=Task.revision + 1))
 
     def tasks(self, status: str | None = None) -> list[Task]:
         """Every task (or those in ``status``), oldest first, detached from the database."""
