@@ -14,24 +14,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from iblvideo.io.session_files import table_metadata
-from iblvideo.cli import main
-from iblvideo.tracking.crops import View, Window
-from iblvideo.errors import IblVideoError
-from iblvideo.tracking.eks import FIELDS
-from iblvideo.networks.lightning_pose import LPConfig, LPNetwork, save_lp_model, to_lp_key
-from iblvideo.tracking.lp_networks import member_dirs, networks_dir
-from iblvideo.tracking.lightning_pose import to_camera
-from iblvideo.synth import synthesize_session
 from http_server import FileServer, zip_folder
-from lp_seeded import seeded_weights
+from iblvideo.cli import main
+from iblvideo.errors import IblVideoError
+from iblvideo.io.session_files import table_metadata
+from iblvideo.synth import synthesize_session
+from iblvideo.tracking.crops import View, Window
+from iblvideo.tracking.eks import FIELDS
+from iblvideo.tracking.lightning_pose import to_camera
+from iblvideo.tracking.lp_networks import member_dirs, networks_dir
+from lp_network_set import write_network_set
 
 SIZE = (64, 64)  # network input: ResNet-50 is slow on two cores
 PUPIL = ("pupil_top_r", "pupil_right_r", "pupil_bottom_r", "pupil_left_r")
-# folder name, model type, keypoints, head gain
-SET = (
+SET = (  # lp_network_set.Member: folder name, model type, keypoints, head gain
     ("roi_detect-0", "heatmap", ("pupil_top_r", "nose_tip", "tube_top", "tube_bottom"), 3.0),
     ("eye-mic-0", "heatmap", PUPIL, 0.15),
     ("eye-mic-1", "heatmap", PUPIL, 0.15),
@@ -45,19 +42,9 @@ SET = (
 )
 
 
-def network_set(root: Path) -> Path:
-    for seed, (name, model_type, keypoints, gain) in enumerate(SET):
-        network = LPNetwork(LPConfig(model_type, "resnet50", keypoints, SIZE))
-        state = network.state_dict()
-        weights = seeded_weights({to_lp_key(k): tuple(v.shape) for k, v in state.items()}, seed=seed, head_gain=gain)
-        network.load_state_dict({k: torch.from_numpy(weights[to_lp_key(k)]) for k in state})
-        save_lp_model(network, root / name)
-    return root
-
-
 @pytest.fixture(scope="module")
 def networks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return network_set(tmp_path_factory.mktemp("networks_v2.2"))
+    return write_network_set(tmp_path_factory.mktemp("networks_v2.2"), SET, SIZE)
 
 
 @pytest.fixture(scope="module")

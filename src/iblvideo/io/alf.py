@@ -14,6 +14,7 @@ from iblvideo.cameras import CAMERAS
 SESSION_PATTERN = re.compile(r"(?P<subject>[^/\\]+)[/\\](?P<date>\d{4}-\d{2}-\d{2})[/\\](?P<number>\d{1,3})$")
 CAMERA_NAMES = tuple(CAMERAS)  # IBL's order: left, right, body
 RAW_VIDEO_COLLECTION, ALF_COLLECTION, TRUTH_COLLECTION = "raw_video_data", "alf", "truth"
+TRUTH_ATTRIBUTE = "dlc"  # a synthetic session's ground truth is a pose table in IBL's schema
 
 # session-wide datasets
 LICKS = "licks.times.npy"
@@ -22,6 +23,7 @@ PROVENANCE = "_iblvideo_provenance.json"
 TRIALS = "_ibl_trials.table.pqt"
 WHEEL_POSITION, WHEEL_TIMES = "_ibl_wheel.position.npy", "_ibl_wheel.timestamps.npy"
 RAW_VIDEO_PATTERN = "_iblrig_*Camera.raw.*"
+TRUTH_SPONTANEOUS_LICKS = "licks.spontaneous.npy"  # a synthetic session's licks away from the spout
 
 
 def raw_video_name(camera: str, extension: str = "mp4") -> str:

@@ -90,8 +90,8 @@ def _version(package: str) -> str:
 
 
 def versions_section(results: SessionResults) -> str:
-    """Code and weights that made each pose table (from its parquet metadata), and what made this page."""
-    keys = ("iblvideo_version", "weights", "weights_version", "weights_description", "device")
+    """Tracker, code and weights that made each pose table (from its parquet metadata), and what made this page."""
+    keys = ("tracker", "iblvideo_version", "weights", "weights_version", "weights_description", "device")
     rows = [[_td(name)] + [_td(camera.metadata.get(key, "—")) for key in keys] for name, camera in results.cameras.items()]
     made_by = [("iblvideo", __version__), ("python", platform.python_version())] + [(p, _version(p)) for p in PACKAGES]
     made_by_rows = [[_td(package), _td(version)] for package, version in made_by]
@@ -99,7 +99,7 @@ def versions_section(results: SessionResults) -> str:
     note = (f'<p class="muted">No tracking metadata in the pose tables of: {_e(", ".join(untracked))} '
             "(not written by <code>iblvideo dlc</code>).</p>") if untracked else ""
     return (
-        "<h3>Pose tables</h3>" + note + _table(["camera", "iblvideo", "weights", "weights version", "weights description", "device"], rows)
+        "<h3>Pose tables</h3>" + note + _table(["camera", "tracker", "iblvideo", "weights", "weights version", "weights description", "device"], rows)
         + "<h3>This report</h3>" + _table(["package", "version"], made_by_rows)
     )
 

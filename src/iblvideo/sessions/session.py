@@ -207,7 +207,7 @@ def _register(one: "One", result: SessionResult) -> None:
 
 
 def run_session(eid_or_path: str | Path, one: "One | None" = None, cameras: tuple[str, ...] | None = None,
-                tracker: str = "dlc", force: bool = False, weights: str | None = None, device: str = "cpu") -> SessionResult:
+                tracker: str = "dlc", force: bool = False, weights: str | Path | None = None, device: str = "cpu") -> SessionResult:
     """Track, motion energy, features and QC for every camera of a session; outputs in ``alf/`` and in ONE.
 
     ``eid_or_path`` is a session folder (ONE runs in local mode on its data root) or an eid of the

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 
 from iblvideo.cameras import CAMERAS
+from iblvideo.io.alf import TRUTH_ATTRIBUTE, SessionPaths, pose_name
+from iblvideo.tracking.registry import attribute
 
 CONFIDENT = 0.9  # a visible point should be at least this likely
 DOUBTFUL = 0.5  # an absent point should be less likely than this
@@ -16,8 +18,9 @@ def score_tracks(session: str | Path, camera: str, tracks: str | Path | None = N
     """Per point: frames where it is visible and absent, median pixel error where visible, and the
     fractions of visible frames tracked with likelihood ≥ 0.9 and of absent frames with < 0.5."""
     session = Path(session)
-    truth = pd.read_parquet(session / "truth" / f"_ibl_{camera}Camera.dlc.pqt")
-    got = pd.read_parquet(tracks or session / "alf" / f"_ibl_{camera}Camera.dlc.pqt")
+    paths = SessionPaths(session)
+    truth = pd.read_parquet(paths.truth / pose_name(camera, TRUTH_ATTRIBUTE))
+    got = pd.read_parquet(tracks or paths.pose(camera, attribute("dlc")))
     if len(got) != len(truth):
         raise ValueError(f"{tracks}: {len(got)} rows for {len(truth)} frames")
     rows = []

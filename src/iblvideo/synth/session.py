@@ -38,7 +38,10 @@ import pandas as pd
 
 from iblvideo.cameras import CAMERAS, TRAINING_LEFT, Camera
 from iblvideo.errors import IblVideoError
-from iblvideo.io.alf import raw_video_path
+from iblvideo.io.alf import (
+    ALF_COLLECTION, LICKS, TRIALS, TRUTH_ATTRIBUTE, TRUTH_COLLECTION, TRUTH_SPONTANEOUS_LICKS, WHEEL_POSITION, WHEEL_TIMES,
+    pose_name, raw_video_path, times_name, truth_anchors_name, truth_pupil_name,
+)
 from iblvideo.io.atomic import atomic_dir
 from iblvideo.progress import progress_bar
 from iblvideo.synth.behaviour import Behaviour, simulate
@@ -106,12 +109,12 @@ def _frame_times(camera: Camera, seconds: float, seed: int) -> np.ndarray:
 
 
 def _write_behaviour(folder: Path, behaviour: Behaviour) -> None:
-    alf, truth = folder / "alf", folder / "truth"
-    behaviour.trials.to_parquet(alf / "_ibl_trials.table.pqt", index=False)
-    np.save(alf / "_ibl_wheel.position.npy", behaviour.wheel_position)
-    np.save(alf / "_ibl_wheel.timestamps.npy", behaviour.wheel_times)
-    np.save(truth / "licks.times.npy", behaviour.lick_times)
-    np.save(truth / "licks.spontaneous.npy", behaviour.lick_spontaneous)
+    alf, truth = folder / ALF_COLLECTION, folder / TRUTH_COLLECTION
+    behaviour.trials.to_parquet(alf / TRIALS, index=False)
+    np.save(alf / WHEEL_POSITION, behaviour.wheel_position)
+    np.save(alf / WHEEL_TIMES, behaviour.wheel_times)
+    np.save(truth / LICKS, behaviour.lick_times)
+    np.save(truth / TRUTH_SPONTANEOUS_LICKS, behaviour.lick_spontaneous)
 
 
 class _Encoder:
@@ -178,10 +181,10 @@ def _render_camera(folder: Path, camera: Camera, times: np.ndarray, behaviour: B
                 bar.update(len(t))
     finally:
         encoder.close()
-    alf, truth = folder / "alf", folder / "truth"
-    np.save(alf / f"_ibl_{camera.label}.times.npy", times)
-    pd.concat(truths, ignore_index=True).to_parquet(truth / f"_ibl_{camera.label}.dlc.pqt", index=False)
+    alf, truth = folder / ALF_COLLECTION, folder / TRUTH_COLLECTION
+    np.save(alf / times_name(camera.name), times)
+    pd.concat(truths, ignore_index=True).to_parquet(truth / pose_name(camera.name, TRUTH_ATTRIBUTE), index=False)
     if diameters:
-        np.save(truth / f"_ibl_{camera.label}.pupilDiameter.npy", np.concatenate(diameters))
-    (truth / f"_ibl_{camera.label}.anchors.json").write_text(json.dumps(scene.anchors(), indent=1) + "\n")
+        np.save(truth / truth_pupil_name(camera.name), np.concatenate(diameters))
+    (truth / truth_anchors_name(camera.name)).write_text(json.dumps(scene.anchors(), indent=1) + "\n")
     log.info("%s: %d frames rendered", camera.label, len(times))

@@ -9,6 +9,7 @@ IBL does: the pupil smoother for the eye, single-view EKS for the others.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -63,8 +64,13 @@ class LightningPoseTracker:
         self.stages = tuple(stage for stage in self.plan.stages if stage.role in ROLES)
         self.ensembles = {self.plan.roi: self._load(root, self.plan.roi, self.plan.anchors, loaded)}
         self.ensembles.update((stage.role, self._load(root, stage.role, stage.points, loaded)) for stage in self.stages)
-        self.provenance: dict[str, Any] = {"networks": str(root),
-                                           "ensembles": {s.role: [m.path.name for m in self.ensembles[s.role].members] for s in self.stages}}
+        ensembles = {s.role: [m.path.name for m in self.ensembles[s.role].members] for s in self.stages}
+        version = re.search(r"_v(\d+(?:\.\d+)*)$", root.name)
+        self.provenance: dict[str, Any] = {
+            "weights": root.name, "weights_version": version.group(1) if version else "",
+            "weights_description": "Lightning Pose ensembles, Kalman-smoothed: " + ", ".join(f"{role} {len(m)}" for role, m in ensembles.items()),
+            "networks": str(root), "ensembles": ensembles,
+        }
 
     def _load(self, root: Path, role: str, points: tuple[str, ...], loaded: dict[Path, LPModel]) -> Ensemble:
         members = []

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from iblvideo.errors import IblVideoError
+from iblvideo.io.alf import TRUTH_ATTRIBUTE
 
 if TYPE_CHECKING:
     from iblvideo.tracking.tracker import TrackerFactory
@@ -44,5 +45,5 @@ def factory(name: str) -> TrackerFactory:
 
 
 def attribute(name: str) -> str:
-    """The ALF attribute of the pose table of tracker ``name`` (``truth`` writes IBL's ``dlc`` table)."""
-    return TRACKERS["dlc"].attribute if name == TRUTH else entry(name).attribute
+    """The ALF attribute of the pose table of tracker ``name`` (``truth`` copies the ground truth's)."""
+    return TRUTH_ATTRIBUTE if name == TRUTH else entry(name).attribute
