@@ -15,7 +15,6 @@ import torch
 from iblvideo import dlc, run_session
 from iblvideo.io.alf import raw_video_path
 from iblvideo.synth import synthesize_session
-
 from session_data import copy_session
 
 SEEDS = (11, 12)  # the demo weights were trained on seeds 101-106

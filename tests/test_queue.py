@@ -23,7 +23,6 @@ from iblvideo.sessions.queue import Queue, find_sessions
 from iblvideo.sessions.queue.db import Base
 from iblvideo.sessions.queue.worker import execute
 from iblvideo.sessions.session import Options
-
 from session_data import copy_session, rendered_session
 
 POSTGRES = os.environ.get("IBLVIDEO_TEST_POSTGRES")
@@ -170,7 +169,7 @@ def test_task_logs_hold_their_own_threads_records_and_no_level_changes(rendered,
     with ThreadPoolExecutor(2) as pool:  # as a Dask worker with two threads runs tasks
         outcomes = list(pool.map(lambda session: execute(str(session), Options(("body",), "truth")), sessions))
     assert _levels() == before
-    for outcome, session in zip(outcomes, sessions):
+    for outcome, session in zip(outcomes, sessions, strict=True):
         assert outcome.status == "Complete" and f"{session}: Complete" in outcome.log
         assert [other for other in sessions if str(other) in outcome.log] == [session]
 

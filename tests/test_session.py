@@ -11,14 +11,12 @@ import pytest
 from one.api import One
 
 from iblvideo import run_session
-from iblvideo.io.alf import raw_video_path
 from iblvideo.cli import main
-from iblvideo.io.alf import SessionPaths
+from iblvideo.io.alf import SessionPaths, raw_video_path
 from iblvideo.io.session_files import read_pose
 from iblvideo.measures.motion_energy import Roi, compute_motion_energy, roi_from_pose
 from iblvideo.synth import synthesize_session
 from iblvideo.video.reader import VideoReader, probe
-
 from session_data import copy_session, rendered_session
 
 CAMERA_OUTPUTS = {

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from iblvideo import dlc
-from iblvideo.io.alf import raw_video_path
-from iblvideo.io.session_files import table_metadata
 from iblvideo.cameras import CAMERAS
 from iblvideo.errors import IblVideoError
+from iblvideo.io.alf import raw_video_path
+from iblvideo.io.session_files import table_metadata
 from iblvideo.synth import synthesize_session
 from iblvideo.synth.scoring import score_tracks
 from iblvideo.tracking.weights import demo_weights_dir

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import read_code
 from iblvideo.cameras import identify_camera
 from iblvideo.errors import IblVideoError, VideoError
 from iblvideo.video.reader import FramePool, VideoReader, prefetched, probe
 from iblvideo.video.writer import VideoWriter
-
-from conftest import read_code
 
 
 @pytest.mark.parametrize("name, n", [("h264", 90), ("hevc", 60), ("mpeg4", 60), ("faststart", 90)])
@@ -42,7 +41,7 @@ def test_batches_cover_a_range_and_keep_shape(videos):
     with VideoReader(videos["h264"]) as reader:
         got = list(reader.batches(batch_size=16, start=10, stop=60))
     assert [first for first, _ in got] == [10, 26, 42, 58]
-    assert [batch.shape for _, batch in got][0] == (16, 256, 320)
+    assert got[0][1].shape == (16, 256, 320)
     assert [read_code(image) for _, batch in got for image in batch] == list(range(10, 60))
 
 
@@ -165,7 +164,7 @@ def test_camera_from_name_or_size(name, size, fps, camera):
 
 def test_camera_override_and_unknown_size():
     assert identify_camera("clip.mp4", 400, 300, 30, override="body").name == "body"
-    with pytest.raises(IblVideoError, match="clip.mp4: cannot tell which camera filmed a 400x300 video; pass --camera"):
+    with pytest.raises(IblVideoError, match=r"clip\.mp4: cannot tell which camera filmed a 400x300 video; pass --camera"):
         identify_camera("clip.mp4", 400, 300, 30)
 
 
@@ -181,7 +180,7 @@ def test_prefetched_batches_match_and_errors_reach_the_caller(videos):
         direct = [(first, batch.copy()) for first, batch in reader.batches(16)]
         ahead = list(prefetched(reader.batches(16)))
     assert [f for f, _ in direct] == [f for f, _ in ahead]
-    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(direct, ahead))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(direct, ahead, strict=True))
     with VideoReader(videos["corrupt"]) as reader, pytest.raises(VideoError, match="corrupt video data"):
         for _ in prefetched(reader.batches(16)):
             pass

@@ -10,7 +10,7 @@ from iblvideo.cameras import CAMERAS, Camera
 from iblvideo.errors import IblVideoError, VideoError
 from iblvideo.video.reader import VideoInfo, VideoReader, probe
 
-__all__ = ["CAMERAS", "Camera", "IblVideoError", "VideoError", "VideoInfo", "VideoReader", "dlc", "lightning_pose", "probe", "run_queue", "run_session", "__version__"]
+__all__ = ["CAMERAS", "Camera", "IblVideoError", "VideoError", "VideoInfo", "VideoReader", "__version__", "dlc", "lightning_pose", "probe", "run_queue", "run_session"]
 
 # imported on first use: tracking pulls in torch and the queue SQLAlchemy, which plain video reading does not need
 _LAZY = {"dlc": "tracking.run", "lightning_pose": "tracking.run", "run_session": "sessions.session", "run_queue": "sessions.queue"}

@@ -9,16 +9,16 @@ import contextlib
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from iblvideo import __doc__ as package_doc, __version__
-from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.errors import IblVideoError
 from iblvideo.extras import MissingExtra, needs_extra
 from iblvideo.io.alf import CAMERA_NAMES
 from iblvideo.progress import configure
 from iblvideo.tracking.registry import TRACKERS, TRUTH
+from iblvideo.video.batching import BATCH_SIZE
 
 log = logging.getLogger("iblvideo")
 Handler = Callable[[argparse.Namespace], int | None]

@@ -10,7 +10,7 @@ line naming the extra that brings it, rather than a traceback ending in ``No mod
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from iblvideo.errors import IblVideoError
 
@@ -28,7 +28,8 @@ DISTRIBUTIONS = {
 }
 
 
-class MissingExtra(IblVideoError, ImportError):
+# both bases keep a ``path``: IblVideoError's (None here, no file is at fault) is the one used
+class MissingExtra(IblVideoError, ImportError):  # type: ignore[misc]
     """An optional package that is not installed; the message names the extra that brings it."""
 
     def __init__(self, distribution: str, extra: str):

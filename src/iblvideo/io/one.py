@@ -15,8 +15,9 @@ import logging
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -53,7 +54,7 @@ def _locked(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def local_one(root: str | Path) -> "One":
+def local_one(root: str | Path) -> One:
     """ONE in local mode on a folder of ALF sessions, indexing the folder first if it has no tables."""
     with needs_extra("sessions"):
         from one.alf.cache import make_parquet_db
@@ -71,7 +72,7 @@ def local_one(root: str | Path) -> "One":
         return One(cache_dir=root, mode="local")
 
 
-def default_one(unconfigured: str) -> "One":
+def default_one(unconfigured: str) -> One:
     """The ONE that the user configured (``ONE.setup``); the one-line error ``unconfigured`` when there is none."""
     with needs_extra("sessions"):
         import one.params
@@ -117,21 +118,21 @@ def session_records(session: Path, eid: str, paths: list[Path]) -> tuple[pd.Data
     return sessions, pd.DataFrame(rows).set_index(["eid", "id"])
 
 
-def _merge(one: "One", sessions: pd.DataFrame, datasets: pd.DataFrame) -> None:
+def _merge(one: One, sessions: pd.DataFrame, datasets: pd.DataFrame) -> None:
     from one.alf.cache import merge_tables
 
     # a record for a file already listed (a rerun) replaces it: same session and relative path
     existing = one._cache["datasets"]
     if not existing.empty:
         known = existing.reset_index().set_index(["eid", "rel_path"])["id"]
-        keys = list(zip(datasets.index.get_level_values("eid"), datasets["rel_path"]))
-        ids = [known.get(key, default) for key, default in zip(keys, datasets.index.get_level_values("id"))]
+        keys = list(zip(datasets.index.get_level_values("eid"), datasets["rel_path"], strict=True))
+        ids = [known.get(key, default) for key, default in zip(keys, datasets.index.get_level_values("id"), strict=True)]
         datasets = datasets.set_axis(pd.MultiIndex.from_arrays([datasets.index.get_level_values("eid"), ids], names=["eid", "id"]))
     fresh_sessions = sessions[~sessions.index.isin(one._cache["sessions"].index)]
     merge_tables(one._cache, sessions=fresh_sessions, datasets=datasets)
 
 
-def register_local(one: "One", session: Path, eid: str, paths: list[Path]) -> None:
+def register_local(one: One, session: Path, eid: str, paths: list[Path]) -> None:
     """Add ``paths`` (files of ``session``) to the local cache tables on disk and in ``one``."""
     from one.api import One
 
@@ -148,7 +149,7 @@ def register_local(one: "One", session: Path, eid: str, paths: list[Path]) -> No
     _merge(one, sessions, datasets)
 
 
-def session_eid(one: "One", session: Path) -> str:
+def session_eid(one: One, session: Path) -> str:
     """The eid of ``session``; a session the local tables do not list yet is added to them first."""
     from one.alf.path import ALFPath, get_alf_path
 
@@ -162,14 +163,14 @@ def session_eid(one: "One", session: Path) -> str:
     return eid
 
 
-def register_remote(one: "One", paths: list[Path]) -> None:
+def register_remote(one: One, paths: list[Path]) -> None:
     """Register ``paths`` as datasets of their session on the Alyx database ``one`` talks to."""
     from one.registration import RegistrationClient
 
     RegistrationClient(one).register_files(file_list=[str(p) for p in paths], server_only=False)
 
 
-def listed_cameras(one: "One", eid: str) -> list[str]:
+def listed_cameras(one: One, eid: str) -> list[str]:
     """Cameras whose raw video ONE lists for the session, each downloaded first when ONE talks to a database."""
     cameras = []
     for name in one.list_datasets(eid, collection="raw_video_data", filename="_iblrig_*Camera.raw.*"):

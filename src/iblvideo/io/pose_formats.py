@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iblvideo.io.atomic import atomic_path
 from iblvideo.errors import IblVideoError
+from iblvideo.io.atomic import atomic_path
 from iblvideo.tracks import PoseTracks
 
 FORMATS = {"pqt": ".pose.pqt", "dlc-h5": ".dlc.h5", "dlc-csv": ".dlc.csv", "lp-csv": ".lp.csv"}

@@ -114,9 +114,8 @@ def read_npy(path: str | Path, what: str = "") -> np.ndarray | None:
 
 def write_npy(values: np.ndarray, path: str | Path) -> Path:
     """Write ``values`` to ``path`` as .npy, atomically (np.save would append .npy to the temporary name)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, values)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, values)
     return Path(path)
 
 

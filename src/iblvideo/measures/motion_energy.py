@@ -17,13 +17,13 @@ Two ways to run it, both one decode of the video in constant memory:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
-import pandas as pd
 
 from iblvideo.errors import IblVideoError
 from iblvideo.progress import progress_bar
@@ -114,7 +114,8 @@ class MotionEnergy:
     def update(self, first_index: int, frames: np.ndarray) -> None:
         if first_index != self._next_index:
             raise ValueError(f"motion energy needs consecutive frames: expected frame {self._next_index}, got {first_index}")
-        crops = frames[(slice(None), *self.roi.slices)]
+        rows, columns = self.roi.slices
+        crops = frames[:, rows, columns]
         if self._grey is not None:
             crops = self._grey[crops]
         crops = crops.astype(np.float32)  # float32 like IBL, so the means round identically
@@ -151,7 +152,7 @@ class OnePassMotionEnergy:
         self.sample_tracks: PoseTracks | None = None
         self._accumulator: MotionEnergy | None = None
 
-    def __call__(self, placed: "Placed") -> list[Callable[[int, np.ndarray], None]]:
+    def __call__(self, placed: Placed) -> list[Callable[[int, np.ndarray], None]]:
         camera, path = placed.tracker.camera.name, placed.reader.path
         self.sample_tracks = placed.sample_tracks(roi_points(camera))
         try:

@@ -11,9 +11,9 @@ import functools
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Callable
 
 import numpy as np
 
@@ -172,7 +172,7 @@ def _paw_nan_fraction(data: CameraData, point: str) -> tuple[float | None, str]:
     if np.all(starts == 0):
         return None, "every stimulus onset precedes the video"
     ends = starts + int(length * SAMPLING[data.camera])
-    in_windows = np.concatenate([data.coords[point][0, a:b] for a, b in zip(starts, ends)])
+    in_windows = np.concatenate([data.coords[point][0, a:b] for a, b in zip(starts, ends, strict=True)])
     if in_windows.size == 0:
         return None, "no frame in any trial window"
     return float(np.sum(np.isnan(in_windows)) / in_windows.shape[0]), ""

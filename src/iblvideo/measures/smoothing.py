@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.interpolate import interp1d
 
-
 _CHUNK = 8192  # windows solved at once: bounds memory to a few MB on 90-minute sessions
 
 

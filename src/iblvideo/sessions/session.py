@@ -26,7 +26,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, RAW_VIDEO_PATTERN, SessionPaths, camera_of, pose_name, session_root
@@ -65,7 +65,7 @@ def _copy_truth(paths: SessionPaths, camera: str, options: Options) -> Path:
     return out
 
 
-def _track(paths: SessionPaths, camera: str, options: Options, energy: "OnePassMotionEnergy") -> Path:
+def _track(paths: SessionPaths, camera: str, options: Options, energy: OnePassMotionEnergy) -> Path:
     """The camera's pose table, tracked by the session's tracker with motion energy fed from its decode pass."""
     if options.tracker == TRUTH:
         return _copy_truth(paths, camera, options)
@@ -176,7 +176,7 @@ def find_cameras(session: Path, listed: list[str] | tuple[str, ...] = ()) -> lis
     return [camera for camera in CAMERA_NAMES if camera in on_disk or camera in listed]
 
 
-def resolve(eid_or_path: str | Path, one: "One | None" = None) -> tuple[Path, str, "One"]:
+def resolve(eid_or_path: str | Path, one: One | None = None) -> tuple[Path, str, One]:
     """Session folder, eid and ONE of a session folder (local ONE on its data root) or an eid."""
     candidate = Path(eid_or_path).expanduser()
     if candidate.is_dir():
@@ -193,7 +193,7 @@ def resolve(eid_or_path: str | Path, one: "One | None" = None) -> tuple[Path, st
     return Path(session), str(eid_or_path), one
 
 
-def _register(one: "One", result: SessionResult) -> None:
+def _register(one: One, result: SessionResult) -> None:
     paths = [p for p in (*result.outputs, *(p for c in result.cameras.values() for p in c.outputs)) if p.exists()]
     if not paths:
         return
@@ -206,7 +206,7 @@ def _register(one: "One", result: SessionResult) -> None:
         result.errors.append(f"registering outputs with ONE failed: {_failure(err)}")
 
 
-def run_session(eid_or_path: str | Path, one: "One | None" = None, cameras: tuple[str, ...] | None = None,
+def run_session(eid_or_path: str | Path, one: One | None = None, cameras: tuple[str, ...] | None = None,
                 tracker: str = "dlc", force: bool = False, weights: str | Path | None = None, device: str = "cpu") -> SessionResult:
     """Track, motion energy, features and QC for every camera of a session; outputs in ``alf/`` and in ONE.
 

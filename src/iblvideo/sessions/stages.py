@@ -15,7 +15,14 @@ import numpy as np
 from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import CAMERA_NAMES, LICKS, QC_REPORT, SessionPaths
 from iblvideo.io.session_files import (
-    read_parquet, read_pose, read_times, read_trials, record_provenance, require_pose_tables, write_json, write_npy,
+    read_parquet,
+    read_pose,
+    read_times,
+    read_trials,
+    record_provenance,
+    require_pose_tables,
+    write_json,
+    write_npy,
     write_parquet,
 )
 from iblvideo.measures.features import SMOOTHING_WINDOW, side_camera_features

@@ -39,8 +39,19 @@ import pandas as pd
 from iblvideo.cameras import CAMERAS, TRAINING_LEFT, Camera
 from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import (
-    ALF_COLLECTION, LICKS, TRIALS, TRUTH_ATTRIBUTE, TRUTH_COLLECTION, TRUTH_SPONTANEOUS_LICKS, WHEEL_POSITION, WHEEL_TIMES,
-    pose_name, raw_video_path, times_name, truth_anchors_name, truth_pupil_name,
+    ALF_COLLECTION,
+    LICKS,
+    TRIALS,
+    TRUTH_ATTRIBUTE,
+    TRUTH_COLLECTION,
+    TRUTH_SPONTANEOUS_LICKS,
+    WHEEL_POSITION,
+    WHEEL_TIMES,
+    pose_name,
+    raw_video_path,
+    times_name,
+    truth_anchors_name,
+    truth_pupil_name,
 )
 from iblvideo.io.atomic import atomic_dir
 from iblvideo.progress import progress_bar

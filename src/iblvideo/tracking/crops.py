@@ -30,7 +30,7 @@ class Window:
     y0: int
 
     @classmethod
-    def around(cls, x: float, y: float, w: int, h: int, dx: int, dy: int) -> "Window":
+    def around(cls, x: float, y: float, w: int, h: int, dx: int, dy: int) -> Window:
         """The w×h window whose top-left corner is (x − dx, y − dy), on whole pixels."""
         return cls(w, h, int(x) - dx, int(y) - dy)
 
@@ -48,7 +48,7 @@ class View:
     flip: bool = False
 
     @classmethod
-    def of(cls, camera: Camera) -> "View":
+    def of(cls, camera: Camera) -> View:
         if camera.name == "right":
             return cls(camera.width, camera.height, scale=2.0, flip=True)
         return cls(camera.width, camera.height)

@@ -9,12 +9,12 @@ import os
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
-from iblvideo.io.atomic import atomic_dir
 from iblvideo.errors import IblVideoError
+from iblvideo.io.atomic import atomic_dir
 from iblvideo.progress import progress_bar
 
 log = logging.getLogger(__name__)

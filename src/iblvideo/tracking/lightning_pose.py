@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import av
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 
 from iblvideo.cameras import Camera
 from iblvideo.errors import IblVideoError
+from iblvideo.networks.lightning_pose import CONTEXT, LPModel, load_lp_model
 from iblvideo.tracking.cascade import torch_device
 from iblvideo.tracking.crops import View, Window, cut, from_window
 from iblvideo.tracking.eks import PUPIL_ORDER, single_view_s, smooth_pupil, smooth_single_view
@@ -27,7 +29,6 @@ from iblvideo.tracking.lp_networks import ROLES, member_dirs, networks_dir
 from iblvideo.tracking.plan import plan_for
 from iblvideo.tracking.tracker import Detections
 from iblvideo.tracks import PoseTracks, concat_points
-from iblvideo.networks.lightning_pose import CONTEXT, LPModel, Stream, load_lp_model
 from iblvideo.video.reader import VideoReader
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class _Pass:
         for stage in self.tracker.stages:
             ensemble = self.tracker.ensembles[stage.role]
             crops: dict[tuple[int, int], torch.Tensor] = {}  # members trained at one size share their crops
-            for member, stream, found in zip(ensemble.members, self.streams[stage.role], self.found[stage.role]):
+            for member, stream, found in zip(ensemble.members, self.streams[stage.role], self.found[stage.role], strict=True):
                 if member.input_size not in crops:
                     crops[member.input_size] = self.tracker.prepare(batch, ensemble, self.windows[stage.role], member.input_size)
                 found.append(stream.push(crops[member.input_size]))
@@ -147,7 +148,7 @@ class _Pass:
         tracker, parts = self.tracker, []
         for stage in tracker.stages:
             xy, likelihood = [], []
-            for member, stream, found in zip(tracker.ensembles[stage.role].members, self.streams[stage.role], self.found[stage.role]):
+            for member, stream, found in zip(tracker.ensembles[stage.role].members, self.streams[stage.role], self.found[stage.role], strict=True):
                 found.append(stream.close())
                 columns = [member.keypoints.index(p) for p in stage.points]
                 xy.append(to_camera(np.concatenate([f[0] for f in found])[:, columns], tracker.view, self.windows[stage.role], member.input_size))

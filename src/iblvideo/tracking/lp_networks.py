@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from iblvideo.tracking.download import fetch_zip
 from iblvideo.errors import IblVideoError
+from iblvideo.tracking.download import fetch_zip
 
 # IBL's public bucket; the setting below points elsewhere (a mirror, a later set)
 DEFAULT_URL = "https://ibl-brain-wide-map-public.s3.amazonaws.com/resources/lightning_pose/networks_v2.2.zip"

@@ -41,7 +41,7 @@ def entry(name: str) -> Entry:
 
 def factory(name: str) -> TrackerFactory:
     """The function that builds the tracker called ``name`` for a camera (imports its module: torch)."""
-    return importlib.import_module(entry(name).module).build  # type: ignore[no-any-return]
+    return importlib.import_module(entry(name).module).build
 
 
 def attribute(name: str) -> str:

@@ -7,8 +7,10 @@ networks answer two frames late) in order: that is the pass's own business, not 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,7 +24,7 @@ Size = tuple[int, int]
 Detections = tuple[np.ndarray, np.ndarray]  # camera pixels (N, P, 2) and likelihoods (N, P)
 
 
-class TrackingPass(ContextManager["TrackingPass"], Protocol):
+class TrackingPass(AbstractContextManager["TrackingPass"], Protocol):
     """One pass over every frame of a video, in order; leaving the context stops its work."""
 
     def push(self, first: int, frames: np.ndarray, done: Callable[[], None]) -> None:

@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from iblvideo.tracking.download import fetch_zip, sha256sum
 from iblvideo.errors import IblVideoError
+from iblvideo.tracking.download import fetch_zip, sha256sum
 
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^weights_v(\d+)\.(\d+)$")

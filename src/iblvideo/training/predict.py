@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from iblvideo.io.pose_formats import default_path, write_poses
-from iblvideo.tracks import PoseTracks
 from iblvideo.networks.model_dir import PoseModel, load_model
 from iblvideo.progress import progress
+from iblvideo.tracks import PoseTracks
 from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import VideoReader
 

@@ -11,16 +11,17 @@ import itertools
 import logging
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 import av
 import numpy as np
 
-from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.cameras import Camera, identify_camera
 from iblvideo.errors import VideoError
+from iblvideo.video.batching import BATCH_SIZE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,24 +79,26 @@ def _scan_packets(path: Path, container: av.container.InputContainer) -> tuple[l
     stream = container.streams.video[0]
     declared = stream.frames
     size = path.stat().st_size
-    stamps, keys, last_end = [], set(), 0
+    found: list[int | None] = []
+    keys_found: set[int | None] = set()
+    last_end = 0
     try:
         for packet in container.demux(stream):
             if not packet.size:
                 continue
-            stamps.append(VideoReader._stamp(packet))
+            found.append(VideoReader._stamp(packet))
             if packet.is_keyframe:
-                keys.add(stamps[-1])
+                keys_found.add(found[-1])
             last_end = (packet.pos or 0) + packet.size
     except av.error.FFmpegError as err:
         log.debug("%s: demux stopped early: %s", path, err)
-    if declared > len(stamps) and stamps and last_end >= size:
+    if declared > len(found) and found and last_end >= size:
         # the demuxer hands out the cut packet shortened to what is on disk: that frame is not whole
-        stamps.pop()
-    if any(s is None for s in stamps):
-        stamps, keys = list(range(len(stamps))), {0}
-    stamps.sort()
-    return stamps, keys, max(declared, len(stamps))
+        found.pop()
+    if any(s is None for s in found):
+        return list(range(len(found))), {0}, max(declared, len(found))
+    stamps = sorted(s for s in found if s is not None)
+    return stamps, {k for k in keys_found if k is not None}, max(declared, len(stamps))
 
 
 class FramePool:
@@ -194,7 +197,8 @@ class VideoReader:
                 if packet.size and self._stamp(packet) not in self._index_of:
                     continue  # the cut packet at the end of a truncated file
                 for frame in packet.decode():
-                    index = self._index_of.get(self._stamp(frame), expected)
+                    stamp = self._stamp(frame)
+                    index = expected if stamp is None else self._index_of.get(stamp, expected)
                     if index is None:
                         continue
                     yield index, frame
@@ -212,7 +216,7 @@ class VideoReader:
             return frame.to_ndarray(format="rgb24")
         if frame.format.name in _PLANAR_LUMA:
             plane = frame.planes[0]
-            rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+            rows = np.frombuffer(memoryview(plane), np.uint8).reshape(frame.height, plane.line_size)
             return rows[:, : frame.width]
         return frame.to_ndarray(format="gray")
 
@@ -222,7 +226,7 @@ class VideoReader:
         anchor, step = start, 1
         while True:
             decoded = self._decode(self._stamps[anchor] if anchor else None)
-            for index, frame in decoded:
+            for index, frame in decoded:  # noqa: B007 - the frame found is used after the loop
                 if index >= start:
                     break
             else:
@@ -311,7 +315,7 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -344,7 +348,7 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
                 if stop.is_set():
                     return
                 ready.put(item)
-        except BaseException as err:  # handed to the consumer, raised there
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
             ready.put(err)
             return
         ready.put(done)

@@ -5,15 +5,16 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from datetime import timedelta
-from typing import TYPE_CHECKING, Iterable, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from iblvideo import __version__
 from iblvideo.errors import IblVideoError
-from iblvideo.sessions.session import Options, run_session
 from iblvideo.sessions.queue.db import Claim, worker_name
+from iblvideo.sessions.session import Options, run_session
 
 if TYPE_CHECKING:
     from one.api import One
@@ -77,7 +78,7 @@ def remove_partials(session: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def execute(session: str, options: Options, one: "One | None" = None) -> Outcome:
+def execute(session: str, options: Options, one: One | None = None) -> Outcome:
     """Run one session and describe how it ended; never raises for a failed session.
 
     The outcome's log holds the INFO and louder records that the ``iblvideo`` logger let through from
@@ -96,7 +97,7 @@ def execute(session: str, options: Options, one: "One | None" = None) -> Outcome
             remove_partials(Path(session))
         result = run_session(session, one=one, **asdict(options))
         outcome = Outcome(session, result.status, result.seconds, result.error, summary=result.to_json())
-    except Exception as err:  # noqa: BLE001 - the task errs; the worker goes on to the next one
+    except Exception as err:
         log.error("%s: %s", session, err, exc_info=not isinstance(err, IblVideoError))
         outcome = Outcome(session, "Errored", time.perf_counter() - start, f"{type(err).__name__}: {err}")
     finally:
@@ -122,7 +123,7 @@ class Lease:
                 except Exception as err:  # noqa: BLE001 - a database blip: the next beat tries again
                     log.warning("task %s: lease renewal failed: %s", claim.id, err)
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         self._thread.start()
         return self
 
@@ -147,14 +148,14 @@ def poll_period(queue: TaskQueue) -> float:
     return min(queue.lease.total_seconds() / 4, 30.0)
 
 
-def work(queue: TaskQueue, n_sessions: int, options: Options, one: "One | None" = None, worker: str | None = None) -> list[Outcome]:
+def work(queue: TaskQueue, n_sessions: int, options: Options, one: One | None = None, worker: str | None = None) -> list[Outcome]:
     """Claim and run up to ``n_sessions`` tasks, one at a time, until the queue is drained.
 
     While other workers still hold tasks the worker waits rather than leaving: if one of them dies,
     its task comes back once its lease has run out, and somebody has to be there to take it.
     """
     worker = worker or worker_name()
-    outcomes = []
+    outcomes: list[Outcome] = []
     while len(outcomes) < n_sessions:
         claim = queue.claim(worker)
         if claim is None:
