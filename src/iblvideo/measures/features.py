@@ -49,7 +49,7 @@ def _nan_runs(values: np.ndarray) -> list[tuple[int, int]]:
     """(start, end) index pairs bounding NaN runs, paired the way IBL pairs them (see smooth_pupil_diameter)."""
     steps = np.diff(np.isnan(values).astype(int))
     starts, ends = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
-    return list(zip(starts[: len(ends)], ends, strict=True))
+    return list(zip(starts[: len(ends)], ends, strict=False))  # more ends than starts on a trace that starts on NaN
 
 
 def smooth_pupil_diameter(raw: np.ndarray, camera: str, std_thresh: float = 5, nan_thresh: float = 1) -> np.ndarray:
