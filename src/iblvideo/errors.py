@@ -15,3 +15,7 @@ class IblVideoError(Exception):
 
 class VideoError(IblVideoError):
     """A video that is missing, unreadable, empty, truncated or corrupt."""
+
+
+class BadArgument(IblVideoError, ValueError):
+    """An argument that cannot be right (a batch size of 0, an unknown device); also a ValueError."""
