@@ -127,7 +127,7 @@ def test_data_roots_are_scanned_for_sessions_without_outputs(rendered, tmp_path)
     for camera in ("left", "body"):
         (done / "alf" / f"_ibl_{camera}Camera.dlc.pqt").write_bytes(b"")
     eid = "0b5f3e6c-0000-4000-8000-000000000000"
-    assert list(find_sessions([tmp_path, eid, todo / "alf"])) == [str(todo), eid, str(todo)]
+    assert find_sessions([tmp_path, eid, todo / "alf"]) == [str(todo), eid]  # a session named twice is one entry
 
 
 def test_run_queue_records_status_log_version_and_summary(rendered, tmp_path, monkeypatch):
@@ -140,20 +140,21 @@ def test_run_queue_records_status_log_version_and_summary(rendered, tmp_path, mo
     assert main(["-q", "queue", "add", str(tmp_path / "data"), "--db", str(db)]) == 0  # a root: sessions with videos to process
     assert [t.session for t in Queue(db).tasks()] == [str(good)]
     assert main(["-q", "queue", "add", str(empty), "--db", str(db)]) == 0  # named: queued as it is
-    assert main(["-q", "queue", "add", "not-a-session", "--db", str(db), "--max-attempts", "2"]) == 0
+    unknown = "0b5f3e6c-0000-4000-8000-000000000001"  # an eid, but no ONE to look it up
+    assert main(["-q", "queue", "add", unknown, "--db", str(db), "--max-attempts", "2"]) == 0
 
     # main() set logging up as the command line does: a quiet console, and INFO still reaches the task logs
     outcomes = run_queue(n_sessions=10, db=db, tracker="truth", cameras=("body",), max_attempts=2)
 
     assert sorted((Path(o.session).parts[-3], o.status) for o in outcomes if Path(o.session).is_absolute()) == [("empty", "Empty"), ("good", "Complete")]
-    failed = [o for o in outcomes if o.session == "not-a-session"]
-    assert [o.status for o in failed] == ["Errored", "Errored"] and "not-a-session: no such session folder" in failed[0].error
+    failed = [o for o in outcomes if o.session == unknown]
+    assert [o.status for o in failed] == ["Errored", "Errored"] and f"{unknown}: no such session folder, and no ONE database" in failed[0].error
     tasks = {t.session: t for t in Queue(db).tasks()}
     task = tasks[str(good)]
     assert task.version and task.seconds > 0 and "body" in task.log
     summary = json.loads(task.summary)
     assert summary["cameras"]["body"]["status"] == "Complete" and summary["eid"]
-    assert tasks["not-a-session"].attempts == 2 and tasks["not-a-session"].status == "Errored"
+    assert tasks[unknown].attempts == 2 and tasks[unknown].status == "Errored"
 
 
 def _levels() -> list[int]:

@@ -10,7 +10,6 @@ import pytest
 
 from http_server import FileServer, zip_folder
 from iblvideo.errors import IblVideoError
-from iblvideo.tracking.download import fetch_zip
 from iblvideo.tracking.weights import load_weights, write_manifest
 
 
@@ -60,7 +59,8 @@ def test_url_downloads_once_then_uses_the_cache(weights_folder, cache):
     with FileServer({"weights_v1.2.zip": data}) as server:
         first = load_weights(server.url("weights_v1.2.zip"), sha256=hashlib.sha256(data).hexdigest())
         second = load_weights(server.url("weights_v1.2.zip"))
-    assert first.root == second.root == cache / "weights_v1.2" / "weights_v1.2"
+    # the unpacked set is keyed on the content: the archive's name and its sha256
+    assert first.root == second.root == cache / f"weights_v1.2-{hashlib.sha256(data).hexdigest()[:16]}" / "weights_v1.2"
     assert len(server.requests) == 1
     assert not list(cache.rglob("*.part"))
 
@@ -70,26 +70,26 @@ def test_interrupted_download_resumes_from_where_it_stopped(weights_folder, cach
     with FileServer({"w.zip": data}) as server:
         server.drop_after = 250_000
         with pytest.raises(IblVideoError, match="download"):
-            fetch_zip(server.url("w.zip"))
-        assert not (cache / "w").exists()
-        folder = fetch_zip(server.url("w.zip"), sha256=hashlib.sha256(data).hexdigest())
+            load_weights(server.url("w.zip"))
+        assert not list(cache.glob("w-*"))
+        weights = load_weights(server.url("w.zip"), sha256=hashlib.sha256(data).hexdigest())
     assert server.requests[-1] == ("w.zip", "bytes=250000-")
-    assert load_weights(folder).name == "weights_v1.2"
+    assert weights.name == "weights_v1.2"
 
 
 def test_checksum_mismatch_and_http_errors(weights_folder, cache):
     data = zip_folder(weights_folder, "weights_v1.2")
     with FileServer({"w.zip": data}) as server:
         with pytest.raises(IblVideoError, match="checksum mismatch: expected sha256 0000"):
-            fetch_zip(server.url("w.zip"), sha256="0" * 64)
+            load_weights(server.url("w.zip"), sha256="0" * 64)
         with pytest.raises(IblVideoError, match="HTTP 404"):
-            fetch_zip(server.url("missing.zip"))
-    assert not list(cache.rglob("*.zip")) and not list(cache.rglob("*.part")) and not (cache / "w").exists()
+            load_weights(server.url("missing.zip"))
+    assert not list(cache.rglob("*.zip")) and not list(cache.rglob("*.part")) and not list(cache.glob("w-*"))
 
 
 def _fetch_in_child(url: str, cache: str, queue) -> None:
     os.environ["IBLVIDEO_CACHE"] = cache
-    queue.put(str(fetch_zip(url)))
+    queue.put(str(load_weights(url).root))
 
 
 def test_two_processes_asking_at_once_download_once(weights_folder, cache):

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from iblvideo.errors import IblVideoError
+from iblvideo.errors import IblVideoError, VideoError
 
 SIDE_POINTS = (
     "pupil_top_r", "pupil_right_r", "pupil_bottom_r", "pupil_left_r",
@@ -28,6 +28,12 @@ class Camera:
     def label(self) -> str:
         """The ALF object name, e.g. ``leftCamera``."""
         return f"{self.name}Camera"
+
+    def check_size(self, path: str | Path, width: int, height: int) -> None:
+        """A one-line error unless a ``width`` x ``height`` video is this camera's size (the crop windows are placed in its pixels)."""
+        if (width, height) != (self.width, self.height):
+            raise VideoError(path, f"is {width}x{height}, not the {self.name} camera's {self.width}x{self.height}; "
+                                   "is it this camera's video (see --camera)?")
 
 
 CAMERAS = {

@@ -8,13 +8,15 @@ import argparse
 import contextlib
 import json
 import logging
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from iblvideo import __doc__ as package_doc, __version__
 from iblvideo.errors import IblVideoError
-from iblvideo.extras import MissingExtra, needs_extra
+from iblvideo.extras import MissingExtra
 from iblvideo.io.alf import CAMERA_NAMES
 from iblvideo.progress import configure
 from iblvideo.tracking.registry import TRACKERS, TRUTH
@@ -30,6 +32,39 @@ def _cameras(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"cameras must be a comma list of left, right, body; got {text!r}")
     return names
+
+
+def _count(text: str) -> int:
+    """A whole number, at least 1 (batch sizes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number, at least 1; got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """A random seed: a whole number from 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be a whole number from 0; got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A duration: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"seconds must be a finite number above 0; got {text!r}")
+    return value
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
@@ -99,21 +134,21 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_motion_energy(args: argparse.Namespace) -> None:
     from iblvideo.sessions.stages import motion_energy_stage
 
-    for paths in motion_energy_stage(args.session, cameras=args.cameras, tracker=args.tracker).values():
+    for paths in motion_energy_stage(args.session, cameras=args.cameras, tracker=args.tracker, force=args.force).values():
         print(*paths, sep="\n")
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
     from iblvideo.sessions.stages import features_stage
 
-    print(*features_stage(args.session, args.tracker).values(), sep="\n")
+    print(*features_stage(args.session, args.tracker, force=args.force).values(), sep="\n")
 
 
 def _cmd_qc(args: argparse.Namespace) -> None:
     from iblvideo.measures.qc import format_report
     from iblvideo.sessions.stages import qc_stage
 
-    print(format_report(qc_stage(args.session, args.tracker)))
+    print(format_report(qc_stage(args.session, args.tracker, force=args.force)))
 
 
 def _frame_range(text: str) -> tuple[int, int]:
@@ -139,29 +174,33 @@ def _trial_numbers(text: str) -> list[int]:
 def _cmd_label_video(args: argparse.Namespace) -> None:
     from iblvideo.results.label_video import label_video
 
-    print(label_video(args.video, frames=args.frames, trials=args.trials, out=args.out, camera=args.camera, tracker=args.tracker))
+    print(label_video(args.video, frames=args.frames, trials=args.trials, out=args.out, camera=args.camera, tracker=args.tracker, force=args.force))
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
     from iblvideo.results.plots import save_figures
 
-    print(*save_figures(args.session, args.out, args.tracker), sep="\n")
+    print(*save_figures(args.session, args.out, args.tracker, force=args.force), sep="\n")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from iblvideo.results.report import write_report
 
-    print(write_report(args.session, args.out, args.tracker))
+    print(write_report(args.session, args.out, args.tracker, force=args.force))
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
     from iblvideo.results.nwb import export_nwb
 
-    print(export_nwb(args.session, args.out, args.tracker))
+    print(export_nwb(args.session, args.out, args.tracker, force=args.force))
 
 
 def _read_tracker(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracker", choices=tuple(TRACKERS), help="whose pose tables to read (default: the only ones there)")
+
+
+def _replace(p: argparse.ArgumentParser, what: str = "an existing output") -> None:
+    p.add_argument("--force", action="store_true", help=f"replace {what} (an input is never replaced)")
 
 
 def _session_options(p: argparse.ArgumentParser) -> None:
@@ -184,9 +223,12 @@ def _cmd_session(args: argparse.Namespace) -> int:
 
 
 def _cmd_queue_add(args: argparse.Namespace) -> None:
-    from iblvideo.sessions.queue import find_sessions, open_queue
+    from iblvideo.io.one import local_one
+    from iblvideo.sessions.queue import add_once, find_sessions, open_queue
 
-    added = open_queue(args.db, max_attempts=args.max_attempts).add(find_sessions(args.items), priority=args.priority, hold=args.hold)
+    one = local_one(args.root) if args.root else None
+    entries = find_sessions(args.items, one)  # every item checked before the database is touched
+    added = add_once(open_queue(args.db, max_attempts=args.max_attempts), entries, one, priority=args.priority, hold=args.hold)
     print(*added, sep="\n")
     log.info("%d session(s) queued", len(added))
 
@@ -204,16 +246,16 @@ def _cmd_queue_run(args: argparse.Namespace) -> int:
     import contextlib
 
     from iblvideo.io.one import local_one
-    from iblvideo.sessions.queue import run_queue
+    from iblvideo.sessions.queue import open_queue, run_queue
 
+    queue = open_queue(args.db, args.lease, args.max_attempts)  # bad settings are refused before a scheduler is dialled
     with contextlib.ExitStack() as stack:
         client = None
         if args.scheduler:
-            with needs_extra("queue"):
-                from distributed import Client
+            from iblvideo.sessions.queue.cluster import connect
 
-            client = stack.enter_context(Client(args.scheduler))
-        outcomes = run_queue(args.n_sessions, db=args.db, one=local_one(args.root) if args.root else None, cameras=args.cameras,
+            client = stack.enter_context(connect(args.scheduler))
+        outcomes = run_queue(args.n_sessions, db=queue, one=local_one(args.root) if args.root else None, cameras=args.cameras,
                              tracker=args.tracker, force=args.force, weights=args.weights, device=args.device, client=client,
                              lease_seconds=args.lease, max_attempts=args.max_attempts)
     for outcome in outcomes:
@@ -248,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("synth", _cmd_synth, "render a synthetic IBL session (videos, times, trials, wheel, ground truth)")
     p.add_argument("dir", type=Path, help="data root; the session lands in DIR/<subject>/<date>/<nnn>")
     p.add_argument("--cameras", type=_cameras, default=CAMERA_NAMES, help="comma list (default: left,right,body)")
-    p.add_argument("--seconds", type=float, default=10.0, help="duration (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes")
+    p.add_argument("--seconds", type=_seconds, default=10.0, help="duration (default: 10)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed; the same seed gives the same bytes")
     p.add_argument("--rig", choices=("recording", "training"), default="recording", help="training rigs film the left camera at 30 Hz only")
     p.add_argument("--force", action="store_true", help="replace an existing session")
 
@@ -265,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="dlc: demo (shipped, the default), a weights folder, or the URL of a zipped one; "
                                      "lightning-pose: a network set folder or zip URL (default: $IBLVIDEO_LP_NETWORKS, else IBL's networks_v2.2)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
+    p.add_argument("--batch-size", type=_count, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
     p.add_argument("--camera", choices=CAMERA_NAMES, help="which camera filmed it, when the name and size do not tell")
     p.add_argument("--force", action="store_true", help="replace an existing output")
 
@@ -277,9 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="model folder; rerunning the same command resumes an interrupted run")
     p.add_argument("--backbone", choices=("efficientnet_lite0", "resnet50"), default=defaults.backbone, help=f"(default: {defaults.backbone})")
     p.add_argument("--epochs", type=int, default=defaults.epochs, help=f"(default: {defaults.epochs})")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="fixes split, initialisation and augmentation (default: 0)")
+    p.add_argument("--seed", type=_seed, default=defaults.seed, help="fixes split, initialisation and augmentation (default: 0)")
     p.add_argument("--input-size", type=_size, default=defaults.input_size, help="network input WIDTHxHEIGHT, multiples of 32 (default: {}x{})".format(*defaults.input_size))
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"(default: {defaults.batch_size})")
+    p.add_argument("--batch-size", type=_count, default=defaults.batch_size, help=f"(default: {defaults.batch_size})")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
 
     p = command("evaluate", _cmd_evaluate, "pixel error per keypoint on a model's test split; saved as evaluation.csv in the model folder")
@@ -292,27 +334,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", type=Path)
     p.add_argument("--format", choices=("pqt", "dlc-h5", "dlc-csv", "lp-csv"), default="pqt", help="(default: pqt)")
     p.add_argument("--out", type=Path, help="output file (default: beside the video, e.g. VIDEO.pose.pqt)")
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
+    p.add_argument("--batch-size", type=_count, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
 
     p = command("demo", _cmd_demo, "run the pipeline end to end on a freshly rendered synthetic session")
     p.add_argument("dir", type=Path, nargs="?", default=Path("iblvideo-demo"), help="output folder (default: ./iblvideo-demo)")
-    p.add_argument("--seconds", type=float, default=5.0, help="duration of the synthetic session (default: 5)")
+    p.add_argument("--seconds", type=_seconds, default=5.0, help="duration of the synthetic session (default: 5)")
     p.add_argument("--force", action="store_true", help="replace the outputs of an earlier demo")
 
     p = command("motion-energy", _cmd_motion_energy, "motion energy in the whisker-pad / body ROI placed from the pose tracks")
     p.add_argument("session", type=Path, help="ALF session folder with raw_video_data/ and a pose table in alf/")
     _read_tracker(p)
     p.add_argument("--cameras", type=_cameras, default=CAMERA_NAMES, help="comma list (default: left,right,body)")
+    _replace(p, "existing files that iblvideo did not make (its own are recomputed)")
 
     p = command("features", _cmd_features, "pupil diameter, speeds, sniffs and merged lick times from a session's pose tables")
     p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/ and .times.npy")
     _read_tracker(p)
+    _replace(p, "existing files that iblvideo did not make (its own are recomputed)")
 
     p = command("qc", _cmd_qc, "IBL's pose QC per camera: prints a table, writes alf/_iblvideo_dlc.qc.json")
     p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/")
     _read_tracker(p)
+    _replace(p, "a QC report that iblvideo did not write (its own is rewritten)")
 
     p = command("label-video", _cmd_label_video, "an mp4 with the keypoints (faded below likelihood 0.9), motion-energy ROI, frame number and time drawn")
     p.add_argument("video", type=Path, help="raw video inside an ALF session with a pose table in alf/")
@@ -322,22 +367,26 @@ def build_parser() -> argparse.ArgumentParser:
     chosen.add_argument("--trials", type=_trial_numbers, metavar="N,M", help="trials N, M, ... (rows of the trials table, from 0), from intervals_0 to intervals_1")
     p.add_argument("--out", type=Path, help="output mp4 (default: beside the video, <name>.labeled[.frames_A-B|.trials_N_M].mp4)")
     p.add_argument("--camera", choices=CAMERA_NAMES, help="which camera filmed it, when the name and size do not tell")
+    _replace(p)
 
     p = command("plot", _cmd_plot, "PNG figures of a session: traces, trial averages around stimulus and feedback, QC summary")
     p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/")
     _read_tracker(p)
     p.add_argument("--out", type=Path, help="folder for the PNGs (default: SESSION/figures)")
+    _replace(p, "existing PNGs")
 
     p = command("report", _cmd_report, "one self-contained HTML page: QC table, figures, code and weights versions, run times")
     p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/")
     _read_tracker(p)
     p.add_argument("--out", type=Path, help="output .html (default: SESSION/iblvideo_report.html)")
+    _replace(p)
 
     p = command("export", _cmd_export, "export the pose tracks to a shareable format (NWB with ndx-pose)")
     p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/ and camera times")
     _read_tracker(p)
     p.add_argument("--format", choices=("nwb",), default="nwb", help="(default: nwb)")
     p.add_argument("--out", type=Path, help="output file (default: SESSION/sub-<subject>_ses-<date>-<number>_pose.nwb)")
+    _replace(p)
 
     p = command("session", _cmd_session, "run every stage on one session (folder or eid); outputs in alf/ and in ONE; prints a JSON summary; exits 1 unless Complete")
     p.add_argument("session", help="ALF session folder, or an eid of the configured ONE (or of --root)")
@@ -357,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = action("add", _cmd_queue_add, "queue eids, session folders, or every session of a data root that lacks outputs")
     p.add_argument("items", nargs="+", help="eids, session folders or data roots")
+    p.add_argument("--root", type=Path, help="data root for ONE in local mode: eids are queued as their session folders, one task per session")
     p.add_argument("--priority", type=int, default=0, help="higher runs first (default: 0)")
     p.add_argument("--hold", action="store_true", help="add as Held: not run until 'queue retry'")
     p.add_argument("--max-attempts", type=int, default=3, help="tries before a task stays Errored (default: 3)")
@@ -396,6 +446,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with short_gil_turns():
             code = args.handler(args)
+        sys.stdout.flush()  # a reader that has gone (`| head`) shows here, not in the interpreter's exit
+    except BrokenPipeError:
+        # as Python's docs advise (signal module): what is still buffered goes nowhere rather than failing again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
     except MissingExtra as err:
         command = " ".join(filter(None, ("iblvideo", args.command, getattr(args, "queue_command", None))))
         print(f"iblvideo: error: {err.needed_by(repr(command))}", file=sys.stderr)

@@ -43,6 +43,24 @@ def data_root(session: Path) -> Path:
     return session.parents[depth - 1]
 
 
+def as_eid(text: str) -> str | None:
+    """``text`` as an eid in UUID's canonical spelling (lower case, hyphens), or None if it is not a UUID."""
+    try:
+        return str(uuid.UUID(text.strip()))
+    except ValueError:
+        return None
+
+
+def check_in_root(one: One | None, session: Path) -> Path:
+    """``session``, if it is a session of the local ONE ``one`` (under its data root) or no local ONE is given."""
+    if one is not None and one.offline:
+        root, own = Path(one.cache_dir).resolve(), data_root(session)
+        if own != root:
+            raise IblVideoError(session, f"not a session of the data root {root} (--root), but of {own}; "
+                                         "pass its own root, or none")
+    return session
+
+
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
     """Hold an exclusive lock on the cache tables of ``root``; each holder opens the file itself, so threads exclude each other too."""

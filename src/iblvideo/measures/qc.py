@@ -32,6 +32,7 @@ PUPIL_STD_LIMIT = {"left": 10, "right": 5}  # also the pupil SNR floor
 PAW_NAN_WARNING, PAW_NAN_FAIL = 0.10, 0.20
 TRIAL_WINDOW = (-0.5, 2.0)  # seconds from stimulus onset: lag, length
 NOT_AGGREGATED = ("pupil_diameter_snr",)
+NOT_IBL = ("decode_errors",)  # iblvideo's checks that IBL's QC does not run
 
 
 class Outcome(IntEnum):
@@ -71,6 +72,7 @@ class CameraData:
     stim_on_times: np.ndarray | None = None
     pupil_raw: np.ndarray | None = None
     pupil_smooth: np.ndarray | None = None
+    decode_errors: int | None = None  # frames the decoder concealed errors in; None: not counted
     n_frames: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -198,11 +200,20 @@ def check_paw_far_nan(data: CameraData) -> Check:
     return _paw_check(data, "paw_l")
 
 
+def check_decode_errors(data: CameraData) -> Check:
+    """WARNING when the decoder concealed errors in any frame: damaged video decodes to partly guessed pixels, and tracks there may be wrong."""
+    if data.decode_errors is None:
+        return Check(Outcome.NOT_SET, note="the pose table does not say whether decoding met errors")
+    if data.decode_errors:
+        return Check(Outcome.WARNING, value=float(data.decode_errors), note=f"the decoder concealed errors in {data.decode_errors} frame(s): the video is damaged")
+    return Check(Outcome.PASS, value=0.0)
+
+
 CHECKS: dict[str, Callable[[CameraData], Check]] = {
     check.__name__.removeprefix("check_"): check
     for check in (
         check_time_trace_length_match, check_trace_all_nan, check_mean_in_bbox, check_lick_detection,
-        check_pupil_blocked, check_pupil_diameter_snr, check_paw_close_nan, check_paw_far_nan,
+        check_pupil_blocked, check_pupil_diameter_snr, check_paw_close_nan, check_paw_far_nan, check_decode_errors,
     )
 }
 
@@ -220,9 +231,9 @@ def run_camera_qc(data: CameraData) -> dict:
 
 
 def camera_data(camera: str, tracks: PoseTracks, times: np.ndarray | None = None, stim_on_times: np.ndarray | None = None,
-                pupil: tuple[np.ndarray, np.ndarray] | None = None) -> CameraData:
+                pupil: tuple[np.ndarray, np.ndarray] | None = None, decode_errors: int | None = None) -> CameraData:
     """What the checks read of one camera's tracks; ``pupil`` (raw, smoothed diameters), else computed
-    from the tracks where the camera films the pupil."""
+    from the tracks where the camera films the pupil; ``decode_errors``, else the count in the tracks' metadata."""
     confident = tracks.confident()
     # in name order, as IBL's checks walk the points
     coords = {p: confident.point_xy(p).T for p in sorted(tracks.points)}
@@ -231,8 +242,11 @@ def camera_data(camera: str, tracks: PoseTracks, times: np.ndarray | None = None
     elif pupil is None and tracks.has(*PUPIL_POINTS):
         raw = pupil_diameter(confident)
         pupil = raw, smooth_pupil_diameter(raw, camera)
+    recorded = tracks.metadata.get("decode_errors")
+    if decode_errors is None and isinstance(recorded, dict) and isinstance(recorded.get("frames"), int):
+        decode_errors = recorded["frames"]
     return CameraData(camera=camera, coords=coords, times=times, stim_on_times=stim_on_times,
-                      pupil_raw=None if pupil is None else pupil[0], pupil_smooth=None if pupil is None else pupil[1])
+                      pupil_raw=None if pupil is None else pupil[0], pupil_smooth=None if pupil is None else pupil[1], decode_errors=decode_errors)
 
 
 def session_report(session: str, cameras: dict[str, CameraData]) -> dict:

@@ -224,10 +224,15 @@ def to_lp_key(key: str) -> str:
     return key
 
 
-def _lp_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
-    state = checkpoint.get("state_dict", checkpoint)
+def _lp_state_dict(checkpoint: Any, path: Path) -> dict[str, torch.Tensor]:
+    """The named tensors of a checkpoint (Lightning's ``state_dict``, or the file's own dict)."""
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     # the RNN head also lists its layers in a ModuleList: the same tensors under a second name
-    return {k: v for k, v in state.items() if ".head_mf.layers." not in k}
+    tensors = {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)
+               and ".head_mf.layers." not in k} if isinstance(state, dict) else {}
+    if not tensors:
+        raise IblVideoError(path, "unreadable checkpoint (it holds no state dict of tensors)")
+    return tensors
 
 
 class _Opaque(dict):
@@ -247,33 +252,34 @@ class _Opaque(dict):
         pass
 
 
-def _tensor_class(module: str, name: str) -> bool:
-    """The classes and functions a state dict of tensors is rebuilt from."""
-    if module == "torch._utils":
-        return name.startswith("_rebuild")
-    if module == "torch":
-        return name.endswith("Storage") or isinstance(getattr(torch, name, None), torch.dtype)
-    return (module, name) in {("collections", "OrderedDict"), ("torch.storage", "UntypedStorage")}
+# the globals a state dict of tensors is rebuilt from, as exact (module, name) pairs: from protocol 4 on
+# pickle resolves a dotted name attribute by attribute, so admitting a prefix (``_rebuild…``) let
+# ``_rebuild_tensor.__builtins__.get`` reach exec
+_TENSOR_GLOBALS = frozenset({("collections", "OrderedDict"), ("torch.storage", "UntypedStorage"),
+                             *(("torch._utils", name) for name in ("_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter")),
+                             *(("torch", name) for name in dir(torch) if name.endswith("Storage") or isinstance(getattr(torch, name), torch.dtype))})
 
 
 class _CheckpointUnpickler(pickle.Unpickler):
-    """Tensors as they are, everything else opaque: neither OmegaConf nor Lightning needs to be installed."""
+    """Tensors as they are, everything else opaque: neither OmegaConf nor Lightning needs to be installed,
+    and no other module is imported nor any other callable reached."""
 
     def find_class(self, module: str, name: str) -> Any:
-        return super().find_class(module, name) if _tensor_class(module, name) else _Opaque
+        return super().find_class(module, name) if (module, name) in _TENSOR_GLOBALS else _Opaque
 
 
 _CHECKPOINT_PICKLE = types.SimpleNamespace(Unpickler=_CheckpointUnpickler, __name__=__name__,
                                            load=lambda file, **kwargs: _CheckpointUnpickler(file, **kwargs).load())
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def _read_checkpoint(path: Path) -> Any:
     try:
         # torch's safe loader refuses Lightning's hyper-parameters outright; ours keeps the tensors
         # and makes everything else inert
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_CHECKPOINT_PICKLE)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
-        raise IblVideoError(path, f"unreadable checkpoint ({str(err).splitlines()[0]})") from None
+    except Exception as err:  # noqa: BLE001 - whatever a damaged or hostile pickle makes torch raise: unreadable
+        first_line = next(iter(str(err).splitlines()), "")
+        raise IblVideoError(path, f"unreadable checkpoint ({type(err).__name__}: {first_line})") from None
 
 
 @dataclass
@@ -306,9 +312,9 @@ def load_lp_model(model_dir: str | Path, device: str | torch.device = "cpu") -> 
     model_dir = Path(model_dir)
     config = read_config(model_dir)
     checkpoint = find_checkpoint(model_dir)
+    state = _lp_state_dict(_read_checkpoint(checkpoint), checkpoint)
     with global_generator_kept():
         network = LPNetwork(config)
-    state = _lp_state_dict(_read_checkpoint(checkpoint))
     ours = {key: to_lp_key(key) for key in network.state_dict()}
     missing = [lp for lp in ours.values() if lp not in state]
     if missing:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from iblvideo.errors import IblVideoError
@@ -16,11 +17,13 @@ from iblvideo.io.atomic import atomic_path
 from iblvideo.networks.building import global_generator_kept
 from iblvideo.networks.pose import PoseNetwork, rescale_points, resize_frames
 from iblvideo.networks.settings import HEAD_CHANNELS, HEATMAP_STRIDE
+from iblvideo.tracking.cascade import torch_device
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoint.pt"
 EVALUATION = "evaluation.csv"
+REQUIRED = ("backbone", "keypoints", "input_size")  # what rebuilds the network
 
 
 @dataclass
@@ -46,13 +49,23 @@ def build_network(config: dict[str, Any]) -> PoseNetwork:
 
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:
+    """A model folder's config; a one-line error when it is unreadable or lacks what rebuilds the network."""
     path = Path(model_dir) / CONFIG
     if not path.is_file():
         raise IblVideoError(model_dir, f"not a model folder (no {CONFIG})")
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8
         raise IblVideoError(path, f"unreadable model config ({err})") from None
+    if not isinstance(config, dict):
+        raise IblVideoError(path, f"model config is a JSON {type(config).__name__}, not an object")
+    missing = [key for key in REQUIRED if key not in config]
+    if missing:
+        raise IblVideoError(path, f"model config has no {', '.join(missing)}")
+    keypoints = config["keypoints"]
+    if not isinstance(keypoints, list) or not keypoints or not all(isinstance(k, str) for k in keypoints):
+        raise IblVideoError(path, "model config's keypoints must be a non-empty list of names")
+    return config
 
 
 def write_config(model_dir: Path, config: dict[str, Any]) -> None:
@@ -68,14 +81,22 @@ def save_weights(model_dir: Path, network: PoseNetwork) -> None:
 def load_model(model_dir: str | Path, device: str = "cpu") -> PoseModel:
     """The trained model in ``model_dir``, on ``device``, ready to predict."""
     model_dir = Path(model_dir)
+    device = str(torch_device(device))
     config = read_config(model_dir)
     weights = model_dir / WEIGHTS
     if not weights.is_file():
         raise IblVideoError(model_dir, f"holds no trained weights ({WEIGHTS}); training has not finished")
     with global_generator_kept():  # folding for inference makes new layers too
-        network = build_network(config)
         try:
-            network.load_state_dict(load_file(str(weights)))
+            network = build_network(config)
+        except (KeyError, TypeError, ValueError) as err:
+            raise IblVideoError(model_dir / CONFIG, f"model config does not describe a network ({type(err).__name__}: {err})") from None
+        try:
+            state = load_file(str(weights))
+        except (SafetensorError, OSError) as err:
+            raise IblVideoError(weights, f"unreadable weights, not a whole safetensors file ({str(err).splitlines()[0]})") from None
+        try:
+            network.load_state_dict(state)
         except (RuntimeError, OSError) as err:
             raise IblVideoError(weights, f"weights do not match the config's architecture ({str(err).splitlines()[0]})") from None
         # channels-last convolutions run faster on CPUs and on GPUs' tensor cores; torch's overloads of

@@ -16,10 +16,11 @@ import pandas as pd
 from iblvideo.errors import IblVideoError
 from iblvideo.extras import needs_extra
 from iblvideo.io.alf import TRIALS, SessionPaths, session_root
-from iblvideo.io.atomic import atomic_path
+from iblvideo.io.atomic import atomic_path, refuse_overwrite
 from iblvideo.io.session_files import read_trials
 from iblvideo.progress import progress_bar
 from iblvideo.results.load import CameraResults, load_camera, point_colour
+from iblvideo.results.plots import result_inputs
 from iblvideo.tracks import LIKELIHOOD_THRESHOLD
 from iblvideo.video.reader import VideoInfo, VideoReader
 from iblvideo.video.writer import VideoWriter
@@ -155,9 +156,10 @@ def default_output(video: Path, frames: Segment | None, trials: list[int] | None
 
 
 def label_video(video: str | Path, frames: Segment | None = None, trials: list[int] | None = None,
-                out: str | Path | None = None, camera: str | None = None, tracker: str | None = None) -> Path:
+                out: str | Path | None = None, camera: str | None = None, tracker: str | None = None, force: bool = False) -> Path:
     """Write a labeled copy of ``video`` (all frames, a frame range, or chosen trials) and return its path;
-    the points are ``tracker``'s (default: the only pose table of the camera)."""
+    the points are ``tracker``'s (default: the only pose table of the camera). An existing file is kept
+    unless ``force``; the video and the files it is labeled from never are."""
     video = Path(video)
     if frames and trials:
         raise IblVideoError(None, "choose frames or trials, not both")
@@ -169,7 +171,7 @@ def label_video(video: str | Path, frames: Segment | None = None, trials: list[i
             raise IblVideoError(video, "not inside an ALF session (<subject>/<date>/<number>); cannot find its pose table")
         results = load_camera(session, cam.name, tracker)
         segments = _segments(results, info, frames, trials, session)
-        out = Path(out) if out else default_output(video, frames, trials)
+        out = refuse_overwrite(Path(out) if out else default_output(video, frames, trials), [video, *result_inputs(session, [results])], force)
         labeler = Labeler(results, info.width)
         total = sum(stop - start for start, stop in segments)
         with atomic_path(out) as tmp, VideoWriter(tmp, info.width, info.height, info.fps) as writer, \

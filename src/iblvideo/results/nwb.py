@@ -18,8 +18,9 @@ from iblvideo import __version__
 from iblvideo.cameras import CAMERAS
 from iblvideo.errors import IblVideoError
 from iblvideo.extras import needs_extra
-from iblvideo.io.atomic import atomic_path
+from iblvideo.io.atomic import atomic_path, refuse_overwrite
 from iblvideo.results.load import CameraResults, SessionResults, load_session
+from iblvideo.results.plots import result_inputs
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,12 @@ def _pose_estimation(nwbfile, ndx_pose, camera: CameraResults, skeletons: list):
     )
 
 
-def export_nwb(session: str | Path, out: str | Path | None = None, tracker: str | None = None) -> Path:
+def export_nwb(session: str | Path, out: str | Path | None = None, tracker: str | None = None, force: bool = False) -> Path:
     """Write the session's pose tracks (``tracker``'s, default the only ones) to an NWB file (default beside
-    the session's alf folder) and return its path."""
+    the session's alf folder) and return its path; an existing file is kept unless ``force``."""
     pynwb, ndx_pose = _require_nwb()
     results = load_session(session, tracker)
+    out = refuse_overwrite(Path(out) if out else default_output(results), result_inputs(results.path, results.cameras.values()), force)
     parts = results.alf_parts
     nwbfile = pynwb.NWBFile(
         session_description=f"pose tracks of {results.name} by iblvideo {__version__}",
@@ -93,7 +95,6 @@ def export_nwb(session: str | Path, out: str | Path | None = None, tracker: str 
     module.add(ndx_pose.Skeletons(skeletons=skeletons))
     for estimation in estimations:
         module.add(estimation)
-    out = Path(out) if out else default_output(results)
     with atomic_path(out) as tmp, warnings.catch_warnings():
         # the temporary name of the atomic write does not end in .nwb; the final name does
         warnings.filterwarnings("ignore", message=".*does not end in '.nwb'")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,8 @@ from scipy.ndimage import gaussian_filter1d
 
 from iblvideo.cameras import CAMERAS
 from iblvideo.extras import needs_extra
-from iblvideo.io.atomic import atomic_path
+from iblvideo.io.alf import LICKS, QC_REPORT, TRIALS, WHEEL_POSITION, WHEEL_TIMES, SessionPaths
+from iblvideo.io.atomic import atomic_path, refuse_overwrite
 from iblvideo.measures.qc import BOUNDING_BOXES
 from iblvideo.results.load import CameraResults, SessionResults, load_session, point_colour
 from iblvideo.video.reader import VideoReader
@@ -323,15 +324,25 @@ def render_figures(results: SessionResults) -> dict[str, bytes]:
     return {name: render_png(make(results)) for name, make in FIGURES.items()}
 
 
-def save_figures(session: str | Path, out: str | Path | None = None, tracker: str | None = None) -> list[Path]:
+def result_inputs(session: Path, cameras: Iterable[CameraResults]) -> list[Path]:
+    """Every file the result views read for ``cameras`` of ``session``: an output is never one of them."""
+    paths = SessionPaths(session)
+    files = [paths.session_file(name) for name in (TRIALS, WHEEL_TIMES, WHEEL_POSITION, LICKS, QC_REPORT)]
+    for camera in cameras:
+        files += [camera.source, paths.raw_video(camera.camera), paths.times(camera.camera), paths.features(camera.camera),
+                  *paths.motion_energy(camera.camera)]
+    return files
+
+
+def save_figures(session: str | Path, out: str | Path | None = None, tracker: str | None = None, force: bool = False) -> list[Path]:
     """Write every figure of ``tracker``'s pose tables (default: the only ones) as ``<out>/<name>.png``
-    (default ``<session>/figures``) and return the paths."""
+    (default ``<session>/figures``) and return the paths; existing PNGs are kept unless ``force``."""
     results = load_session(session, tracker)
     folder = Path(out) if out else Path(session) / "figures"
-    written = []
-    for name, png in render_figures(results).items():
-        with atomic_path(folder / f"{name}.png") as tmp:
+    inputs = result_inputs(results.path, results.cameras.values())
+    written = [refuse_overwrite(folder / f"{name}.png", inputs, force) for name in FIGURES]
+    for path, png in zip(written, render_figures(results).values(), strict=True):
+        with atomic_path(path) as tmp:
             tmp.write_bytes(png)
-        written.append(folder / f"{name}.png")
     log.info("%d figures written to %s", len(written), folder)
     return written

@@ -13,10 +13,10 @@ from importlib import metadata
 from pathlib import Path
 
 from iblvideo import __version__
-from iblvideo.io.atomic import atomic_path
+from iblvideo.io.atomic import atomic_path, refuse_overwrite
 from iblvideo.measures.qc import CHECKS
 from iblvideo.results.load import SessionResults, load_session
-from iblvideo.results.plots import QC_COLOURS, render_figures
+from iblvideo.results.plots import QC_COLOURS, render_figures, result_inputs
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +140,11 @@ def render_report(results: SessionResults, pngs: dict[str, bytes]) -> str:
 """
 
 
-def write_report(session: str | Path, out: str | Path | None = None, tracker: str | None = None) -> Path:
+def write_report(session: str | Path, out: str | Path | None = None, tracker: str | None = None, force: bool = False) -> Path:
     """Write the session's HTML report of ``tracker``'s pose tables (default: the only ones), by default
-    as ``<session>/iblvideo_report.html``, and return its path."""
+    as ``<session>/iblvideo_report.html``, and return its path; an existing file is kept unless ``force``."""
     results = load_session(session, tracker)
-    out = Path(out) if out else Path(session) / REPORT_NAME
+    out = refuse_overwrite(Path(out) if out else Path(session) / REPORT_NAME, result_inputs(results.path, results.cameras.values()), force)
     page = render_report(results, render_figures(results))
     with atomic_path(out) as tmp:
         tmp.write_text(page, encoding="utf-8")

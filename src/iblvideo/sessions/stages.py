@@ -3,18 +3,23 @@
 Each reads the pose table the session chose (``io.session_files.pose_tables``: the tracker's asked
 for, else the only one), computes with ``measures``, writes IBL's datasets atomically, and records
 which pose tables each output was made from. These back ``run_session`` and the ``motion-energy``,
-``features`` and ``qc`` commands.
+``features`` and ``qc`` commands. An output that iblvideo made (the provenance record names it) is
+recomputed from its sources; any other file at an output's name (IBL's own dataset, a user's file)
+is kept unless ``force``, and an input is never written over.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from iblvideo.errors import IblVideoError
-from iblvideo.io.alf import CAMERA_NAMES, LICKS, QC_REPORT, SessionPaths
+from iblvideo.io.alf import CAMERA_NAMES, LICKS, QC_REPORT, TRIALS, SessionPaths
+from iblvideo.io.atomic import refuse_overwrite
 from iblvideo.io.session_files import (
+    provenance,
     read_parquet,
     read_pose,
     read_times,
@@ -42,23 +47,35 @@ def _pose(path: Path, camera: str) -> PoseTracks:
     return tracks
 
 
+def _claim(session: Path, outputs: Iterable[Path], inputs: Iterable[Path], force: bool) -> None:
+    """Refuse to write over an input, or over an existing file that iblvideo did not make unless ``force``."""
+    inputs = list(inputs)
+    for out in outputs:
+        refuse_overwrite(out, inputs, force or bool(provenance(session, out.name)))
+
+
 def save_motion_energy(session: Path, camera: str, energy: np.ndarray, roi: Roi, pose: Path) -> tuple[Path, Path]:
     """Write the motion energy and its ROI (w, h, x, y) into ``alf/``, made from the pose table ``pose``."""
-    energy_path, roi_path = SessionPaths(session).motion_energy(camera)
+    paths = SessionPaths(session)
+    energy_path, roi_path = paths.motion_energy(camera)
+    _claim(session, (energy_path, roi_path), (pose, paths.raw_video(camera)), force=True)  # fresh tracks: only inputs are refused
     written = write_npy(energy, energy_path), write_npy(roi.to_array(), roi_path)
     record_provenance(session, list(written), [pose])
     return written
 
 
-def motion_energy_stage(session: str | Path, cameras: tuple[str, ...] = CAMERA_NAMES, tracker: str | None = None) -> dict[str, tuple[Path, Path]]:
+def motion_energy_stage(session: str | Path, cameras: tuple[str, ...] = CAMERA_NAMES, tracker: str | None = None,
+                        force: bool = False) -> dict[str, tuple[Path, Path]]:
     """Motion energy of every camera of ``session`` that has both a raw video and a pose table, in IBL's
-    ROI placed from that table's final tracks."""
+    ROI placed from that table's final tracks (``force``: replace files iblvideo did not make)."""
     session = Path(session)
     paths = SessionPaths(session)
     with_video = tuple(c for c in cameras if paths.raw_video(c).exists())
     tables = require_pose_tables(session, tracker, with_video) if with_video else {}
     if not tables:
         raise IblVideoError(session, "no camera with both raw_video_data/_iblrig_<cam>Camera.raw.mp4 and a pose table in alf/")
+    for camera, pose in tables.items():
+        _claim(session, paths.motion_energy(camera), (pose, paths.raw_video(camera)), force)
     written = {}
     for camera, pose in tables.items():
         try:
@@ -69,15 +86,18 @@ def motion_energy_stage(session: str | Path, cameras: tuple[str, ...] = CAMERA_N
     return written
 
 
-def features_stage(session: str | Path, tracker: str | None = None) -> dict[str, Path]:
+def features_stage(session: str | Path, tracker: str | None = None, force: bool = False) -> dict[str, Path]:
     """Each side camera's feature table and sniff times, and the licks of both merged on the session clock.
 
     Camera times (``_ibl_<cam>Camera.times.npy``) put events on the session clock. Returns the written
-    files by name (``left_features``, ``left_sniffs``, ``licks``, ...).
+    files by name (``left_features``, ``left_sniffs``, ``licks``, ...). ``force``: replace files iblvideo did not make.
     """
     session = Path(session)
     paths = SessionPaths(session)
     tables = require_pose_tables(session, tracker)
+    sides = [camera for camera in tables if camera in SMOOTHING_WINDOW]
+    outputs = [out for camera in sides for out in (paths.features(camera), paths.sniffs(camera))]
+    _claim(session, outputs + [paths.session_file(LICKS)] * bool(sides), [*tables.values(), *map(paths.times, sides)], force)
     written: dict[str, Path] = {}
     licks: list[np.ndarray] = []
     used: list[Path] = []
@@ -118,14 +138,17 @@ def _pupil(paths: SessionPaths, camera: str) -> tuple[np.ndarray, np.ndarray] | 
     return features["pupilDiameter_raw"].to_numpy(float), features["pupilDiameter_smooth"].to_numpy(float)
 
 
-def qc_stage(session: str | Path, tracker: str | None = None) -> dict:
+def qc_stage(session: str | Path, tracker: str | None = None, force: bool = False) -> dict:
     """IBL's pose QC of every camera with a pose table; writes ``alf/_iblvideo_dlc.qc.json`` and returns the report.
 
     Pupil diameters come from the feature tables when present (as IBL's QC reads them), else from the tracks.
+    The report iblvideo wrote is rewritten; another file of its name is kept unless ``force``.
     """
     session = Path(session)
     paths = SessionPaths(session)
     tables = require_pose_tables(session, tracker)
+    _claim(session, [paths.session_file(QC_REPORT)],
+           [*tables.values(), paths.session_file(TRIALS), *(f(c) for c in tables for f in (paths.times, paths.features))], force)
     stim_on = _stim_on_times(session)
     data = {camera: camera_data(camera, _pose(pose, camera), read_times(paths.times(camera)), stim_on, _pupil(paths, camera))
             for camera, pose in tables.items()}

@@ -13,6 +13,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import numbers
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from iblvideo.errors import IblVideoError
+from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.progress import progress_bar
 from iblvideo.tracking.crops import Window
 from iblvideo.tracking.plan import CONFIDENT
@@ -34,11 +36,29 @@ log = logging.getLogger(__name__)
 Consumer = Callable[[int, np.ndarray], None]  # (first frame index, grey frames (n, H, W)) of each batch, in order
 
 
-def torch_device(device: str) -> torch.device:
-    """``device`` as torch's, with a one-line error for a GPU that is not there."""
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise IblVideoError(None, "--device cuda asked for, but torch sees no CUDA GPU")
-    return torch.device(device)
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def torch_device(device: str | torch.device) -> torch.device:
+    """``device`` (cpu, cuda or cuda:N) as torch's; the one check of every command's and function's device:
+    a one-line BadArgument for any other name, or for a GPU that torch does not see."""
+    text = str(device)
+    if not _DEVICE.match(text):
+        raise BadArgument(None, f"unknown device {text!r}; expected cpu, cuda or cuda:N")
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BadArgument(None, f"device {text} asked for, but torch sees no CUDA GPU")
+        index = torch.device(text).index or 0
+        if index >= torch.cuda.device_count():
+            raise BadArgument(None, f"device {text} asked for, but torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    return torch.device(text)
+
+
+def check_batch_size(batch_size: int) -> int:
+    """``batch_size`` when it is a whole number of frames, at least 1; else a one-line BadArgument."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise BadArgument(None, f"batch size must be a whole number of frames, at least 1; got {batch_size!r}")
+    return batch_size
 
 
 def n_samples(n_frames: int, fps: float) -> int:

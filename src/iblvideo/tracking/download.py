@@ -4,13 +4,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
-from pathlib import Path
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from iblvideo.errors import IblVideoError
@@ -19,6 +21,13 @@ from iblvideo.progress import progress_bar
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
+# what an archive may unpack to: a real network set (a few hundred MB of ResNet-50 checkpoints, which
+# deflate to about 93 % of their size, in tens of files) fits many times over; a zip bomb does not
+MAX_ENTRIES = 10_000
+MAX_UNPACKED = 8 << 30
+MAX_RATIO = 100  # unpacked bytes per byte of archive: float weights ~1.1, text configs ~5, deflated zeros ~1000
+RECORD = ".iblvideo-unpacked.json"  # in each unpacked folder: the URL and every file's sha256
+Members = Callable[[zipfile.ZipFile], list[str]]  # the names of an archive's entries to unpack
 
 
 def cache_dir() -> Path:
@@ -48,6 +57,11 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _url_error(url: str, problem: str) -> IblVideoError:
+    """An error naming a URL as it is (as a path, its ``//`` would collapse)."""
+    return IblVideoError(None, f"{url}: {problem}")
+
+
 def _fetch(url: str, part: Path, timeout: float) -> None:
     """Append the rest of ``url`` to ``part``, resuming from its size when the server allows ranges."""
     have = part.stat().st_size if part.exists() else 0
@@ -57,9 +71,9 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:  # we already hold every byte
             return
-        raise IblVideoError(url, f"download failed: HTTP {err.code} {err.reason}") from None
+        raise _url_error(url, f"download failed: HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError) as err:
-        raise IblVideoError(url, f"download failed: {getattr(err, 'reason', err)}") from None
+        raise _url_error(url, f"download failed: {getattr(err, 'reason', err)}") from None
     with response:
         resumed = response.status == 206
         if have and not resumed:
@@ -80,7 +94,7 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
             bar.close()
     got = part.stat().st_size
     if expected is not None and got < expected:  # what arrived stays, for the next try to resume
-        raise IblVideoError(url, f"download interrupted after {got} of {expected} bytes; run again to resume")
+        raise _url_error(url, f"download interrupted after {got} of {expected} bytes; run again to resume")
 
 
 def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 60.0) -> Path:
@@ -93,34 +107,114 @@ def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 6
         _fetch(url, part, timeout)
         if sha256 is not None and (got := sha256sum(part)) != sha256:
             part.unlink()
-            raise IblVideoError(url, f"checksum mismatch: expected sha256 {sha256}, got {got}; the partial download was removed")
+            raise _url_error(url, f"checksum mismatch: expected sha256 {sha256}, got {got}; the partial download was removed")
         os.replace(part, dest)
     return dest
 
 
-def fetch_zip(url: str, sha256: str | None = None, root: Path | None = None) -> Path:
-    """The folder a zip at ``url`` unpacks to, in the cache: downloaded and unpacked once."""
+def fetch_zip(url: str, members: Members, sha256: str | None = None, root: Path | None = None,
+              verify: Callable[[Path], object] | None = None) -> Path:
+    """The folder a zip at ``url`` unpacks to, in the cache: downloaded once, unpacked once, checked at every use.
+
+    The download is kept under the URL's hash, the unpacked folder under the content's, so that two
+    URLs never share a set unless their bytes are the same. Only ``members(zip)`` are unpacked, within
+    the limits above; ``verify`` is run on the unpacked folder before it enters the cache, so a set it
+    refuses is never kept. Every later use re-hashes the unpacked files against what was unpacked.
+    """
     root = Path(root or cache_dir())
     name = Path(urlparse(url).path).name or "download.zip"
-    archive = root / "downloads" / name
-    target = root / Path(name).stem
-    with file_lock(root / f"{Path(name).stem}.lock"):
-        if not target.is_dir():
-            download(url, archive, sha256)
-            _unpack(archive, target)
-    entries = [entry for entry in target.iterdir() if not entry.name.startswith(".")]
-    return entries[0] if len(entries) == 1 and entries[0].is_dir() else target
+    archive = download(url, root / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16] / name, sha256)
+    target = root / f"{Path(name).stem}-{(sha256 or sha256sum(archive))[:16]}"
+    with file_lock(target.with_name(f".{target.name}.lock")):
+        if target.is_dir():
+            _check_unpacked(target)
+        else:
+            _unpack(url, archive, target, members, verify)
+    return _top(target)
 
 
-def _unpack(archive: Path, target: Path) -> None:
-    """Unpack ``archive`` into ``target`` as a whole, refusing entries that would escape it."""
+def _top(folder: Path) -> Path:
+    """The archive's one top folder, if it has one: the set itself."""
+    entries = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else folder
+
+
+def _check_unpacked(target: Path) -> None:
+    """Every file unpacked into ``target`` still has the bytes it was unpacked with."""
+    clear = f"delete {target} to unpack it again"
+    try:
+        record = json.loads((target / RECORD).read_text())
+        files = dict(record["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise IblVideoError(target / RECORD, f"the cache's record of what was unpacked is missing or unreadable; {clear}") from None
+    for relative, digest in files.items():
+        path = target / relative
+        if not path.is_file() or sha256sum(path) != digest:
+            raise IblVideoError(path, f"changed since it was unpacked from {record.get('url')}; {clear}")
+
+
+def _unpack(url: str, archive: Path, target: Path, members: Members, verify: Callable[[Path], object] | None) -> None:
+    """Unpack the chosen members of ``archive`` into ``target`` as a whole; anything refused removes the download."""
     try:
         with zipfile.ZipFile(archive) as bundle, atomic_dir(target) as tmp:
-            for member in bundle.namelist():
-                if Path(member).is_absolute() or ".." in Path(member).parts:
-                    raise IblVideoError(archive, f"unsafe path in archive: {member}")
-            bundle.extractall(tmp)
-    except zipfile.BadZipFile:
+            files = {}
+            for info in _chosen(bundle, members, archive.stat().st_size):
+                files[info.filename] = _extract(bundle, info, tmp / info.filename)
+            (tmp / RECORD).write_text(json.dumps({"url": url, "files": files}, indent=1))
+            _verify_unpacked(verify, _top(tmp))
+    except IblVideoError as err:
         archive.unlink(missing_ok=True)
-        raise IblVideoError(archive, "not a valid zip archive; removed it so the next run downloads it again") from None
+        raise _url_error(url, f"{err}; removed the download, so the next run fetches it again") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as err:
+        archive.unlink(missing_ok=True)
+        raise _url_error(url, f"not a valid zip archive ({err}); removed the download, so the next run fetches it again") from None
+    except OSError as err:  # a full disk, say: the download stays
+        raise _url_error(url, f"could not unpack {archive} into {target.parent} ({err})") from None
 
+
+def _verify_unpacked(verify: Callable[[Path], object] | None, folder: Path) -> None:
+    """Run ``verify``, naming a file it refuses by its place in the archive rather than the temporary folder."""
+    if verify is None:
+        return
+    try:
+        verify(folder)
+    except IblVideoError as err:
+        if err.path is None or not err.path.is_relative_to(folder):
+            raise
+        raise IblVideoError(err.path.relative_to(folder), err.problem) from None
+
+
+def _chosen(bundle: zipfile.ZipFile, members: Members, size: int) -> list[zipfile.ZipInfo]:
+    """The entries to unpack, refused as a whole when any name escapes the folder or a limit is passed."""
+    if len(bundle.infolist()) > MAX_ENTRIES:
+        raise IblVideoError(None, f"an archive of {len(bundle.infolist())} entries, over the limit of {MAX_ENTRIES}")
+    for member in bundle.namelist():
+        if Path(member).is_absolute() or ".." in Path(member).parts:
+            raise IblVideoError(None, f"unsafe path in archive: {member}")
+    chosen = []
+    for name in dict.fromkeys(members(bundle)):
+        try:
+            chosen.append(bundle.getinfo(name))
+        except KeyError:
+            raise IblVideoError(None, f"the archive lacks {name}") from None
+    names = {info.filename for info in chosen}
+    for name in names:
+        if clash := next((str(folder) for folder in PurePosixPath(name).parents if str(folder) in names), None):
+            raise IblVideoError(None, f"{clash} is both a file and a folder in the archive")
+    total = sum(info.file_size for info in chosen)
+    if total > MAX_UNPACKED:
+        raise IblVideoError(None, f"would unpack to {total / (1 << 30):.1f} GiB, over the limit of {MAX_UNPACKED >> 30} GiB")
+    if total > MAX_RATIO * size:
+        raise IblVideoError(None, f"would unpack to more than {MAX_RATIO} times its {size} bytes ({total} bytes): refused as a zip bomb")
+    return chosen
+
+
+def _extract(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> str:
+    """Write one entry to ``dest`` (zipfile stops at the size the entry declares); its sha256."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with bundle.open(info) as source, open(dest, "wb") as out:
+        for block in iter(lambda: source.read(CHUNK), b""):
+            out.write(block)
+            digest.update(block)
+    return digest.hexdigest()

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
 
 from iblvideo.errors import IblVideoError
 from iblvideo.tracking.download import fetch_zip
@@ -17,6 +19,7 @@ from iblvideo.tracking.download import fetch_zip
 DEFAULT_URL = "https://ibl-brain-wide-map-public.s3.amazonaws.com/resources/lightning_pose/networks_v2.2.zip"
 URL_VARIABLE = "IBLVIDEO_LP_NETWORKS"
 SHA256_VARIABLE = "IBLVIDEO_LP_NETWORKS_SHA256"
+MODEL_FILES = (".yaml", ".ckpt")  # what a model folder is read from: its config and its checkpoint
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,26 @@ def networks_dir(spec: str | Path | None = None, sha256: str | None = None) -> P
     """
     text = str(spec or os.environ.get(URL_VARIABLE) or DEFAULT_URL)
     if re.match(r"^https?://", text):
-        return fetch_zip(text, sha256 or os.environ.get(SHA256_VARIABLE) or None)
+        return fetch_zip(text, model_members, sha256 or os.environ.get(SHA256_VARIABLE) or None)
     root = Path(text)
     if not root.is_dir():
         raise IblVideoError(root, "Lightning Pose network folder not found")
     return root
+
+
+def model_members(bundle: zipfile.ZipFile) -> list[str]:
+    """What of a network set's zip is unpacked: the configs and checkpoints in folders a role names,
+    at the top of the archive or in its one folder."""
+    patterns = sorted({role.pattern for role in ROLES.values()})
+    chosen = []
+    for name in bundle.namelist():
+        path = PurePosixPath(name)
+        folders = path.parts[:-1][:2]
+        if not name.endswith("/") and path.suffix in MODEL_FILES and any(fnmatchcase(f, p) for f in folders for p in patterns):
+            chosen.append(name)
+    if not chosen:
+        raise IblVideoError(None, f"no Lightning Pose model folder ({', '.join(patterns)}) with a config or checkpoint in the archive")
+    return chosen
 
 
 def member_dirs(root: Path, role: str) -> list[Path]:

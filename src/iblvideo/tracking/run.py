@@ -8,10 +8,11 @@ from pathlib import Path
 
 from iblvideo import __version__
 from iblvideo.cameras import Camera
+from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.io.alf import pose_name, session_root
-from iblvideo.io.session_files import write_pose
+from iblvideo.io.session_files import table_metadata, write_pose
 from iblvideo.tracking import registry
-from iblvideo.tracking.cascade import Consumer, Placed, place_windows, run_pass, sample
+from iblvideo.tracking.cascade import Consumer, Placed, check_batch_size, place_windows, run_pass, sample, torch_device
 from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import VideoReader
 
@@ -20,13 +21,29 @@ log = logging.getLogger(__name__)
 # called once the crop windows are placed, with what is known then; returns what else the decode pass
 # should feed (e.g. measures.motion_energy.OnePassMotionEnergy)
 ConsumersFor = Callable[[Placed], Iterable[Consumer]]
+DECODE_ERRORS_LISTED = 10  # frames with concealed decoding errors named in a pose table's metadata
 
 
 def output_path(video: Path, camera: Camera, tracker: str) -> Path:
-    """``<session>/alf/_ibl_<cam>Camera.<attribute>.pqt`` for a video in an ALF session, else beside the video."""
+    """``<session>/alf/_ibl_<cam>Camera.<attribute>.pqt`` for a video in an ALF session, else beside the video as
+    ``<video stem>._ibl_<cam>Camera.<attribute>.pqt``: videos sharing a folder outside a session share no output."""
+    name = pose_name(camera.name, registry.attribute(tracker))
     session = session_root(video.parent)
-    folder = session / "alf" if session is not None else video.parent
-    return folder / pose_name(camera.name, registry.attribute(tracker))
+    return session / "alf" / name if session is not None else video.parent / f"{video.stem}.{name}"
+
+
+def keeps(out: Path, video: Path) -> bool:
+    """Whether an existing output ``out`` is kept for ``video``: it is, unless its metadata says it tracked another video."""
+    if not out.exists():
+        return False
+    try:
+        tracked = table_metadata(out).get("video")
+    except Exception as err:  # noqa: BLE001 - not a parquet file at all: never kept as a pose table
+        raise IblVideoError(out, f"exists but is not a readable table ({type(err).__name__}); pass --force (force=True) to replace it") from None
+    if tracked not in (None, video.name):
+        raise IblVideoError(out, f"is the table of {tracked}, not of {video.name}; pass --force (force=True) to replace it")
+    log.info("%s exists; keeping it (force=True replaces it)", out)
+    return True
 
 
 def track(video: str | Path, tracker: str = "dlc", weights: str | Path | None = None, device: str = "cpu", batch_size: int = BATCH_SIZE,
@@ -39,13 +56,17 @@ def track(video: str | Path, tracker: str = "dlc", weights: str | Path | None = 
     and its consumers get every decoded batch of the tracking pass, in order."""
     video = Path(video)
     build = registry.factory(tracker)
+    torch_device(device)
+    check_batch_size(batch_size)
+    if weights is not None and not str(weights).strip():
+        raise BadArgument(None, "the weights are an empty name; give a weights folder or URL, or leave them out for the default")
     # a decoding thread per core even beside the networks: one thread was no faster on a stream that is
     # cheap to decode, and 23 % slower on a noisy one, where decoding is what tracking waits for
     with VideoReader(video) as reader:
         cam = reader.info.camera(camera)
+        cam.check_size(video, reader.info.width, reader.info.height)
         out = output_path(video, cam, tracker)
-        if out.exists() and not force:
-            log.info("%s exists; keeping it (force=True replaces it)", out)
+        if not force and keeps(out, video):
             return out
         networks = build(cam, reader, weights, device)
         start = time.perf_counter()
@@ -56,10 +77,14 @@ def track(video: str | Path, tracker: str = "dlc", weights: str | Path | None = 
         log.info("%s: tracking %d frames", video.name, reader.info.n_frames)
         tracks = run_pass(reader, networks, windows, batch_size, consumers)
         seconds = time.perf_counter() - start
+        concealed = reader.concealed_frames()
+    if concealed:
+        log.warning("%s: FFmpeg concealed decoding errors in %d frame(s), from frame %d: the video is damaged there", video, len(concealed), concealed[0])
     tracks.metadata.update({
         "iblvideo_version": __version__, "tracker": tracker, **networks.provenance, "camera": cam.name, "video": video.name,
         "frames": len(tracks), "fps": reader.info.fps, "device": device, "seconds": round(seconds, 3),
         "crop_windows_whxy": {role: window.as_whxy() for role, window in windows.items()},
+        "decode_errors": {"frames": len(concealed), "first": concealed[:DECODE_ERRORS_LISTED]},
     })
     write_pose(tracks, out)
     log.info("%s: %d frames tracked in %.1f s (%.0f frames/s) -> %s", video.name, len(tracks), seconds, len(tracks) / seconds, out)

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from iblvideo.errors import IblVideoError
 from iblvideo.tracking.download import fetch_zip, sha256sum
 
 MANIFEST = "manifest.json"
+MAX_MANIFEST = 1 << 20  # bytes: a manifest lists a few networks' files
 _NAME = re.compile(r"^weights_v(\d+)\.(\d+)$")
 
 
@@ -51,10 +53,39 @@ def load_weights(spec: str | Path, sha256: str | None = None) -> WeightsSet:
     if text == "demo":
         root = demo_weights_dir()
     elif re.match(r"^https?://", text):
-        root = fetch_zip(text, sha256)
+        root = fetch_zip(text, manifest_members, sha256, verify=_verified)
     else:
         root = Path(spec)
     return _verified(root)
+
+
+def manifest_members(bundle: zipfile.ZipFile) -> list[str]:
+    """What of a weights set's zip is unpacked: its manifest (at the top, or in its one folder) and the files it lists."""
+    found = [info for info in bundle.infolist() if PurePosixPath(info.filename).name == MANIFEST and len(PurePosixPath(info.filename).parts) <= 2]
+    if len(found) != 1:
+        raise IblVideoError(None, f"expected one {MANIFEST} at the top of the archive or of its one folder, found {len(found)}")
+    info = found[0]
+    if info.file_size > MAX_MANIFEST:
+        raise IblVideoError(Path(info.filename), f"a manifest of {info.file_size} bytes, over the limit of {MAX_MANIFEST}")
+    networks = _parse_manifest(bundle.read(info), Path(info.filename))["networks"]
+    top = PurePosixPath(info.filename).parent
+    return [info.filename, *(str(top / network["path"] / filename) for network in networks.values() for filename in network.get("files", {}))]
+
+
+def _parse_manifest(text: str | bytes, path: Path) -> dict[str, Any]:
+    """A manifest, checked: a versioned name, and networks each with a ``path`` inside the set and its ``files``."""
+    try:
+        manifest = json.loads(text)
+        name, networks = manifest["name"], manifest["networks"]
+        listed = [PurePosixPath(network["path"], filename) for network in networks.values() for filename, _ in network.get("files", {}).items()]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise IblVideoError(path, f"unreadable weights manifest ({type(err).__name__}: {err})") from None
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise IblVideoError(path, f"weights set name {name!r} is not of the form weights_v<MAJOR>.<MINOR>")
+    for file in listed:
+        if file.is_absolute() or ".." in file.parts:
+            raise IblVideoError(path, f"the manifest lists {file}, outside the weights set")
+    return manifest
 
 
 def _verified(root: Path) -> WeightsSet:
@@ -63,13 +94,8 @@ def _verified(root: Path) -> WeightsSet:
         raise IblVideoError(root, "weights folder not found")
     if not manifest_path.is_file():
         raise IblVideoError(manifest_path, "weights set has no manifest")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        name, networks = manifest["name"], manifest["networks"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise IblVideoError(manifest_path, f"unreadable weights manifest ({type(err).__name__}: {err})") from None
-    if not _NAME.match(name):
-        raise IblVideoError(manifest_path, f"weights set name {name!r} is not of the form weights_v<MAJOR>.<MINOR>")
+    manifest = _parse_manifest(manifest_path.read_bytes(), manifest_path)
+    name, networks = manifest["name"], manifest["networks"]
     for role, network in networks.items():
         for filename, expected in network.get("files", {}).items():
             path = root / network["path"] / filename

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from iblvideo.errors import IblVideoError
 from iblvideo.io.pose_formats import default_path, write_poses
 from iblvideo.networks.model_dir import PoseModel, load_model
 from iblvideo.progress import progress
+from iblvideo.tracking.cascade import check_batch_size
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import VideoReader
@@ -32,6 +34,11 @@ def predict_video(model_dir: str | Path, video: str | Path, out: str | Path | No
     """Predict every frame of ``video`` with the model in ``model_dir`` and write the pose table."""
     video = Path(video)
     out = Path(out) if out is not None else default_path(video, fmt)
+    check_batch_size(batch_size)
+    if out.is_dir():
+        raise IblVideoError(out, "is a folder; --out names the output file")
+    if out.exists() and out.resolve() == video.resolve():
+        raise IblVideoError(out, "is the input video; the output must be another file")
     if out.exists() and not force:
         raise FileExistsError(0, "exists", str(out))
     model = load_model(model_dir, device)

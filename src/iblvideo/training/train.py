@@ -12,13 +12,14 @@ import numpy as np
 import torch
 
 from iblvideo import __version__
-from iblvideo.errors import IblVideoError
+from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.io.atomic import atomic_path
 from iblvideo.networks.backbones import BACKBONES
 from iblvideo.networks.model_dir import CHECKPOINT, CONFIG, WEIGHTS, PoseModel, build_network, read_config, save_weights, write_config
 from iblvideo.networks.pose import PoseNetwork, rescale_points, resize_frames, spatial_log_softmax
 from iblvideo.networks.settings import TrainSettings
 from iblvideo.progress import progress_bar
+from iblvideo.tracking.cascade import torch_device
 from iblvideo.training.augment import Augmentation
 from iblvideo.training.evaluate import pixel_errors
 from iblvideo.training.labels import LabeledFrames, read_labels
@@ -26,6 +27,8 @@ from iblvideo.training.labels import LabeledFrames, read_labels
 log = logging.getLogger(__name__)
 
 SPLIT_FRACTIONS = {"validation": 0.1, "test": 0.1}
+# a network input side beyond any IBL frame's: 32768x32768 images asked torch for 103 GB before training began
+MAX_INPUT_SIDE = 2048
 
 
 def split_frames(names: tuple[str, ...], seed: int) -> dict[str, list[str]]:
@@ -197,11 +200,15 @@ def train(labels: str | Path, out: str | Path, settings: TrainSettings = TrainSe
         raise IblVideoError(None, f"unknown backbone {settings.backbone!r}; choose from {', '.join(BACKBONES)}")
     if settings.batch_size < 2 or settings.epochs < 1:
         raise IblVideoError(None, "batch size must be at least 2 and epochs at least 1")
+    if settings.seed < 0:
+        raise BadArgument(None, f"seed must be a whole number from 0; got {settings.seed}")
+    width, height = settings.input_size
+    if not (0 < width <= MAX_INPUT_SIDE and 0 < height <= MAX_INPUT_SIDE):
+        raise BadArgument(None, f"input size {width}x{height}: width and height must be at most {MAX_INPUT_SIDE} (the left camera films 1280x1024)")
     stride = BACKBONES[settings.backbone]().stride
-    if any(side % stride for side in settings.input_size):
-        raise IblVideoError(None, f"input size {settings.input_size[0]}x{settings.input_size[1]}: width and height must be multiples of {stride} for {settings.backbone}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise IblVideoError(None, "--device cuda asked for, but torch sees no CUDA GPU")
+    if width % stride or height % stride:
+        raise IblVideoError(None, f"input size {width}x{height}: width and height must be multiples of {stride} for {settings.backbone}")
+    torch_device(device)
     frames = read_labels(labels)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

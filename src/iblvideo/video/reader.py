@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
+import errno
 import itertools
 import logging
 import os
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import av
+import av.logging
 import numpy as np
 
 from iblvideo.cameras import Camera, identify_camera
@@ -54,11 +58,13 @@ class VideoInfo:
 
 
 def _open_container(path: Path) -> av.container.InputContainer:
-    if not path.exists():
-        raise VideoError(path, "no such file")
-    if path.is_dir():
+    try:
+        status = path.stat()
+    except OSError as err:
+        raise VideoError(path, _unreachable(path, err)) from None
+    if stat.S_ISDIR(status.st_mode):
         raise VideoError(path, "is a folder, not a video file")
-    if path.stat().st_size == 0:
+    if status.st_size == 0:
         raise VideoError(path, "empty file (0 bytes)")
     try:
         container = av.open(str(path), metadata_errors="ignore")
@@ -71,6 +77,15 @@ def _open_container(path: Path) -> av.container.InputContainer:
         container.close()
         raise VideoError(path, f"has no video stream (holds {', '.join(kinds)})" if kinds else "holds no video frames")
     return container
+
+
+def _unreachable(path: Path, err: OSError) -> str:
+    """Why ``path`` cannot be reached, in a few words."""
+    if err.errno == errno.ELOOP:
+        return "symlink loop (the link leads back to itself)"
+    if err.errno == errno.ENOENT:
+        return "broken symlink (its target does not exist)" if path.is_symlink() else "no such file"
+    return err.strerror or type(err).__name__
 
 
 def _scan_packets(path: Path, container: av.container.InputContainer) -> tuple[list[int], set[int], int]:
@@ -99,6 +114,70 @@ def _scan_packets(path: Path, container: av.container.InputContainer) -> tuple[l
         return list(range(len(found))), {0}, max(declared, len(found))
     stamps = sorted(s for s in found if s is not None)
     return stamps, {k for k in keys_found if k is not None}, max(declared, len(stamps))
+
+
+class _FFmpegReports:
+    """FFmpeg's reports of errors it concealed while decoding ("concealing 2431 DC, 2431 AC, 2431 MV errors in P
+    frame"): bit flips in a slice decode to wrong pixels with no error raised, and these reports are all
+    that tells. PyAV hears FFmpeg's messages only when asked, for the whole process, so the first reader
+    to decode asks and the last one to stop puts PyAV's setting back; the other messages heard meanwhile
+    go on to Python's logging as PyAV would have sent them. Readers decoding at once in one process
+    share the reports: a concealment is counted once, by the reader that looks first."""
+
+    CONCEALING = "concealing "
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._capture: av.logging.Capture | None = None
+        self._heard: list[tuple[int, str, str]] = []
+        self._before: tuple[int | None, bool] = (None, True)
+
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[None]:
+        with self._lock:
+            if not self._users:
+                level = av.logging.get_level()
+                self._before = level, av.logging.get_skip_repeated()
+                if level is None or level < av.logging.INFO:
+                    av.logging.set_level(av.logging.INFO)
+                av.logging.set_skip_repeated(False)  # two frames concealing as many errors are two reports
+                self._capture = av.logging.Capture(local=False)  # FFmpeg's decoding threads report too
+                self._heard = self._capture.__enter__()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if not self._users and self._capture is not None:
+                    self._capture.__exit__(None, None, None)
+                    self._capture = None
+                    self._pass_on()
+                    av.logging.set_level(self._before[0])
+                    av.logging.set_skip_repeated(self._before[1])
+
+    def concealments(self) -> int:
+        """Concealment reports heard since the last call."""
+        with self._lock:
+            return self._pass_on()
+
+    def _pass_on(self) -> int:
+        """Count the concealments heard and send the other messages on; the lock is held."""
+        n = len(self._heard)  # FFmpeg's threads may add more meanwhile: they stay for the next call
+        heard = self._heard[:n]
+        del self._heard[:n]
+        level = self._before[0]
+        count = 0
+        for lib_level, name, message in heard:
+            if message.startswith(self.CONCEALING):
+                count += 1
+            elif level is not None and lib_level <= level:
+                logging.getLogger(f"libav.{name or 'generic'}").log(av.logging.adapt_level(lib_level), message.strip())
+        return count
+
+
+_REPORTS = _FFmpegReports()
 
 
 class FramePool:
@@ -181,31 +260,59 @@ class VideoReader:
             self.close()
             raise VideoError(self.path, f"truncated: header declares {declared} frames, only {self.info.n_frames} are complete")
         self._index_of = {stamp: i for i, stamp in enumerate(self._stamps)}
+        # (first, last): frames among which FFmpeg reported concealing errors (their pixels partly guessed)
+        self._concealed: set[tuple[int, int]] = set()
         stream.thread_type = "AUTO"
         # FFmpeg's own guess runs a thread more than there are cores, a third slower on two cores
-        stream.thread_count = threads or usable_cores()
+        self._threads = threads or usable_cores()
+        stream.thread_count = self._threads
         # conceal nothing: a damaged frame is an error, not a silently smeared image
         stream.codec_context.options = {"err_detect": "explode"}
 
     def _decode(self, stamp: int | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
-        """(index, frame) from the keyframe at or before ``stamp`` (the start when None)."""
+        """(index, frame) from the keyframe at or before ``stamp`` (the start when None); frames FFmpeg
+        reports concealing errors in are noted in ``concealed``."""
         stream = self._container.streams.video[0]
         self._container.seek(self._stamps[0] if stamp is None else stamp, stream=stream, backward=True, any_frame=False)
         expected = None
         try:
-            for packet in self._container.demux(stream):
-                if packet.size and self._stamp(packet) not in self._index_of:
-                    continue  # the cut packet at the end of a truncated file
-                for frame in packet.decode():
-                    stamp = self._stamp(frame)
-                    index = expected if stamp is None else self._index_of.get(stamp, expected)
-                    if index is None:
-                        continue
-                    yield index, frame
-                    expected = index + 1
+            with _REPORTS.listening():
+                for packet in self._container.demux(stream):
+                    if packet.size and self._stamp(packet) not in self._index_of:
+                        continue  # the cut packet at the end of a truncated file
+                    frames = packet.decode()
+                    if _REPORTS.concealments():
+                        self._note_concealed(packet, expected)
+                    for frame in frames:
+                        stamp = self._stamp(frame)
+                        index = expected if stamp is None else self._index_of.get(stamp, expected)
+                        if index is None:
+                            continue
+                        yield index, frame
+                        expected = index + 1
         except av.error.FFmpegError as err:
             where = f"after frame {expected - 1}" if expected else "at the first frame"
             raise VideoError(self.path, f"corrupt video data {where} ({err.strerror or type(err).__name__})") from None
+
+    def _note_concealed(self, packet: av.Packet, expected: int | None) -> None:
+        """Note the frames a concealment was reported in while ``packet`` was decoded."""
+        # one thread decodes the packet sent and reports on it then; several report on one of the frames
+        # in flight: sent, and not yet out (a window that concealed_frames decodes again on one thread)
+        sent = self._index_of.get(self._stamp(packet), self.info.n_frames - 1) if packet.size else self.info.n_frames - 1
+        self._concealed.add((sent, sent) if self._threads == 1 else (min(expected or 0, sent), sent))
+
+    def concealed_frames(self) -> list[int]:
+        """Indices of the frames decoded so far that FFmpeg concealed errors in (wrong pixels, no error
+        raised), each found exactly."""
+        exact = {first for first, last in self._concealed if first == last}
+        windows = sorted(window for window in self._concealed if window[0] < window[1])
+        if windows:
+            with VideoReader(self.path, self.grey, strict=False, threads=1) as again:
+                for first, last in windows:
+                    for _ in again.frames(first, last + 1):
+                        pass
+                exact |= {index for index in again.concealed_frames() if any(a <= index <= b for a, b in windows)}
+        return sorted(exact)
 
     @staticmethod
     def _stamp(item: av.Packet | av.VideoFrame) -> int | None:

@@ -6,13 +6,17 @@ on a Dask cluster, one per GPU (:mod:`.cluster`).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from iblvideo.extras import needs_extra
+from iblvideo.errors import BadArgument
 from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, SessionPaths, session_root
-from iblvideo.sessions.queue.db import LEASE_SECONDS, MAX_ATTEMPTS, STATUSES, Claim, Queue
+from iblvideo.io.one import as_eid, check_in_root
+from iblvideo.sessions.queue.db import LEASE_SECONDS, MAX_ATTEMPTS, STATUSES, Claim, Queue, check_settings
 from iblvideo.sessions.queue.worker import Outcome, TaskQueue, work
 from iblvideo.sessions.session import Options
 
@@ -20,7 +24,12 @@ if TYPE_CHECKING:
     from distributed import Client
     from one.api import One
 
-__all__ = ["STATUSES", "Claim", "Outcome", "Queue", "find_sessions", "open_queue", "run_queue"]
+__all__ = ["STATUSES", "Claim", "Outcome", "Queue", "add_once", "find_sessions", "open_queue", "run_queue"]
+
+log = logging.getLogger(__name__)
+
+# the two levels under a subject folder: <yyyy-mm-dd>/<nnn>
+SESSION_LEVELS = (re.compile(r"\d{4}-\d{2}-\d{2}"), re.compile(r"\d{1,3}"))
 
 
 def needs_processing(session: Path) -> bool:
@@ -35,19 +44,80 @@ def needs_processing(session: Path) -> bool:
     return not paths.session_file(QC_REPORT).exists() or tracked != cameras
 
 
-def find_sessions(items: Iterable[str | Path]) -> Iterator[str]:
-    """Queue entries for ``items``: a session folder as itself, a data root as its sessions without outputs, an eid as is."""
-    with needs_extra("queue"):
-        from one.alf.io import iter_sessions
+def _subfolders(folder: Path, names: re.Pattern | None = None) -> list[Path]:
+    """The folders in ``folder`` (those whose name matches ``names``); none where it cannot be read."""
+    try:
+        with os.scandir(folder) as entries:
+            found = [Path(e.path) for e in entries if (names is None or names.fullmatch(e.name)) and e.is_dir()]
+    except OSError:
+        return []
+    return sorted(found)
 
+
+def root_sessions(root: Path) -> list[Path]:
+    """The sessions of a data root, at ``<subject>/<date>/<nnn>`` or ``<lab>/Subjects/<subject>/<date>/<nnn>`` and no deeper."""
+    top = _subfolders(root)
+    folders = [*top, *(subject for lab in top for subject in _subfolders(lab / "Subjects"))]
+    for names in SESSION_LEVELS:
+        folders = [child for folder in folders for child in _subfolders(folder, names)]
+    return [folder.resolve() for folder in folders]
+
+
+def _entry(item: str | Path, one: One | None) -> list[str]:
+    """The queue entries of one item: a session folder, the sessions of a data root that lack outputs, or an eid."""
+    text = str(item)
+    path = Path(text).expanduser()
+    if text.strip() and path.is_dir():
+        if (session := session_root(path)) is not None:
+            return [str(check_in_root(one, session))]
+        if not (sessions := root_sessions(path)):
+            raise BadArgument(None, f"{text!r}: a folder with no session in it (sessions are <subject>/<yyyy-mm-dd>/<nnn> "
+                                    "or <lab>/Subjects/<subject>/<yyyy-mm-dd>/<nnn> under a data root)")
+        return [str(check_in_root(one, s)) for s in sessions if needs_processing(s)]
+    if (eid := as_eid(text)) is None:
+        raise BadArgument(None, f"{text!r}: neither a session folder, a data root nor an eid (a UUID)")
+    return [_eid_key(eid, one, text)]
+
+
+def _eid_key(eid: str, one: One | None, text: str | None = None) -> str:
+    """An eid's queue entry: its session folder where a local ONE knows it, else the eid (resolved when the task runs)."""
+    if one is None or not one.offline:
+        return eid
+    folder = one.eid2path(eid)
+    if folder is None:
+        if text is None:
+            return eid
+        raise BadArgument(None, f"{text!r}: an eid that the ONE tables of {one.cache_dir} do not list")
+    return str(Path(folder).resolve())
+
+
+def find_sessions(items: Iterable[str | Path], one: One | None = None) -> list[str]:
+    """Queue entries for ``items``: a session folder as itself, a data root as its sessions without outputs, an eid
+    as its folder where ``one`` is a local ONE that lists it, else as the eid; BadArgument for anything else.
+
+    Every item is checked before any is returned: one bad item queues nothing. A session named twice is listed once."""
+    entries: dict[str, str] = {}
     for item in items:
-        path = Path(item).expanduser()
-        if not path.is_dir():
-            yield str(item)  # an eid, resolved by ONE when the task runs
-        elif (session := session_root(path)) is not None:
-            yield str(session)
+        for entry in _entry(item, one):
+            if entry in entries:
+                log.warning("%s: %s, already queued as %s", item, entry, entries[entry])
+            entries.setdefault(entry, str(item))
+    return list(entries)
+
+
+def add_once(queue: TaskQueue, entries: Iterable[str], one: One | None = None, priority: int = 0, hold: bool = False) -> list[str]:
+    """Queue ``entries`` (from :func:`find_sessions`) that have no task yet, whichever way the task names its session.
+
+    Tasks queued before eids were resolved at adding may name a session by its eid: with a local ``one``
+    those are compared by their folders too. Returns the entries added; the others are logged."""
+    queued = {_eid_key(task.session, one) if as_eid(task.session) else task.session: task for task in queue.tasks()}
+    fresh = []
+    for entry in entries:
+        if (task := queued.get(entry)) is not None:
+            log.warning("%s: already queued as task %s (%s)", entry, task.id, task.session)
         else:
-            yield from (str(Path(s).resolve()) for s in iter_sessions(path) if needs_processing(Path(s)))
+            fresh.append(entry)
+    return queue.add(fresh, priority=priority, hold=hold)
 
 
 def open_queue(db: str | Path | None = None, lease_seconds: float = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS) -> TaskQueue:
@@ -69,6 +139,7 @@ def run_queue(n_sessions: int = 10, db: str | Path | TaskQueue | None = None, on
     ``db`` is a queue (a :class:`Queue` or an :class:`~.alyx.AlyxQueue`), ``alyx``, a database URL,
     or an SQLite file (default ``./iblvideo-queue.sqlite``, or ``$IBLVIDEO_QUEUE_DB``).
     """
+    check_settings(lease_seconds, max_attempts)
     queue = open_queue(db, lease_seconds, max_attempts) if db is None or isinstance(db, (str, Path)) else db
     options = Options(tuple(cameras) if cameras else None, tracker, str(weights), device, force)
     if client is None:

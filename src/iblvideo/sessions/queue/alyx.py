@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from iblvideo.sessions.queue.db import LEASE_SECONDS, LOG_CHARS, MAX_ATTEMPTS, STATUSES, Claim, TaskView, utcnow
+from iblvideo.sessions.queue.db import LEASE_SECONDS, LOG_CHARS, MAX_ATTEMPTS, STATUSES, Claim, TaskView, check_settings, utcnow
 
 if TYPE_CHECKING:
     from one.webclient import AlyxClient
@@ -24,6 +24,7 @@ class AlyxQueue:
     """The same operations as :class:`~iblvideo.queue.db.Queue`, on the tasks of an Alyx database."""
 
     def __init__(self, alyx: AlyxClient, name: str = TASK_NAME, lease_seconds: float = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS):
+        check_settings(lease_seconds, max_attempts)
         self.alyx, self.name = alyx, name
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts

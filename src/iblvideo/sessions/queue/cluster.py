@@ -22,6 +22,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESOURCES = {"GPU": 1}
+CONNECT_SECONDS = 5.0  # a scheduler that is up answers in well under a second
+
+
+def connect(address: str) -> Client:
+    """A client of the Dask scheduler at ``address``; a one-line error if it does not answer within CONNECT_SECONDS."""
+    with needs_extra("queue"):
+        from distributed import Client
+
+    try:
+        return Client(address, timeout=CONNECT_SECONDS)
+    except Exception as err:  # noqa: BLE001 - refused, unresolvable, timed out or not an address: one line
+        reason = (str(err).splitlines() or [""])[0]
+        raise IblVideoError(None, f"--scheduler {address}: no Dask scheduler answered within {CONNECT_SECONDS:g} s "
+                                  f"({type(err).__name__}: {reason})") from None
 
 
 def _slots(client: Client) -> int:

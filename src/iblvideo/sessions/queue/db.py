@@ -10,6 +10,7 @@ default lease of ten minutes leaves ample margin for.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from collections.abc import Iterable
@@ -18,12 +19,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from iblvideo.errors import IblVideoError
+from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.extras import needs_extra
 
 with needs_extra("queue"):
-    from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, Update, create_engine, event, or_, select, update
-    from sqlalchemy.engine import Engine
+    from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, UpdateBase, create_engine, event, or_, select, update
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.engine import Engine, make_url
     from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 STATUSES = ("Waiting", "Started", "Complete", "Errored", "Empty", "Held")
@@ -31,6 +33,8 @@ DEFAULT_DB = Path("iblvideo-queue.sqlite")
 LEASE_SECONDS = 600.0
 MAX_ATTEMPTS = 3
 LOG_CHARS = 20_000  # the tail of a task's log kept in the database
+SCHEMES = ("sqlite", "postgresql")  # the databases the queue runs on (sqlite:///FILE, postgresql://HOST/DB)
+INTEGER_RANGE = range(-(2**31), 2**31)  # PostgreSQL's INTEGER, the narrower of the two
 
 
 def utcnow() -> datetime:
@@ -125,42 +129,79 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def _rows_changed(db: Session, statement: Update) -> int:
-    # Session.execute returns a CursorResult for an UPDATE, but is typed to return a plain Result,
+def _rows_changed(db: Session, statement: UpdateBase) -> int:
+    # Session.execute returns a CursorResult for an INSERT or UPDATE, but is typed to return a plain Result,
     # which has no rowcount (sqlalchemy#9185)
     return db.execute(statement).rowcount  # type: ignore[attr-defined]
 
 
 def database_url(db: str | Path | None) -> str:
-    """A SQLAlchemy URL: given as one, else an SQLite file path (default ./iblvideo-queue.sqlite)."""
+    """A SQLAlchemy URL: given as one (SQLite or PostgreSQL), else an SQLite file path (default ./iblvideo-queue.sqlite)."""
     text = str(db or os.environ.get("IBLVIDEO_QUEUE_DB") or DEFAULT_DB)
-    if "://" in text:
-        return text.replace("postgresql://", "postgresql+psycopg://", 1) if text.startswith("postgresql://") else text
-    return f"sqlite:///{Path(text).expanduser().resolve()}"
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    scheme = text.split("://", 1)[0]
+    try:
+        backend = make_url(text).get_backend_name()
+    except Exception:  # noqa: BLE001 - a malformed URL: said in one line below
+        backend = None
+    if backend not in SCHEMES:
+        raise BadArgument(None, f"--db {scheme}://...: not a database the queue runs on; expected sqlite:///FILE, "
+                                "postgresql://USER@HOST/DB, alyx, or an SQLite file path")
+    return text.replace("postgresql://", "postgresql+psycopg://", 1) if text.startswith("postgresql://") else text
+
+
+def check_settings(lease_seconds: float, max_attempts: int) -> None:
+    """BadArgument unless the lease is a positive, finite number of seconds and a task gets at least one attempt."""
+    if not (math.isfinite(lease_seconds) and lease_seconds > 0):
+        raise BadArgument(None, f"--lease {lease_seconds!r}: a lease is a positive number of seconds (default {LEASE_SECONDS:g})")
+    if not (max_attempts in INTEGER_RANGE and max_attempts >= 1):
+        raise BadArgument(None, f"--max-attempts {max_attempts!r}: a task needs at least one attempt")
+
+
+def check_priority(priority: int) -> None:
+    if priority not in INTEGER_RANGE:
+        raise BadArgument(None, f"--priority {priority!r}: a priority is an integer from {INTEGER_RANGE.start} to {INTEGER_RANGE.stop - 1}")
+
+
+def task_ids(ids: Iterable[int | str]) -> list[int]:
+    """The SQL queue's task ids, which are integers (the command line gives them as text)."""
+    numbers = []
+    for given in ids:
+        try:
+            numbers.append(int(given))
+        except ValueError:
+            raise BadArgument(None, f"task id {given!r}: not a number ('iblvideo queue list' shows the ids)") from None
+    return numbers
 
 
 class Queue:
     """Sessions to process, in a database; safe for any number of workers on any number of machines."""
 
     def __init__(self, db: str | Path | None = None, lease_seconds: float = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS):
+        check_settings(lease_seconds, max_attempts)
         self.url = database_url(db)
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
-        with needs_extra("postgres"):  # a postgresql:// URL loads psycopg here
-            self.engine = _sqlite_engine(self.url) if self.url.startswith("sqlite") else create_engine(self.url, pool_pre_ping=True)
         try:
+            with needs_extra("postgres"):  # a postgresql:// URL loads psycopg here
+                self.engine = _sqlite_engine(self.url) if self.url.startswith("sqlite") else create_engine(self.url, pool_pre_ping=True)
             Base.metadata.create_all(self.engine)
         except Exception as err:  # noqa: BLE001 - a wrong URL or a server that is down: one line
-            raise IblVideoError(None, f"cannot open the queue database {self.engine.url!r}: {err.__class__.__name__}: {str(err).splitlines()[0]}") from None
+            raise IblVideoError(None, f"cannot open the queue database {make_url(self.url)!r}: {err.__class__.__name__}: {str(err).splitlines()[0]}") from None
 
     def add(self, sessions: Iterable[str], priority: int = 0, hold: bool = False) -> list[str]:
-        """Queue sessions (folders or eids) not queued yet; returns those added."""
+        """Queue sessions (folders or eids, as ``find_sessions`` gives them) not queued yet; returns those added.
+
+        The unique ``session`` column decides: a session that another process queues at the same time is
+        skipped here rather than failing the whole transaction."""
+        check_priority(priority)
+        insert = (postgresql if self.engine.dialect.name == "postgresql" else sqlite).insert
         added = []
         with Session(self.engine) as db, db.begin():
-            known = set(db.scalars(select(Task.session)))
             for session in dict.fromkeys(sessions):
-                if session not in known:
-                    db.add(Task(session=session, priority=priority, max_attempts=self.max_attempts, status="Held" if hold else "Waiting"))
+                row = insert(Task).values(session=session, priority=priority, max_attempts=self.max_attempts, status="Held" if hold else "Waiting")
+                if _rows_changed(db, row.on_conflict_do_nothing(index_elements=[Task.session])) == 1:
                     added.append(session)
         return added
 
@@ -225,11 +266,11 @@ class Queue:
 
     def retry(self, ids: Iterable[int | str] = (), statuses: tuple[str, ...] = ("Errored", "Held")) -> int:
         """Put Errored or Held tasks (all, or those ``ids``) back to Waiting with fresh attempts; returns how many."""
+        numbers = task_ids(ids)
         with Session(self.engine) as db, db.begin():
             query = update(Task).where(Task.status.in_(statuses))
-            ids = [int(i) for i in ids]  # the command line gives them as text
-            if ids:
-                query = query.where(Task.id.in_(ids))
+            if numbers:
+                query = query.where(Task.id.in_(numbers))
             return _rows_changed(db, query.values(status="Waiting", attempts=0, revision=Task.revision + 1))
 
     def tasks(self, status: str | None = None) -> list[Task]:
