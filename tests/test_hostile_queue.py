@@ -19,9 +19,23 @@ from iblvideo.io.alf import raw_video_path
 from iblvideo.io.session_files import table_metadata
 from iblvideo.sessions.queue import Queue
 from iblvideo.sessions.queue.alyx import AlyxQueue
+from iblvideo.sessions.queue.db import Base
 from session_data import copy_session, rendered_session
 
 EID = "0b5f3e6c-0000-4000-8000-000000000000"
+POSTGRES = os.environ.get("IBLVIDEO_TEST_POSTGRES")
+SKIP_POSTGRES = pytest.mark.skipif(not POSTGRES, reason="IBLVIDEO_TEST_POSTGRES is not set (CI's .ci/run starts a PostgreSQL server and sets it)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=SKIP_POSTGRES)])
+def db_url(request, tmp_path) -> str:
+    """An empty queue database of each kind."""
+    if request.param == "sqlite":
+        return str(tmp_path / "queue.sqlite")
+    queue = Queue(POSTGRES)
+    Base.metadata.drop_all(queue.engine)
+    queue.close()
+    return POSTGRES
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +73,10 @@ def test_videos_outside_a_session_get_outputs_named_after_them(rendered, tmp_pat
     assert main(["-q", "dlc", str(second), "--camera", "body", "--force"]) == 0
     assert table_metadata(outputs[1])["video"] == "second.mp4"
 
+    outputs[0].write_bytes(b"not a table")  # whatever it is, it is not kept as a pose table, nor replaced without --force
+    assert main(["-q", "dlc", str(first), "--camera", "body"]) == 2
+    assert str(outputs[0]) in _one_error(capsys) and outputs[0].read_bytes() == b"not a table"
+
 
 # 7. a lease must be a positive number of seconds
 
@@ -87,14 +105,17 @@ def test_a_session_outside_root_is_refused(rendered, tmp_path, capsys):
     assert str(outside) in error and str(root) in error
     assert One(cache_dir=root, mode="local").path2eid(outside) is None
     assert not [*(outside / "alf").glob("*.dlc.pqt"), *(outside / "alf").glob("*MotionEnergy*")]  # nothing computed either
+    db = tmp_path / "queue.sqlite"
+    assert main(["-q", "queue", "add", str(outside), "--root", str(root), "--db", str(db)]) == 2  # nor queued for that root
+    assert str(outside) in _one_error(capsys) and not db.exists()
 
 
 # 10. one task per session, whichever way it is named
 
-def test_a_session_is_queued_once_by_path_or_by_eid(rendered, tmp_path, capsys):
+def test_a_session_is_queued_once_by_path_or_by_eid(rendered, tmp_path, capsys, db_url):
     root = tmp_path / "root"
     session = copy_session(rendered, root, "mouse")
-    db = str(tmp_path / "queue.sqlite")
+    db = db_url
     assert main(["-q", "queue", "add", str(session), "--root", str(root), "--db", db]) == 0
     eid = str(One(cache_dir=root, mode="local").path2eid(session))
     capsys.readouterr()
@@ -111,6 +132,17 @@ def test_a_session_is_queued_once_by_path_or_by_eid(rendered, tmp_path, capsys):
     assert main(["-q", "queue", "add", str(session), "--root", str(root), "--db", old]) == 0
     assert [t.session for t in Queue(old).tasks()] == [eid] and "already queued" in capsys.readouterr().err
 
+    # without --root, eids are compared through the tables of the data roots of the folders queued
+    for first, then, kept in ((str(session), eid, str(session)), (eid, str(session), eid)):
+        without = str(tmp_path / f"without-{first == eid}.sqlite")
+        assert main(["-q", "queue", "add", first, "--db", without]) == 0
+        assert main(["-q", "queue", "add", then, "--db", without]) == 0
+        assert [t.session for t in Queue(without).tasks()] == [kept] and "already queued as task 1" in capsys.readouterr().err
+
+    # with --root, an eid must be one of its sessions
+    assert main(["-q", "queue", "add", EID, "--root", str(root), "--db", db]) == 2
+    assert f"'{EID}': an eid that the ONE tables of {root}" in _one_error(capsys)
+
     # an eid with no local ONE to resolve it stays an eid, written one way
     assert main(["-q", "queue", "add", EID.upper(), "--db", db]) == 0
     assert main(["-q", "queue", "add", EID.replace("-", ""), "--db", db]) == 0
@@ -119,7 +151,7 @@ def test_a_session_is_queued_once_by_path_or_by_eid(rendered, tmp_path, capsys):
 
 # 11. queue add takes sessions, data roots and eids, nothing else
 
-@pytest.mark.parametrize("item", ["/nonexistent", "not-a-uuid", "'; DROP TABLE iblvideo_tasks; --", "", "   "])
+@pytest.mark.parametrize("item", ["/nonexistent", "not-a-uuid", "'; DROP TABLE iblvideo_tasks; --", "", "   ", "a" * 5000, "a\x01b"])
 def test_queue_add_refuses_what_is_not_a_session(rendered, tmp_path, capsys, item):
     db = tmp_path / "queue.sqlite"
     assert main(["-q", "queue", "add", EID, item, "--db", str(db)]) == 2
@@ -149,16 +181,18 @@ def test_queue_add_walks_a_data_root_to_the_depth_of_sessions_only(rendered, tmp
 
 # 15. one line, never a traceback
 
-def test_queue_commands_refuse_bad_values_in_one_line(tmp_path, capsys):
-    db = str(tmp_path / "queue.sqlite")
+def test_queue_commands_refuse_bad_values_in_one_line(tmp_path, capsys, db_url):
+    db = db_url
     Queue(db).add([EID])
     assert main(["-q", "queue", "retry", "abc", "--db", db]) == 2
     assert "'abc'" in _one_error(capsys)
     assert main(["-q", "queue", "list", "--db", "foo://x"]) == 2
     error = _one_error(capsys)
     assert "foo" in error and "sqlite" in error and "postgresql" in error
-    assert main(["-q", "queue", "add", str(uuid_of(2)), "--priority", str(10**23), "--db", db]) == 2
-    assert "--priority" in _one_error(capsys) and len(Queue(db).tasks()) == 1
+    for priority in (10**23, 2**31):  # beyond SQLite's integers; beyond PostgreSQL's INTEGER
+        assert main(["-q", "queue", "add", str(uuid_of(2)), "--priority", str(priority), "--db", db]) == 2
+        assert "--priority" in _one_error(capsys) and len(Queue(db).tasks()) == 1
+    assert main(["-q", "queue", "add", str(uuid_of(2)), "--priority", str(2**31 - 1), "--db", db]) == 0
     with pytest.raises(BadArgument, match="priority"):
         Queue(db).add([str(uuid_of(3))], priority=-(2**40))
 
@@ -183,6 +217,8 @@ def test_session_neither_folder_nor_eid(tmp_path, capsys):
     (tmp_path / "root").mkdir()
     assert main(["-q", "session", "not-a-uuid", "--root", str(tmp_path / "root")]) == 2
     assert "not-a-uuid: no such session folder, and not an eid" in _one_error(capsys)
+    assert main(["-q", "session", "a" * 5000, "--root", str(tmp_path / "root")]) == 2  # not even a possible path
+    assert "no such session folder" in _one_error(capsys)
     with pytest.raises(IblVideoError, match="not an eid"):
         from iblvideo import run_session
 

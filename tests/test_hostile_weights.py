@@ -315,3 +315,37 @@ def test_entries_that_escape_or_clash_are_refused(names: tuple[str, ...], proble
         networks_dir(server.url("n.zip"))
     assert str(err.value).startswith(server.url("n.zip") + ": ") and "\n" not in str(err.value) and problem in str(err.value)
     assert not list(tmp_path.rglob("evil.yaml")) and not list((tmp_path / "cache").glob("n-*"))
+
+
+HOSTILE_MANIFESTS = {
+    "not JSON": "{",
+    "a list": [1],
+    "networks a list": {"name": "weights_v1.0", "networks": [1]},
+    "a network a string": {"name": "weights_v1.0", "networks": {"eye": "x"}},
+    "a path a number": {"name": "weights_v1.0", "networks": {"eye": {"path": 3}}},
+    "files a list": {"name": "weights_v1.0", "networks": {"eye": {"path": "eye", "files": ["m"]}}},
+    "a name a number": {"name": 1, "networks": {}},
+    "a version a list": {"name": "weights_v1.0", "version": [1], "networks": {}},
+    "a file outside": {"name": "weights_v1.0", "networks": {"eye": {"path": "../..", "files": {"etc/passwd": "0"}}}},
+    "an absolute folder": {"name": "weights_v1.0", "networks": {"eye": {"path": "/etc"}}},
+}
+
+
+@pytest.mark.parametrize("manifest", HOSTILE_MANIFESTS)
+@pytest.mark.parametrize("given_as", ["folder", "zip URL"])
+def test_hostile_manifests_are_one_line(manifest: str, given_as: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IBLVIDEO_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "weights_v1.0"
+    (root / "eye").mkdir(parents=True)
+    (root / "eye" / "m").write_text("m")
+    content = HOSTILE_MANIFESTS[manifest]
+    (root / "manifest.json").write_text(content if isinstance(content, str) else json.dumps(content))
+    if given_as == "folder":
+        with pytest.raises(IblVideoError) as err:
+            load_weights(root)
+        where = str(root / "manifest.json")
+    else:
+        with FileServer({"w.zip": zip_folder(root, "weights_v1.0")}) as server, pytest.raises(IblVideoError) as err:
+            load_weights(server.url("w.zip"))
+        where = server.url("w.zip") + ": weights_v1.0/manifest.json"
+    assert str(err.value).startswith(f"{where}: ") and "\n" not in str(err.value)

@@ -81,6 +81,14 @@ def test_claims_are_exclusive_under_contention(db_url):
     assert sorted(claimed) == sorted(f"s{i}" for i in range(24))
 
 
+def test_sessions_added_at_once_by_many_get_one_task_each(db_url):
+    sessions = [f"s{i}" for i in range(20)]
+    with ThreadPoolExecutor(4) as pool:  # each its own engine, as separate `queue add` processes have
+        added = list(pool.map(lambda _: Queue(db_url).add(sessions), range(4)))
+    assert sorted(s for batch in added for s in batch) == sorted(sessions)
+    assert sorted(t.session for t in Queue(db_url).tasks()) == sorted(sessions)
+
+
 def test_a_dead_workers_task_is_claimed_again_after_its_lease(db_url):
     queue = Queue(db_url, lease_seconds=0.6)
     queue.add(["s1"])

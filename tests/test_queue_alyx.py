@@ -56,7 +56,7 @@ def test_alyx_tasks_are_claimed_run_and_updated(alyx, rendered, tmp_path, caplog
 
 def test_a_lost_alyx_claim_returns_after_its_lease(alyx):
     _, client = alyx
-    queue = AlyxQueue(client, lease_seconds=0.0)
+    queue = AlyxQueue(client, lease_seconds=0.001)
     queue.add(["eid-1"])
     dead = queue.claim("dead")
     assert dead.attempt == 1

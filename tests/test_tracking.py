@@ -68,7 +68,7 @@ def test_existing_output_is_kept_unless_forced(session, tracked):
 def test_video_outside_a_session_writes_beside_it(session, tracked, tmp_path):
     video = shutil.copy(raw_video_path(session, "body"), tmp_path / "clip.mp4")
     out = dlc(video, camera="body")
-    assert out == tmp_path / "_ibl_bodyCamera.dlc.pqt"
+    assert out == tmp_path / "clip._ibl_bodyCamera.dlc.pqt"
     pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(tracked["body"]))  # deterministic
 
 

@@ -43,6 +43,15 @@ def data_root(session: Path) -> Path:
     return session.parents[depth - 1]
 
 
+def as_folder(text: str) -> Path | None:
+    """``text`` as an existing folder, or None: not one, empty, or not even a possible path (too long, a NUL in it)."""
+    path = Path(text).expanduser()
+    try:
+        return path if text.strip() and path.is_dir() else None
+    except (OSError, ValueError):
+        return None
+
+
 def as_eid(text: str) -> str | None:
     """``text`` as an eid in UUID's canonical spelling (lower case, hyphens), or None if it is not a UUID."""
     try:

@@ -127,7 +127,8 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
     try:
         return pd.read_parquet(path, columns=columns)
     except (OSError, ValueError, KeyError) as err:
-        raise IblVideoError(path, f"cannot read table: {err}") from None
+        # pyarrow names the file again: once is enough
+        raise IblVideoError(path, f"cannot read table: {str(err).replace(f'Could not open Parquet input source {str(path)!r}: ', '')}") from None
 
 
 def write_parquet(table: pd.DataFrame, path: str | Path) -> Path:
@@ -155,7 +156,13 @@ def write_json(record: dict[str, Any], path: str | Path) -> Path:
 
 
 def read_trials(session: str | Path) -> pd.DataFrame | None:
-    return read_parquet(SessionPaths(Path(session)).session_file(TRIALS))
+    """The session's trials table, or None; a one-line error when unreadable or when a column holds anything but numbers."""
+    path = SessionPaths(Path(session)).session_file(TRIALS)
+    trials = read_parquet(path)
+    not_numbers = [] if trials is None else [str(c) for c in trials.columns if not pd.api.types.is_numeric_dtype(trials[c])]
+    if not_numbers:
+        raise IblVideoError(path, f"trials table column(s) {', '.join(not_numbers)} hold something other than numbers")
+    return trials
 
 
 def read_wheel(session: str | Path) -> tuple[np.ndarray, np.ndarray] | None:

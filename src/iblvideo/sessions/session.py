@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, RAW_VIDEO_PATTERN, SessionPaths, camera_of, pose_name, session_root
 from iblvideo.io.atomic import atomic_path
-from iblvideo.io.one import as_eid, check_in_root, data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid
+from iblvideo.io.one import as_eid, as_folder, check_in_root, data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid
 from iblvideo.tracking.registry import TRUTH, attribute, entry
 
 if TYPE_CHECKING:
@@ -179,18 +179,17 @@ def find_cameras(session: Path, listed: list[str] | tuple[str, ...] = ()) -> lis
 def resolve(eid_or_path: str | Path, one: One | None = None) -> tuple[Path, str, One]:
     """Session folder, eid and ONE of a session folder (local ONE on its data root, or ``one`` if it is that root's) or an eid."""
     text = str(eid_or_path)
-    candidate = Path(text).expanduser()
-    if text.strip() and candidate.is_dir():
+    if (candidate := as_folder(text)) is not None:
         session = session_root(candidate)
         if session is None:
             raise IblVideoError(candidate, "not an ALF session folder (<subject>/<yyyy-mm-dd>/<nnn>)")
         one = one or local_one(data_root(session))
         return check_in_root(one, session), session_eid(one, session), one
+    one = one or default_one(f"{text}: no such session folder, and no ONE database is configured to look it up as an eid "
+                             "(run ONE.setup(), or pass --root DATA_ROOT for ONE in local mode)")
     eid = as_eid(text)
     if eid is None:
         raise IblVideoError(None, f"{text}: no such session folder, and not an eid (a UUID) either")
-    one = one or default_one(f"{text}: no such session folder, and no ONE database is configured to look it up as an eid "
-                             "(run ONE.setup(), or pass --root DATA_ROOT for ONE in local mode)")
     session = one.eid2path(eid)
     if session is None:
         raise IblVideoError(None, f"{text}: neither a session folder nor an eid that ONE knows ({one.cache_dir})")

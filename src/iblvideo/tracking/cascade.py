@@ -54,11 +54,11 @@ def torch_device(device: str | torch.device) -> torch.device:
     return torch.device(text)
 
 
-def check_batch_size(batch_size: int) -> int:
+def check_batch_size(batch_size: object) -> int:
     """``batch_size`` when it is a whole number of frames, at least 1; else a one-line BadArgument."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise BadArgument(None, f"batch size must be a whole number of frames, at least 1; got {batch_size!r}")
-    return batch_size
+    return int(batch_size)
 
 
 def n_samples(n_frames: int, fps: float) -> int:

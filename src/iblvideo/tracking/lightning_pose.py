@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +154,7 @@ class _Pass:
                 xy.append(to_camera(np.concatenate([f[0] for f in found])[:, columns], tracker.view, self.windows[stage.role], member.input_size))
                 likelihood.append(np.concatenate([f[1] for f in found])[:, columns].astype(np.float64))
             parts.append(smooth_stage(stage.role, stage.points, np.array(xy), np.array(likelihood), self.fps))
-        tracks = concat_points(parts)
-        return PoseTracks(tracks.points, tracks.xy, tracks.likelihood, tracks.extra, fps=self.fps)
+        return replace(concat_points(parts), fps=self.fps)
 
 
 def to_camera(xy: np.ndarray, view: View, window: Window, size: tuple[int, int]) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from iblvideo import __version__
@@ -80,8 +81,8 @@ def track(video: str | Path, tracker: str = "dlc", weights: str | Path | None = 
         concealed = reader.concealed_frames()
     if concealed:
         log.warning("%s: FFmpeg concealed decoding errors in %d frame(s), from frame %d: the video is damaged there", video, len(concealed), concealed[0])
-    tracks.metadata.update({
-        "iblvideo_version": __version__, "tracker": tracker, **networks.provenance, "camera": cam.name, "video": video.name,
+    tracks = replace(tracks, metadata={
+        **tracks.metadata, "iblvideo_version": __version__, "tracker": tracker, **networks.provenance, "camera": cam.name, "video": video.name,
         "frames": len(tracks), "fps": reader.info.fps, "device": device, "seconds": round(seconds, 3),
         "crop_windows_whxy": {role: window.as_whxy() for role, window in windows.items()},
         "decode_errors": {"frames": len(concealed), "first": concealed[:DECODE_ERRORS_LISTED]},

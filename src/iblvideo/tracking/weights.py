@@ -77,11 +77,14 @@ def _parse_manifest(text: str | bytes, path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(text)
         name, networks = manifest["name"], manifest["networks"]
-        listed = [PurePosixPath(network["path"], filename) for network in networks.values() for filename, _ in network.get("files", {}).items()]
+        # each network's folder, then its files
+        listed = [PurePosixPath(network["path"], filename) for network in networks.values() for filename in ("", *network.get("files", {}).keys())]
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise IblVideoError(path, f"unreadable weights manifest ({type(err).__name__}: {err})") from None
     if not isinstance(name, str) or not _NAME.match(name):
         raise IblVideoError(path, f"weights set name {name!r} is not of the form weights_v<MAJOR>.<MINOR>")
+    if not all(isinstance(manifest.get(key, ""), str) for key in ("version", "description")):
+        raise IblVideoError(path, "unreadable weights manifest (its version and description must be text)")
     for file in listed:
         if file.is_absolute() or ".." in file.parts:
             raise IblVideoError(path, f"the manifest lists {file}, outside the weights set")

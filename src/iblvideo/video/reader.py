@@ -244,6 +244,9 @@ class VideoReader:
         self.path = Path(path)
         self.grey = grey
         self._container = _open_container(self.path)
+        # FFmpeg's reports are heard from the first decode to close (see _FFmpegReports)
+        self._listening = False
+        self._stop_listening = contextlib.ExitStack()
         stream = self._container.streams.video[0]
         self._stamps, keys, declared = _scan_packets(self.path, self._container)
         self._keyframes = [i for i, stamp in enumerate(self._stamps) if stamp in keys] or [0]
@@ -275,21 +278,23 @@ class VideoReader:
         stream = self._container.streams.video[0]
         self._container.seek(self._stamps[0] if stamp is None else stamp, stream=stream, backward=True, any_frame=False)
         expected = None
+        if not self._listening:
+            self._listening = True
+            self._stop_listening.enter_context(_REPORTS.listening())
         try:
-            with _REPORTS.listening():
-                for packet in self._container.demux(stream):
-                    if packet.size and self._stamp(packet) not in self._index_of:
-                        continue  # the cut packet at the end of a truncated file
-                    frames = packet.decode()
-                    if _REPORTS.concealments():
-                        self._note_concealed(packet, expected)
-                    for frame in frames:
-                        stamp = self._stamp(frame)
-                        index = expected if stamp is None else self._index_of.get(stamp, expected)
-                        if index is None:
-                            continue
-                        yield index, frame
-                        expected = index + 1
+            for packet in self._container.demux(stream):
+                if packet.size and self._stamp(packet) not in self._index_of:
+                    continue  # the cut packet at the end of a truncated file
+                frames = packet.decode()
+                if _REPORTS.concealments():
+                    self._note_concealed(packet, expected)
+                for frame in frames:
+                    stamp = self._stamp(frame)
+                    index = expected if stamp is None else self._index_of.get(stamp, expected)
+                    if index is None:
+                        continue
+                    yield index, frame
+                    expected = index + 1
         except av.error.FFmpegError as err:
             where = f"after frame {expected - 1}" if expected else "at the first frame"
             raise VideoError(self.path, f"corrupt video data {where} ({err.strerror or type(err).__name__})") from None
@@ -298,7 +303,8 @@ class VideoReader:
         """Note the frames a concealment was reported in while ``packet`` was decoded."""
         # one thread decodes the packet sent and reports on it then; several report on one of the frames
         # in flight: sent, and not yet out (a window that concealed_frames decodes again on one thread)
-        sent = self._index_of.get(self._stamp(packet), self.info.n_frames - 1) if packet.size else self.info.n_frames - 1
+        stamp, last = self._stamp(packet) if packet.size else None, self.info.n_frames - 1  # no size: the flush at the end
+        sent = last if stamp is None else self._index_of.get(stamp, last)
         self._concealed.add((sent, sent) if self._threads == 1 else (min(expected or 0, sent), sent))
 
     def concealed_frames(self) -> list[int]:
@@ -420,7 +426,12 @@ class VideoReader:
         return list(self._keyframes)
 
     def close(self) -> None:
+        if self._listening and self._container.streams.video:
+            # FFmpeg frees a decoder holding the interpreter lock, waiting for its threads, and a thread
+            # that reports then waits for that lock: let them finish first (a flush leaves the lock free)
+            self._container.streams.video[0].codec_context.flush_buffers()
         self._container.close()
+        self._stop_listening.close()
 
     def __enter__(self) -> VideoReader:
         return self

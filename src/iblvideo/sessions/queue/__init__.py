@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from iblvideo.errors import BadArgument
 from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, SessionPaths, session_root
-from iblvideo.io.one import as_eid, check_in_root
+from iblvideo.io.one import as_eid, as_folder, check_in_root, data_root
 from iblvideo.sessions.queue.db import LEASE_SECONDS, MAX_ATTEMPTS, STATUSES, Claim, Queue, check_settings
 from iblvideo.sessions.queue.worker import Outcome, TaskQueue, work
 from iblvideo.sessions.session import Options
@@ -66,8 +66,7 @@ def root_sessions(root: Path) -> list[Path]:
 def _entry(item: str | Path, one: One | None) -> list[str]:
     """The queue entries of one item: a session folder, the sessions of a data root that lack outputs, or an eid."""
     text = str(item)
-    path = Path(text).expanduser()
-    if text.strip() and path.is_dir():
+    if (path := as_folder(text)) is not None:
         if (session := session_root(path)) is not None:
             return [str(check_in_root(one, session))]
         if not (sessions := root_sessions(path)):
@@ -76,19 +75,10 @@ def _entry(item: str | Path, one: One | None) -> list[str]:
         return [str(check_in_root(one, s)) for s in sessions if needs_processing(s)]
     if (eid := as_eid(text)) is None:
         raise BadArgument(None, f"{text!r}: neither a session folder, a data root nor an eid (a UUID)")
-    return [_eid_key(eid, one, text)]
-
-
-def _eid_key(eid: str, one: One | None, text: str | None = None) -> str:
-    """An eid's queue entry: its session folder where a local ONE knows it, else the eid (resolved when the task runs)."""
-    if one is None or not one.offline:
-        return eid
-    folder = one.eid2path(eid)
-    if folder is None:
-        if text is None:
-            return eid
+    # an eid stays one (resolved when the task runs) unless a local ONE is given: then it must list it
+    if (entry := _folder_of(eid, _resolvers(one, []))) == eid and one is not None and one.offline:
         raise BadArgument(None, f"{text!r}: an eid that the ONE tables of {one.cache_dir} do not list")
-    return str(Path(folder).resolve())
+    return [entry]
 
 
 def find_sessions(items: Iterable[str | Path], one: One | None = None) -> list[str]:
@@ -105,19 +95,47 @@ def find_sessions(items: Iterable[str | Path], one: One | None = None) -> list[s
     return list(entries)
 
 
+def _resolvers(one: One | None, keys: list[str]) -> list[One]:
+    """Local ONEs that can name an eid's folder: ``one``, else those of the data roots of the folders among ``keys``
+    that already have ONE tables (read, never built here)."""
+    if one is not None:
+        return [one] if one.offline else []
+    if not any(as_eid(key) for key in keys):
+        return []
+    from one.api import One
+
+    roots = {data_root(Path(key)) for key in keys if Path(key).is_absolute() and session_root(key) == Path(key)}
+    return [One(cache_dir=root, mode="local") for root in sorted(roots) if (root / "sessions.pqt").exists()]
+
+
+def _folder_of(key: str, ones: list[One]) -> str:
+    """A queue entry as a session folder where one of ``ones`` lists its eid, else as it is."""
+    if (eid := as_eid(key)) is not None:
+        for one in ones:
+            if (folder := one.eid2path(eid)) is not None:
+                return str(Path(folder).resolve())
+    return key
+
+
 def add_once(queue: TaskQueue, entries: Iterable[str], one: One | None = None, priority: int = 0, hold: bool = False) -> list[str]:
     """Queue ``entries`` (from :func:`find_sessions`) that have no task yet, whichever way the task names its session.
 
-    Tasks queued before eids were resolved at adding may name a session by its eid: with a local ``one``
-    those are compared by their folders too. Returns the entries added; the others are logged."""
-    queued = {_eid_key(task.session, one) if as_eid(task.session) else task.session: task for task in queue.tasks()}
-    fresh = []
+    Eids, new or queued (before this check existed, or without a local ONE), are compared as their folders
+    wherever a local ONE lists them: ``one``, or the tables of the data roots of the folders involved.
+    Returns the entries added; the others are logged."""
+    entries, tasks = list(entries), queue.tasks()
+    ones = _resolvers(one, [*entries, *(task.session for task in tasks)])
+    queued = {_folder_of(task.session, ones): task for task in tasks}
+    fresh: dict[str, str] = {}
     for entry in entries:
-        if (task := queued.get(entry)) is not None:
+        key = _folder_of(entry, ones)
+        if (task := queued.get(key)) is not None:
             log.warning("%s: already queued as task %s (%s)", entry, task.id, task.session)
+        elif key in fresh:
+            log.warning("%s: %s, already queued as %s", entry, key, fresh[key])
         else:
-            fresh.append(entry)
-    return queue.add(fresh, priority=priority, hold=hold)
+            fresh[key] = entry
+    return queue.add(list(fresh), priority=priority, hold=hold)
 
 
 def open_queue(db: str | Path | None = None, lease_seconds: float = LEASE_SECONDS, max_attempts: int = MAX_ATTEMPTS) -> TaskQueue:

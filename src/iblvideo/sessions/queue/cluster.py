@@ -34,8 +34,7 @@ def connect(address: str) -> Client:
         return Client(address, timeout=CONNECT_SECONDS)
     except Exception as err:  # noqa: BLE001 - refused, unresolvable, timed out or not an address: one line
         reason = (str(err).splitlines() or [""])[0]
-        raise IblVideoError(None, f"--scheduler {address}: no Dask scheduler answered within {CONNECT_SECONDS:g} s "
-                                  f"({type(err).__name__}: {reason})") from None
+        raise IblVideoError(None, f"--scheduler {address}: cannot connect to a Dask scheduler ({type(err).__name__}: {reason})") from None
 
 
 def _slots(client: Client) -> int:

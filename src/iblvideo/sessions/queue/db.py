@@ -23,9 +23,10 @@ from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.extras import needs_extra
 
 with needs_extra("queue"):
-    from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, UpdateBase, create_engine, event, or_, select, update
+    from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, Update, create_engine, event, or_, select, update
     from sqlalchemy.dialects import postgresql, sqlite
     from sqlalchemy.engine import Engine, make_url
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
     from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 STATUSES = ("Waiting", "Started", "Complete", "Errored", "Empty", "Held")
@@ -129,8 +130,8 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def _rows_changed(db: Session, statement: UpdateBase) -> int:
-    # Session.execute returns a CursorResult for an INSERT or UPDATE, but is typed to return a plain Result,
+def _rows_changed(db: Session, statement: Update) -> int:
+    # Session.execute returns a CursorResult for an UPDATE, but is typed to return a plain Result,
     # which has no rowcount (sqlalchemy#9185)
     return db.execute(statement).rowcount  # type: ignore[attr-defined]
 
@@ -175,6 +176,14 @@ def task_ids(ids: Iterable[int | str]) -> list[int]:
     return numbers
 
 
+def _create_tables(engine: Engine) -> None:
+    """The queue's tables, unless they exist; a second try when another worker created them at the same moment."""
+    try:
+        Base.metadata.create_all(engine)
+    except (IntegrityError, ProgrammingError):  # PostgreSQL: both saw no table, one lost the race to create it
+        Base.metadata.create_all(engine)
+
+
 class Queue:
     """Sessions to process, in a database; safe for any number of workers on any number of machines."""
 
@@ -186,7 +195,7 @@ class Queue:
         try:
             with needs_extra("postgres"):  # a postgresql:// URL loads psycopg here
                 self.engine = _sqlite_engine(self.url) if self.url.startswith("sqlite") else create_engine(self.url, pool_pre_ping=True)
-            Base.metadata.create_all(self.engine)
+            _create_tables(self.engine)
         except Exception as err:  # noqa: BLE001 - a wrong URL or a server that is down: one line
             raise IblVideoError(None, f"cannot open the queue database {make_url(self.url)!r}: {err.__class__.__name__}: {str(err).splitlines()[0]}") from None
 
@@ -201,7 +210,8 @@ class Queue:
         with Session(self.engine) as db, db.begin():
             for session in dict.fromkeys(sessions):
                 row = insert(Task).values(session=session, priority=priority, max_attempts=self.max_attempts, status="Held" if hold else "Waiting")
-                if _rows_changed(db, row.on_conflict_do_nothing(index_elements=[Task.session])) == 1:
+                # RETURNING says whether the row went in: psycopg gives no row count for an INSERT
+                if db.execute(row.on_conflict_do_nothing(index_elements=[Task.session]).returning(Task.id)).first() is not None:
                     added.append(session)
         return added
 
