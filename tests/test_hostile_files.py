@@ -158,9 +158,9 @@ def test_report_and_export_never_write_over_the_session_files(session, capsys):
     code, err = _cli(capsys, "report", session, "--out", trials, "--force")
     assert code == 2
     _one_line(err, str(trials), "is an input")
-    code, err = _cli(capsys, "plot", session, "--out", trials, "--force")  # a folder for the PNGs: a file is in the way
+    code, err = _cli(capsys, "plot", session, "--out", trials, "--force")  # a folder for the PNGs, and a file is there
     assert code == 2
-    _one_line(err, str(trials), "in the way")
+    _one_line(err, str(trials), "is a file, not a folder")
     pytest.importorskip("pynwb")
     code, err = _cli(capsys, "export", session, "--out", video, "--force")
     assert code == 2
@@ -296,9 +296,10 @@ def test_a_read_only_alf_folder_or_data_root_is_one_line(session_with_truth_as_p
         assert code == 2
         _one_line(err, "Read-only file system")
     with _tmpfs("size=1m,ro") as root:
-        code, err = _cli(capsys, "report", session_with_truth_as_pose, "--out", root / "report.html")
+        video = SessionPaths(session_with_truth_as_pose).raw_video("body")
+        code, err = _cli(capsys, "label-video", video, "--frames", "0:3", "--out", root / "labeled.mp4")
         assert code == 2
-        _one_line(err, str(root), "cannot write report.html", "Read-only file system")
+        _one_line(err, str(root), "cannot write labeled.mp4", "Read-only file system")
 
 
 def test_a_folder_made_read_only_mid_write_reports_the_first_error(tmp_path):

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import av
+import av.logging
 import numpy as np
 import pytest
 import torch
@@ -20,7 +21,7 @@ from conftest import coded_frame, write_video
 from iblvideo.cli import main
 from iblvideo.errors import BadArgument, IblVideoError, VideoError
 from iblvideo.io.alf import QC_REPORT, TRIALS, SessionPaths, raw_video_path
-from iblvideo.io.session_files import table_metadata
+from iblvideo.io.session_files import read_pose, table_metadata, write_pose
 from iblvideo.networks.model_dir import CONFIG, WEIGHTS, build_network, read_config
 from iblvideo.networks.settings import TrainSettings
 from iblvideo.sessions.stages import qc_stage
@@ -290,6 +291,8 @@ def test_concealed_errors_are_found_frame_by_frame_whatever_the_threads(damaged_
             frames = np.concatenate([batch[:, 0, 0] for _, batch in reader.batches(8)])
             assert len(frames) == reader.info.n_frames
             assert reader.concealed_frames() == [frame], threads
+    # PyAV's process-wide logging is as it was: heard only while readers decode
+    assert av.logging.get_level() is None and av.logging.get_skip_repeated()
 
 
 def test_concealed_errors_reach_the_pose_table_and_the_qc(damaged_session, tmp_path):
@@ -304,3 +307,26 @@ def test_a_clean_video_has_no_decode_errors(session_with_dlc):
     assert table_metadata(SessionPaths(session_with_dlc).pose("body", "dlc"))["decode_errors"] == {"frames": 0, "first": []}
     assert json.loads((session_with_dlc / "alf" / QC_REPORT).read_text())["cameras"]["body"]["checks"]["decode_errors"] == {
         "outcome": "PASS", "value": 0.0}
+
+
+def test_train_refuses_a_file_as_model_folder_and_a_folder_as_labels(tmp_path, capsys):
+    labels = tmp_path / "CollectedData.csv"
+    labels.write_text("my labels\n")
+    assert main(["-q", "train", str(labels), "--out", str(labels)]) == 2
+    assert "is a file; --out names the model folder" in _one_error(capsys) and labels.read_text() == "my labels\n"
+    assert main(["-q", "train", str(tmp_path), "--out", str(tmp_path / "model")]) == 2
+    assert "is a folder, not a labels file" in _one_error(capsys)
+
+
+def test_a_damaged_page_of_a_pose_table_is_an_error_not_wrong_numbers(session_with_truth_as_pose, tmp_path, capsys):
+    session = copy_session(session_with_truth_as_pose, tmp_path, "mouse")
+    table = SessionPaths(session).pose("left", "dlc")
+    write_pose(read_pose(table), table)  # as iblvideo writes its tables
+    data = bytearray(table.read_bytes())
+    middle = len(data) // 3  # inside the first column's values, far from the footer
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    table.write_bytes(bytes(data))
+    with pytest.raises(IblVideoError, match="CRC checksum verification failed"):
+        read_pose(table)
+    assert main(["-q", "features", str(session), "--force"]) == 2
+    assert str(table) in _one_error(capsys)

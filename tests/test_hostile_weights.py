@@ -8,10 +8,13 @@ import copyreg
 import hashlib
 import io
 import json
+import os
 import shutil
 import struct
+import sys
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,7 +99,7 @@ CASES = [(protocol, name, container) for protocol in PROTOCOLS for name in paylo
 
 
 @pytest.fixture()
-def hostile_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def hostile_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An importable module and an extension code whose use would create the marker."""
     marker = tmp_path / "ran"
     modules = tmp_path / "modules"
@@ -106,6 +109,8 @@ def hostile_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     copyreg.add_extension("builtins", "exec", EXT_CODE)
     yield marker
     copyreg.remove_extension("builtins", "exec", EXT_CODE)
+    # imported, it would stay imported, and the next test's import would create no marker
+    assert sys.modules.pop("iblvideo_hostile_marker", None) is None
 
 
 def model_folder(root: Path, checkpoint: bytes) -> Path:
@@ -349,3 +354,15 @@ def test_hostile_manifests_are_one_line(manifest: str, given_as: str, tmp_path: 
             load_weights(server.url("w.zip"))
         where = server.url("w.zip") + ": weights_v1.0/manifest.json"
     assert str(err.value).startswith(f"{where}: ") and "\n" not in str(err.value)
+
+
+def test_a_checkpoint_that_is_not_a_file_is_never_read(tmp_path: Path) -> None:
+    """A fifo named ``*.ckpt`` would block the read forever; a link to /dev/zero would never end it."""
+    folder = model_folder(tmp_path / "eye-mic-0", b"")
+    checkpoint = next(folder.rglob("*.ckpt"))
+    for make in (lambda: os.mkfifo(checkpoint), lambda: checkpoint.symlink_to("/dev/zero")):
+        checkpoint.unlink()
+        make()
+        with pytest.raises(IblVideoError, match=r"expected one \.ckpt checkpoint") as err:
+            load_lp_model(folder)
+        assert "\n" not in str(err.value)

@@ -110,7 +110,7 @@ def _temporary(path: Path, folder: bool) -> Iterator[tuple[Path, os.stat_result]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError as err:
-        raise IblVideoError(path.parent, f"cannot write {path.name}: a file of that name is in the way of the folder") from err
+        raise IblVideoError(path.parent, f"is a file, not a folder; cannot write {path.name} in it") from err
     except OSError as err:
         raise _write_error(path.parent, path.name, err) from err
     for leftover in _stale_partials(path):

@@ -1,5 +1,6 @@
 """Readers and writers of a session's files: pose tables of every tracker, camera times, features,
 motion energy, licks, QC, trials and wheel. Reads fail in one line naming the file; writes are atomic.
+Tables carry a checksum of every page, which reads verify: a damaged page is an error, not wrong numbers.
 
 Which pose table a stage reads is decided here (``pose_tables``): the tracker's asked for, else the
 only one a camera has. What each derived output was made from is kept in ``alf/_iblvideo_provenance.json``.
@@ -34,7 +35,7 @@ def write_table(table: pd.DataFrame, path: str | Path, metadata: dict[str, Any] 
     if metadata:
         arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()})
     with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp)
+        pq.write_table(arrow, tmp, write_page_checksum=True)
     return Path(path)
 
 
@@ -54,7 +55,7 @@ def write_pose(tracks: PoseTracks, path: str | Path) -> Path:
 def read_pose(path: str | Path) -> PoseTracks:
     """Pose tracks from a parquet pose table of any tracker; a one-line error when unreadable or without points."""
     try:
-        table = pd.read_parquet(path)
+        table = pd.read_parquet(path, page_checksum_verification=True)
         metadata = table_metadata(path)
     except (OSError, ValueError) as err:
         raise IblVideoError(path, f"cannot read pose table: {err}") from None
@@ -125,7 +126,7 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
     if not path.exists():
         return None
     try:
-        return pd.read_parquet(path, columns=columns)
+        return pd.read_parquet(path, columns=columns, page_checksum_verification=True)
     except (OSError, ValueError, KeyError) as err:
         # pyarrow names the file again: once is enough
         raise IblVideoError(path, f"cannot read table: {str(err).replace(f'Could not open Parquet input source {str(path)!r}: ', '')}") from None
@@ -134,7 +135,7 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
 def write_parquet(table: pd.DataFrame, path: str | Path) -> Path:
     """A table with its index (IBL's feature tables), atomically."""
     with atomic_path(path) as tmp:
-        table.to_parquet(tmp)
+        table.to_parquet(tmp, write_page_checksum=True)
     return Path(path)
 
 

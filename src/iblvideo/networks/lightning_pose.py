@@ -81,7 +81,8 @@ def read_config(model_dir: Path) -> LPConfig:
 
 def find_checkpoint(model_dir: Path) -> Path:
     """The ``.ckpt`` file under ``model_dir`` (Lightning writes it a few folders down); of several, the one marked best."""
-    found = sorted(model_dir.rglob("*.ckpt"))
+    # regular files only: a fifo or a device named *.ckpt would hang or never end the read
+    found = sorted(path for path in model_dir.rglob("*.ckpt") if path.is_file())
     if len(found) > 1:
         found = [path for path in found if path.name.endswith("-best.ckpt")]
     if len(found) != 1:

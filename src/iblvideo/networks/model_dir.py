@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from iblvideo.errors import IblVideoError
 from iblvideo.io.atomic import atomic_path
@@ -75,7 +75,8 @@ def write_config(model_dir: Path, config: dict[str, Any]) -> None:
 
 def save_weights(model_dir: Path, network: PoseNetwork) -> None:
     with atomic_path(model_dir / WEIGHTS) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}, str(tmp))
+        # save_file would put a file of its own in the temporary file's place: its bytes go into this one
+        tmp.write_bytes(save({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}))
 
 
 def load_model(model_dir: str | Path, device: str = "cpu") -> PoseModel:

@@ -145,26 +145,26 @@ def _run_camera(session: Path, camera: str, options: Options) -> CameraResult:
         in_pass = OnePassMotionEnergy()
         pose = _track(paths, camera, options, in_pass)
         if in_pass.ran and in_pass.roi is not None:
-            energy = save_motion_energy(session, camera, in_pass.result(), in_pass.roi, pose)
+            energy = save_motion_energy(session, camera, in_pass.result(), in_pass.roi, pose, options.force)
         else:  # no tracking pass (pose kept, or ground truth), or no ROI from the sample: IBL's ROI from the final tracks
-            energy = motion_energy_stage(session, cameras=(camera,), tracker=options.tracker)[camera]
+            energy = motion_energy_stage(session, cameras=(camera,), tracker=options.tracker, force=options.force)[camera]
     except Exception as err:  # noqa: BLE001 - one camera's failure must not stop the others
         log.warning("%s camera failed: %s", camera, err)
         return CameraResult(camera, "Errored", seconds=time.perf_counter() - start, error=_failure(err))
     return CameraResult(camera, "Complete", [pose, *energy], time.perf_counter() - start)
 
 
-def _run_session_stages(result: SessionResult, tracker: str) -> None:
+def _run_session_stages(result: SessionResult, options: Options) -> None:
     """Features and QC over the cameras that were tracked; their files go to the cameras they belong to."""
     from iblvideo.sessions.stages import features_stage, qc_stage
 
     if not any(c.status == "Complete" for c in result.cameras.values()):
         return
     try:
-        for key, path in features_stage(result.session, tracker).items():
+        for key, path in features_stage(result.session, options.tracker, options.force).items():
             owner = result.cameras.get(key.split("_")[0])
             (owner.outputs if owner is not None else result.outputs).append(path)
-        result.qc = qc_stage(result.session, tracker)["outcome"]
+        result.qc = qc_stage(result.session, options.tracker, options.force)["outcome"]
         result.outputs.append(SessionPaths(result.session).session_file(QC_REPORT))
     except Exception as err:  # noqa: BLE001 - reported as the session's error; the camera outputs stand
         result.errors.append(_failure(err))
@@ -231,7 +231,7 @@ def run_session(eid_or_path: str | Path, one: One | None = None, cameras: tuple[
     names = list(cameras) if cameras and available else available
     log.info("%s (%s): cameras %s", session, eid, ", ".join(names) or "none")
     result = SessionResult(session, eid, {name: _run_camera(session, name, options) for name in names})
-    _run_session_stages(result, tracker)
+    _run_session_stages(result, options)
     _register(one, result)
     result.seconds = time.perf_counter() - start
     log.info("%s: %s in %.1f s", session, result.status, result.seconds)

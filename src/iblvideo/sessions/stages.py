@@ -54,11 +54,12 @@ def _claim(session: Path, outputs: Iterable[Path], inputs: Iterable[Path], force
         refuse_overwrite(out, inputs, force or bool(provenance(session, out.name)))
 
 
-def save_motion_energy(session: Path, camera: str, energy: np.ndarray, roi: Roi, pose: Path) -> tuple[Path, Path]:
-    """Write the motion energy and its ROI (w, h, x, y) into ``alf/``, made from the pose table ``pose``."""
+def save_motion_energy(session: Path, camera: str, energy: np.ndarray, roi: Roi, pose: Path, force: bool = False) -> tuple[Path, Path]:
+    """Write the motion energy and its ROI (w, h, x, y) into ``alf/``, made from the pose table ``pose``
+    (``force``: replace files iblvideo did not make)."""
     paths = SessionPaths(session)
     energy_path, roi_path = paths.motion_energy(camera)
-    _claim(session, (energy_path, roi_path), (pose, paths.raw_video(camera)), force=True)  # fresh tracks: only inputs are refused
+    _claim(session, (energy_path, roi_path), (pose, paths.raw_video(camera)), force)
     written = write_npy(energy, energy_path), write_npy(roi.to_array(), roi_path)
     record_provenance(session, list(written), [pose])
     return written
@@ -82,7 +83,7 @@ def motion_energy_stage(session: str | Path, cameras: tuple[str, ...] = CAMERA_N
             roi = roi_from_pose(_pose(pose, camera), camera)
         except IblVideoError as err:
             raise IblVideoError(pose, err.problem) from None
-        written[camera] = save_motion_energy(session, camera, compute_motion_energy(paths.raw_video(camera), roi), roi, pose)
+        written[camera] = save_motion_energy(session, camera, compute_motion_energy(paths.raw_video(camera), roi), roi, pose, force=True)  # claimed above
     return written
 
 

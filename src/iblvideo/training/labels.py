@@ -60,7 +60,7 @@ def read_image(path: Path) -> np.ndarray:
 
 def _read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise IblVideoError(path, "no such labels file")
+        raise IblVideoError(path, "is a folder, not a labels file (CollectedData*.csv or .h5)" if path.is_dir() else "no such labels file")
     try:
         if path.suffix == ".h5":
             table = pd.read_hdf(path)

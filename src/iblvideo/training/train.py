@@ -199,7 +199,7 @@ def train(labels: str | Path, out: str | Path, settings: TrainSettings = TrainSe
     if settings.backbone not in BACKBONES:
         raise IblVideoError(None, f"unknown backbone {settings.backbone!r}; choose from {', '.join(BACKBONES)}")
     if settings.batch_size < 2 or settings.epochs < 1:
-        raise IblVideoError(None, "batch size must be at least 2 and epochs at least 1")
+        raise BadArgument(None, "batch size must be at least 2 and epochs at least 1")
     if settings.seed < 0:
         raise BadArgument(None, f"seed must be a whole number from 0; got {settings.seed}")
     width, height = settings.input_size
@@ -209,7 +209,9 @@ def train(labels: str | Path, out: str | Path, settings: TrainSettings = TrainSe
     if width % stride or height % stride:
         raise IblVideoError(None, f"input size {width}x{height}: width and height must be multiples of {stride} for {settings.backbone}")
     torch_device(device)
-    frames = read_labels(labels)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise IblVideoError(out, "is a file; --out names the model folder")
+    frames = read_labels(labels)
     out.mkdir(parents=True, exist_ok=True)
     return Trainer(frames, out, settings, device).run()
