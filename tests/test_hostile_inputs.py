@@ -21,7 +21,7 @@ from conftest import coded_frame, write_video
 from iblvideo.cli import main
 from iblvideo.errors import BadArgument, IblVideoError, VideoError
 from iblvideo.io.alf import QC_REPORT, TRIALS, SessionPaths, raw_video_path
-from iblvideo.io.session_files import read_pose, table_metadata, write_pose
+from iblvideo.io.session_files import read_pose, read_trials, table_metadata, write_pose
 from iblvideo.networks.model_dir import CONFIG, WEIGHTS, build_network, read_config
 from iblvideo.networks.settings import TrainSettings
 from iblvideo.sessions.stages import qc_stage
@@ -330,3 +330,11 @@ def test_a_damaged_page_of_a_pose_table_is_an_error_not_wrong_numbers(session_wi
         read_pose(table)
     assert main(["-q", "features", str(session), "--force"]) == 2
     assert str(table) in _one_error(capsys)
+
+
+def test_read_trials_names_the_columns_it_lacks(session_with_truth_as_pose, tmp_path):
+    session = copy_session(session_with_truth_as_pose, tmp_path, "mouse")
+    trials = SessionPaths(session).session_file(TRIALS)
+    read_trials(session).drop(columns=["intervals_1"]).to_parquet(trials)
+    with pytest.raises(IblVideoError, match="trials table has no intervals_1 column"):
+        read_trials(session, needs=("intervals_0", "intervals_1"))

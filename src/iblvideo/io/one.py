@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import pandas as pd
 
 from iblvideo.errors import IblVideoError
 from iblvideo.extras import needs_extra
+from iblvideo.io import atomic
 
 if TYPE_CHECKING:
     from one.api import One
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".iblvideo-cache.lock"
+SESSIONS = "sessions.pqt"  # the table whose presence marks a folder indexed
+_TABLES = "one-tables"  # the tables are written in temporaries of this name: .one-tables.partial-<pid>-...
 # ids of the sessions and datasets added here: stable per relative path
 _NAMESPACE = uuid.UUID("5f1d3a0e-7c1b-4e0a-9c55-2b8f4d6e9a10")
 
@@ -81,6 +83,26 @@ def _locked(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _remove_leftovers(root: Path) -> None:
+    """Delete the table folders that killed processes left in ``root`` (a live one's is kept: it is being written)."""
+    for leftover in atomic._stale_partials(root / _TABLES):
+        log.info("removing %s, left by an interrupted run", leftover)
+        atomic.discard(leftover)
+
+
+@contextlib.contextmanager
+def _tables_folder(root: Path) -> Iterator[Path]:
+    """A fresh folder to write tables in, whose tables then replace those of ``root``.
+
+    It is named as atomic's temporaries, so that a killed run's is known as one. The sessions table
+    moves last: a kill between two renames leaves the sessions of the old tables (or none, and the
+    folder is indexed again), so no session is listed without its datasets."""
+    with atomic._temporary(root / _TABLES, folder=True) as (tmp, _):
+        yield tmp
+        for table in sorted(tmp.glob("*.pqt"), key=lambda table: table.name == SESSIONS):
+            os.replace(table, root / table.name)
+
+
 def local_one(root: str | Path) -> One:
     """ONE in local mode on a folder of ALF sessions, indexing the folder first if it has no tables."""
     with needs_extra("sessions"):
@@ -91,12 +113,16 @@ def local_one(root: str | Path) -> One:
     if not root.is_dir():
         raise IblVideoError(root, "no such data folder")
     with _locked(root):
-        if not (root / "sessions.pqt").exists():
+        _remove_leftovers(root)
+        if not (root / SESSIONS).exists():
             log.info("%s: no ONE cache tables; indexing the folder", root)
-            with tempfile.TemporaryDirectory(dir=root, prefix=".one-tables-") as tmp:
-                for table in make_parquet_db(root, out_dir=tmp):
-                    os.replace(table, root / Path(table).name)
-        return One(cache_dir=root, mode="local")
+            with _tables_folder(root) as tmp:
+                make_parquet_db(root, out_dir=tmp)
+        try:
+            return One(cache_dir=root, mode="local")
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            raise IblVideoError(root, f"unreadable ONE cache tables ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                                      "delete sessions.pqt and datasets.pqt to index the folder again") from None
 
 
 def default_one(unconfigured: str) -> One:
@@ -169,10 +195,8 @@ def register_local(one: One, session: Path, eid: str, paths: list[Path]) -> None
         # merge into the tables as they are on disk now: other workers may have added records
         current = One(cache_dir=root, mode="local")
         _merge(current, sessions, datasets)
-        with tempfile.TemporaryDirectory(dir=root, prefix=".one-tables-") as tmp:
+        with _tables_folder(root) as tmp:
             current.save_cache(save_dir=tmp, clobber=True)
-            for table in Path(tmp).glob("*.pqt"):
-                os.replace(table, root / table.name)
     _merge(one, sessions, datasets)
 
 

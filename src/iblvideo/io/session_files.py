@@ -156,11 +156,17 @@ def write_json(record: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
-def read_trials(session: str | Path) -> pd.DataFrame | None:
-    """The session's trials table, or None; a one-line error when unreadable or when a column holds anything but numbers."""
+def read_trials(session: str | Path, needs: tuple[str, ...] = ()) -> pd.DataFrame | None:
+    """The session's trials table, or None; a one-line error when unreadable, without a column it ``needs``,
+    or when a column holds anything but numbers."""
     path = SessionPaths(Path(session)).session_file(TRIALS)
     trials = read_parquet(path)
-    not_numbers = [] if trials is None else [str(c) for c in trials.columns if not pd.api.types.is_numeric_dtype(trials[c])]
+    if trials is None:
+        return None
+    missing = [column for column in needs if column not in trials.columns]
+    if missing:
+        raise IblVideoError(path, f"trials table has no {', '.join(missing)} column(s)")
+    not_numbers = [str(c) for c in trials.columns if not pd.api.types.is_numeric_dtype(trials[c])]
     if not_numbers:
         raise IblVideoError(path, f"trials table column(s) {', '.join(not_numbers)} hold something other than numbers")
     return trials

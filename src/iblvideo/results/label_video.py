@@ -189,7 +189,7 @@ def _segments(results: CameraResults, info: VideoInfo, frames: Segment | None, t
     n_frames = info.n_frames
     if trials:
         table = SessionPaths(session).session_file(TRIALS)
-        trials_table = read_trials(session)
+        trials_table = read_trials(session, needs=("intervals_0", "intervals_1"))
         if trials_table is None:
             raise IblVideoError(table, "no trials table; cannot select frames by trial")
         if results.times is None:

@@ -21,6 +21,8 @@ from iblvideo.measures.motion_energy import Roi, roi_from_pose
 from iblvideo.tracks import PoseTracks
 
 log = logging.getLogger(__name__)
+# what the figures read of the trials table: events, and the outcome that splits them
+TRIAL_COLUMNS = ("stimOn_times", "feedback_times", "feedbackType")
 
 # one saturated colour per IBL point (RGB), telling them apart on grey video and across figures
 POINT_COLOURS = {
@@ -138,6 +140,16 @@ def _camera(paths: SessionPaths, camera: str, pose: Path) -> CameraResults:
     )
 
 
+def _trials(session: Path) -> pd.DataFrame | None:
+    """The trials table, when it has what the views read of it (a warning and None otherwise)."""
+    trials = read_trials(session)
+    missing = [c for c in TRIAL_COLUMNS if trials is not None and c not in trials.columns]
+    if missing:
+        log.warning("%s: the trials table has no %s; the views show no trials", session, ", ".join(missing))
+        return None
+    return trials
+
+
 def load_session(session: str | Path, tracker: str | None = None) -> SessionResults:
     """Read every camera with a pose table in ``session`` (``tracker``'s, else the only one each camera
     has) and the session's behaviour and QC."""
@@ -147,6 +159,6 @@ def load_session(session: str | Path, tracker: str | None = None) -> SessionResu
     paths = SessionPaths(session)
     cameras = {camera: _camera(paths, camera, pose) for camera, pose in require_pose_tables(session, tracker).items()}
     return SessionResults(
-        path=session, cameras=cameras, trials=read_trials(session), wheel=read_wheel(session),
+        path=session, cameras=cameras, trials=_trials(session), wheel=read_wheel(session),
         licks=read_npy(paths.session_file(LICKS)), qc=read_json(paths.session_file(QC_REPORT)),
     )

@@ -32,7 +32,7 @@ from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, RAW_VIDEO_PATTERN, SessionPaths, camera_of, pose_name, session_root
 from iblvideo.io.atomic import atomic_path
 from iblvideo.io.one import as_eid, as_folder, check_in_root, data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid
-from iblvideo.tracking.registry import TRUTH, attribute, entry
+from iblvideo.tracking.registry import TRUTH, attribute
 
 if TYPE_CHECKING:
     from one.api import One
@@ -219,7 +219,9 @@ def run_session(eid_or_path: str | Path, one: One | None = None, cameras: tuple[
     (``weights``: a network set, default IBL's), or ``truth`` to take a synthetic session's ground-truth pose.
     """
     if tracker != TRUTH:
-        entry(tracker)  # a one-line error for a tracker that does not exist
+        from iblvideo.tracking.run import check_arguments  # imports torch: only when tracking for real
+
+        check_arguments(tracker, weights, device)  # one line now, rather than every camera Errored
     unknown = [c for c in cameras or () if c not in CAMERA_NAMES]
     if unknown:
         raise IblVideoError(None, f"unknown camera {unknown[0]!r}; expected left, right or body")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import queue
 import threading
 from collections.abc import Iterable
@@ -37,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from iblvideo.cameras import CAMERAS, TRAINING_LEFT, Camera
-from iblvideo.errors import IblVideoError
+from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.io.alf import (
     ALF_COLLECTION,
     LICKS,
@@ -95,6 +96,10 @@ def synthesize_session(root: str | Path, cameras: Iterable[str] = ("left", "righ
                        seed: int = 0, rig: str = "recording", force: bool = False) -> Path:
     """Render synthetic session ``seed`` under ``root`` and return its folder; refuse to overwrite unless ``force``."""
     selected = _select_cameras(cameras, rig)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise BadArgument(None, f"--seconds must be a finite number above 0, not {seconds}")
+    if seed < 0:
+        raise BadArgument(None, f"--seed must be 0 or more, not {seed}")
     slowest = min(camera.fps for camera in selected)
     if not round(seconds * slowest) >= 1:
         raise IblVideoError(None, f"--seconds {seconds} is less than one frame of the {slowest:g} Hz camera")

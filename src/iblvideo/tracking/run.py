@@ -11,7 +11,7 @@ from iblvideo import __version__
 from iblvideo.cameras import Camera
 from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.io.alf import pose_name, session_root
-from iblvideo.io.session_files import table_metadata, write_pose
+from iblvideo.io.session_files import read_pose, write_pose
 from iblvideo.tracking import registry
 from iblvideo.tracking.cascade import Consumer, Placed, check_batch_size, place_windows, run_pass, sample, torch_device
 from iblvideo.video.batching import BATCH_SIZE
@@ -38,13 +38,21 @@ def keeps(out: Path, video: Path) -> bool:
     if not out.exists():
         return False
     try:
-        tracked = table_metadata(out).get("video")
+        tracked = read_pose(out).metadata.get("video")  # every page read and checked: a damaged table is not kept
     except Exception as err:  # noqa: BLE001 - not a parquet file at all: never kept as a pose table
         raise IblVideoError(out, f"exists but is not a readable table ({type(err).__name__}); pass --force (force=True) to replace it") from None
     if tracked not in (None, video.name):
         raise IblVideoError(out, f"is the table of {tracked}, not of {video.name}; pass --force (force=True) to replace it")
     log.info("%s exists; keeping it (force=True replaces it)", out)
     return True
+
+
+def check_arguments(tracker: str, weights: str | Path | None, device: str) -> None:
+    """One-line errors for a tracker, weights or device that cannot be, before any video is opened."""
+    registry.entry(tracker)
+    if weights is not None and not str(weights).strip():
+        raise BadArgument(None, "the weights are an empty name; give a weights folder or URL, or leave them out for the default")
+    torch_device(device)
 
 
 def track(video: str | Path, tracker: str = "dlc", weights: str | Path | None = None, device: str = "cpu", batch_size: int = BATCH_SIZE,
@@ -56,11 +64,9 @@ def track(video: str | Path, tracker: str = "dlc", weights: str | Path | None = 
     ``consumers_for``, when given, is called once the windows are placed (not when the output is kept)
     and its consumers get every decoded batch of the tracking pass, in order."""
     video = Path(video)
-    build = registry.factory(tracker)
-    torch_device(device)
+    check_arguments(tracker, weights, device)
     check_batch_size(batch_size)
-    if weights is not None and not str(weights).strip():
-        raise BadArgument(None, "the weights are an empty name; give a weights folder or URL, or leave them out for the default")
+    build = registry.factory(tracker)
     # a decoding thread per core even beside the networks: one thread was no faster on a stream that is
     # cheap to decode, and 23 % slower on a noisy one, where decoding is what tracking waits for
     with VideoReader(video) as reader:

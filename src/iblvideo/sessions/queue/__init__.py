@@ -19,6 +19,7 @@ from iblvideo.io.one import as_eid, as_folder, check_in_root, data_root
 from iblvideo.sessions.queue.db import LEASE_SECONDS, MAX_ATTEMPTS, STATUSES, Claim, Queue, check_settings
 from iblvideo.sessions.queue.worker import Outcome, TaskQueue, work
 from iblvideo.sessions.session import Options
+from iblvideo.tracking.registry import TRUTH
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -149,7 +150,7 @@ def open_queue(db: str | Path | None = None, lease_seconds: float = LEASE_SECOND
 
 
 def run_queue(n_sessions: int = 10, db: str | Path | TaskQueue | None = None, one: One | None = None,
-              cameras: tuple[str, ...] | None = None, tracker: str = "dlc", force: bool = False, weights: str = "demo",
+              cameras: tuple[str, ...] | None = None, tracker: str = "dlc", force: bool = False, weights: str | Path | None = None,
               device: str = "cpu", client: Client | None = None, lease_seconds: float = LEASE_SECONDS,
               max_attempts: int = MAX_ATTEMPTS, worker: str | None = None) -> list[Outcome]:
     """Run up to ``n_sessions`` queued sessions here, or on the Dask cluster of ``client``; returns how each ended.
@@ -158,8 +159,12 @@ def run_queue(n_sessions: int = 10, db: str | Path | TaskQueue | None = None, on
     or an SQLite file (default ``./iblvideo-queue.sqlite``, or ``$IBLVIDEO_QUEUE_DB``).
     """
     check_settings(lease_seconds, max_attempts)
+    if tracker != TRUTH:
+        from iblvideo.tracking.run import check_arguments
+
+        check_arguments(tracker, weights, device)
     queue = open_queue(db, lease_seconds, max_attempts) if db is None or isinstance(db, (str, Path)) else db
-    options = Options(tuple(cameras) if cameras else None, tracker, str(weights), device, force)
+    options = Options(tuple(cameras) if cameras else None, tracker, None if weights is None else str(weights), device, force)
     if client is None:
         return work(queue, n_sessions, options, one=one, worker=worker)
     from iblvideo.sessions.queue.cluster import work_on_cluster
