@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -19,21 +20,27 @@ from iblvideo.io import atomic
 from iblvideo.io.alf import raw_video_path
 from iblvideo.io.atomic import PARTIAL
 from iblvideo.io.one import local_one
+from iblvideo.results.label_video import default_output
 from iblvideo.synth import synthesize_session
 from iblvideo.video.reader import probe
-from session_data import copy_session, rendered_session
+from session_data import copy_session
 
 TIMEOUT = 120  # seconds a killed or rerun command may take before the test fails instead of hanging
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> Path:
-    return rendered_session(tmp_path_factory)
+def session(tmp_path_factory) -> Path:
+    """A two-second synthetic session of one camera: long enough that every command is killed mid-work."""
+    return synthesize_session(tmp_path_factory.mktemp("kills") / "root", cameras=("left",), seconds=2, seed=1)
 
 
 @pytest.fixture(autouse=True)
 def no_one_configured(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # ONE looks for its configuration there: none
+    # main's console handler writes to this test's captured stderr: the next test must not log to it once closed
+    logger = logging.getLogger("iblvideo")
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "level", logger.level)
 
 
 def _dead_pid() -> int:
@@ -54,9 +61,9 @@ def _tables_leftover(root: Path, pid: int) -> Path:
 # 1. tables folders of killed processes: removed on the next use of the data folder, a live process's kept
 
 @pytest.mark.parametrize("indexed", [False, True], ids=["indexing", "indexed"])
-def test_table_folders_of_dead_processes_are_removed(rendered, tmp_path, indexed):
+def test_table_folders_of_dead_processes_are_removed(session, tmp_path, indexed):
     root = tmp_path / "root"
-    copy_session(rendered, root, "mouse")
+    copy_session(session, root, "mouse")
     if indexed:
         local_one(root)
     dead, live = _tables_leftover(root, _dead_pid()), _tables_leftover(root, os.getpid())
@@ -69,9 +76,9 @@ def test_table_folders_of_dead_processes_are_removed(rendered, tmp_path, indexed
 
 @pytest.mark.parametrize("table, content", [("sessions.pqt", b"\x00junk\xffbytes" * 10), ("datasets.pqt", b"")],
                          ids=["junk-sessions", "empty-datasets"])
-def test_broken_cache_tables_are_one_line(rendered, tmp_path, capsys, table, content):
+def test_broken_cache_tables_are_one_line(session, tmp_path, capsys, table, content):
     root = tmp_path / "root"
-    session = copy_session(rendered, root, "mouse")
+    session = copy_session(session, root, "mouse")
     local_one(root)
     (root / table).write_bytes(content)
     assert main(["session", str(session), "--root", str(root), "--tracker", "truth"]) == 2
@@ -81,12 +88,6 @@ def test_broken_cache_tables_are_one_line(rendered, tmp_path, capsys, table, con
 
 
 # 3. kills: SIGKILL, SIGTERM and SIGINT in the middle of a command leave only complete outputs, and a rerun completes
-
-@pytest.fixture(scope="module")
-def session(tmp_path_factory) -> Path:
-    """A two-second synthetic session of one camera: long enough that every command is killed mid-work."""
-    return synthesize_session(tmp_path_factory.mktemp("kills") / "root", cameras=("left",), seconds=2, seed=1)
-
 
 def _line(text: str) -> Callable[[subprocess.Popen], None]:
     """Wait until the command logs a line containing ``text``."""
@@ -99,12 +100,12 @@ def _line(text: str) -> Callable[[subprocess.Popen], None]:
     return wait
 
 
-def _writing(folder: Path, name: str) -> Callable[[subprocess.Popen], None]:
-    """Wait until the command has written into its temporary of ``folder/name`` (a progress bar logs no lines)."""
+def _writing(out: Path) -> Callable[[subprocess.Popen], None]:
+    """Wait until the command has written into its own temporary of ``out`` (a progress bar logs no lines)."""
     def wait(child: subprocess.Popen) -> None:
         deadline = time.monotonic() + TIMEOUT
-        while not any(tmp.stat().st_size for tmp in folder.glob(f".{name}{PARTIAL}*")):
-            assert child.poll() is None, f"the command ended (exit {child.returncode}) before writing {name}"
+        while not any(tmp.stat().st_size for tmp in out.parent.glob(f".{out.name}{PARTIAL}{child.pid}-*")):
+            assert child.poll() is None, f"the command ended (exit {child.returncode}) before writing {out.name}"
             assert time.monotonic() < deadline
             time.sleep(0.01)
     return wait
@@ -112,17 +113,15 @@ def _writing(folder: Path, name: str) -> Callable[[subprocess.Popen], None]:
 
 def _command(name: str, session: Path) -> list[str]:
     video = raw_video_path(session, "left")
-    return {"dlc": ["dlc", str(video)], "label-video": ["label-video", str(video), "--tracker", "truth"],
+    return {"dlc": ["dlc", str(video)], "label-video": ["label-video", str(video)],
             "session": ["session", str(session), "--tracker", "truth"]}[name]
 
 
-def _marks(name: str, session: Path) -> dict[signal.Signals, Callable[[subprocess.Popen], None]]:
-    """What shows each signal's command mid-work; a session's SIGKILL falls in the indexing of its data folder."""
+def _mid_work(name: str, session: Path) -> Callable[[subprocess.Popen], None]:
+    """What shows the command mid-work, its whole work still ahead: a pass over the frames, or the session's stages."""
     video = raw_video_path(session, "left")
-    mid = {"dlc": _line("tracking 120 frames"), "label-video": _writing(video.parent, f"{video.stem.split('.')[0]}.labeled.mp4"),
-           "session": _line("cameras left")}[name]
-    first = _line("indexing the folder") if name == "session" else mid
-    return {signal.SIGKILL: first, signal.SIGTERM: mid, signal.SIGINT: mid}
+    return {"dlc": _line(f"tracking {probe(video).n_frames} frames"), "label-video": _writing(default_output(video, None, None)),
+            "session": _line("cameras left")}[name]
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -148,24 +147,38 @@ def _outputs(folder: Path) -> list[Path]:
 
 @pytest.mark.parametrize("name", ["dlc", "label-video", "session"])
 def test_killed_mid_work_leaves_only_whole_outputs_and_a_rerun_completes(session, tmp_path, name):
-    work = copy_session(session, tmp_path / "root", session.parts[-3])
-    if name == "label-video":  # it draws a pose table: the ground truth's, as the truth tracker reads it
+    root = tmp_path / "root"
+    work = copy_session(session, root, session.parts[-3])
+    if name == "label-video":  # it draws the pose table that a session run writes: here the ground truth's
         assert main(["session", str(work), "--tracker", "truth"]) == 0
     env = {**os.environ, "HOME": str(tmp_path)}
     args = _command(name, work)
-    for sig, mid_work in _marks(name, work).items():
+    for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
         child = _cli(args, env)
-        mid_work(child)
+        _mid_work(name, work)(child)
         child.send_signal(sig)
         _, err = child.communicate(timeout=TIMEOUT)
         if sig == signal.SIGINT:
-            assert child.returncode == 130 and err.decode().splitlines()[-1:] == ["iblvideo: interrupted"], err.decode()[-2000:]
+            text = err.decode()
+            assert child.returncode == 130 and text.splitlines()[-1:] == ["iblvideo: interrupted"], text[-2000:]
+            assert "Traceback" not in text
         else:
             assert child.returncode == -sig
+        left = {tmp.name for tmp in work.rglob(f"*{PARTIAL}*")}
+        own = {tmp for tmp in left if f"{PARTIAL}{child.pid}-" in tmp}
+        if sig == signal.SIGINT:
+            assert not own  # an interrupted run removes its own temporaries
+        if name == "label-video":  # killed mid-write, it leaves only its own: it first removed the one killed before it
+            assert left == own and bool(own) == (sig != signal.SIGINT)
         for output in _outputs(work):
             _read_back(output)
     rerun = subprocess.run([sys.executable, "-m", "iblvideo", *args, "--quiet"], capture_output=True, text=True, env=env, timeout=TIMEOUT)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
+    printed = rerun.stdout.strip()
+    if name == "session":
+        assert json.loads(printed)["status"] == "Complete"
+    else:
+        assert Path(printed).is_file()
     for output in _outputs(work):
         _read_back(output)
-    assert not list(work.parents[2].rglob(f"*{PARTIAL}*"))
+    assert not list(root.rglob(f"*{PARTIAL}*"))
