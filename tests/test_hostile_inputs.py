@@ -338,3 +338,44 @@ def test_read_trials_names_the_columns_it_lacks(session_with_truth_as_pose, tmp_
     read_trials(session).drop(columns=["intervals_1"]).to_parquet(trials)
     with pytest.raises(IblVideoError, match="trials table has no intervals_1 column"):
         read_trials(session, needs=("intervals_0", "intervals_1"))
+
+
+def test_a_trials_table_without_the_columns_a_command_reads(session_with_truth_as_pose, tmp_path, capsys, caplog):
+    """label-video --trials needs the intervals: one line; the figures need the events: they show no trials."""
+    session = copy_session(session_with_truth_as_pose, tmp_path, "mouse")
+    trials = SessionPaths(session).session_file(TRIALS)
+    read_trials(session).drop(columns=["intervals_1", "stimOn_times"]).to_parquet(trials)
+    assert main(["-q", "label-video", str(raw_video_path(session, "left")), "--trials", "0"]) == 2
+    assert "trials table has no intervals_1 column" in _one_error(capsys)
+    assert main(["-q", "plot", str(session)]) == 0
+    assert "the trials table has no stimOn_times" in caplog.text
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--device", "foo"], "foo"),
+    (["--weights", ""], "empty name"),
+])
+def test_session_and_queue_refuse_a_device_or_weights_that_cannot_be_before_any_camera(session_with_truth_as_pose, tmp_path, capsys, argv, problem):
+    """One line for the whole command, not every camera Errored."""
+    from iblvideo import run_queue, run_session
+
+    session = copy_session(session_with_truth_as_pose, tmp_path, "mouse")
+    before = sorted(p.name for p in SessionPaths(session).alf.iterdir())
+    assert main(["-q", "session", str(session), *argv]) == 2
+    assert problem in _one_error(capsys)
+    assert main(["-q", "queue", "run", "--db", str(tmp_path / "q.sqlite"), *argv]) == 2
+    assert problem in _one_error(capsys)
+    option, value = argv
+    given = {option.removeprefix("--"): value}
+    with pytest.raises(BadArgument):
+        run_session(session, **given)
+    with pytest.raises(BadArgument):
+        run_queue(db=tmp_path / "q.sqlite", **given)
+    assert sorted(p.name for p in SessionPaths(session).alf.iterdir()) == before  # nothing written
+
+
+@pytest.mark.parametrize("seconds, seed", [(float("nan"), 0), (float("inf"), 0), (-1.0, 0), (1.0, -1)])
+def test_synthesize_session_from_python_refuses_what_the_command_refuses(tmp_path, seconds, seed):
+    with pytest.raises(BadArgument):
+        synthesize_session(tmp_path, cameras=("body",), seconds=seconds, seed=seed)
+    assert not any(tmp_path.iterdir())
