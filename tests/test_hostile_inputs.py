@@ -379,3 +379,12 @@ def test_synthesize_session_from_python_refuses_what_the_command_refuses(tmp_pat
     with pytest.raises(BadArgument):
         synthesize_session(tmp_path, cameras=("body",), seconds=seconds, seed=seed)
     assert not any(tmp_path.iterdir())
+
+
+def test_features_of_a_body_camera_alone_say_why_there_are_none(session_with_truth_as_pose, tmp_path, capsys, caplog):
+    session = copy_session(session_with_truth_as_pose, tmp_path, "mouse")
+    for camera in ("left", "right"):
+        SessionPaths(session).pose(camera, "dlc").unlink()
+    assert main(["-q", "features", str(session)]) == 0
+    assert capsys.readouterr().out == ""  # no blank line for no files
+    assert "IBL computes features for the left and right cameras only" in caplog.text

@@ -141,7 +141,8 @@ def _cmd_motion_energy(args: argparse.Namespace) -> None:
 def _cmd_features(args: argparse.Namespace) -> None:
     from iblvideo.sessions.stages import features_stage
 
-    print(*features_stage(args.session, args.tracker, force=args.force).values(), sep="\n")
+    for path in features_stage(args.session, args.tracker, force=args.force).values():
+        print(path)
 
 
 def _cmd_qc(args: argparse.Namespace) -> None:
