@@ -388,3 +388,12 @@ def test_features_of_a_body_camera_alone_say_why_there_are_none(session_with_tru
     assert main(["-q", "features", str(session)]) == 0
     assert capsys.readouterr().out == ""  # no blank line for no files
     assert "IBL computes features for the left and right cameras only" in caplog.text
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_decoding(tmp_path, capsys):
+    video = write_video(tmp_path / "_iblrig_bodyCamera.raw.mp4", 4, 640, 512)
+    with pytest.raises(BadArgument, match="from 1 to 1024"):
+        dlc(video, batch_size=100_000)
+    assert main(["-q", "dlc", str(video), "--batch-size", "100000"]) == 2
+    assert "from 1 to 1024" in _one_error(capsys)
+    assert not list(tmp_path.glob("*.pqt"))

@@ -33,6 +33,8 @@ from iblvideo.video.reader import FramePool, VideoReader, prefetched
 
 log = logging.getLogger(__name__)
 
+# 1024 left-camera frames are 1.3 GB, and several batches are in flight: beyond that memory, not speed, grows
+MAX_BATCH_SIZE = 1024
 Consumer = Callable[[int, np.ndarray], None]  # (first frame index, grey frames (n, H, W)) of each batch, in order
 
 
@@ -55,9 +57,9 @@ def torch_device(device: str | torch.device) -> torch.device:
 
 
 def check_batch_size(batch_size: object) -> int:
-    """``batch_size`` when it is a whole number of frames, at least 1; else a one-line BadArgument."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise BadArgument(None, f"batch size must be a whole number of frames, at least 1; got {batch_size!r}")
+    """``batch_size`` when it is a whole number of frames from 1 to MAX_BATCH_SIZE; else a one-line BadArgument."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise BadArgument(None, f"batch size must be a whole number of frames from 1 to {MAX_BATCH_SIZE}; got {batch_size!r}")
     return int(batch_size)
 
 
