@@ -58,7 +58,7 @@ def torch_device(device: str | torch.device) -> torch.device:
 
 def check_batch_size(batch_size: object) -> int:
     """``batch_size`` when it is a whole number of frames from 1 to MAX_BATCH_SIZE; else a one-line BadArgument."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or not 1 <= int(batch_size) <= MAX_BATCH_SIZE:
         raise BadArgument(None, f"batch size must be a whole number of frames from 1 to {MAX_BATCH_SIZE}; got {batch_size!r}")
     return int(batch_size)
 
