@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from iblvideo.cli import main
@@ -74,13 +76,28 @@ def test_table_folders_of_dead_processes_are_removed(session, tmp_path, indexed)
 
 # 2. broken cache tables: one line naming the folder and what to delete
 
-@pytest.mark.parametrize("table, content", [("sessions.pqt", b"\x00junk\xffbytes" * 10), ("datasets.pqt", b"")],
-                         ids=["junk-sessions", "empty-datasets"])
-def test_broken_cache_tables_are_one_line(session, tmp_path, capsys, table, content):
+def _columns_lost(path: Path) -> None:
+    """A table with ONE's metadata but none of its columns."""
+    metadata = pq.read_schema(path).metadata
+    pq.write_table(pa.table({"other": [1]}).replace_schema_metadata(metadata), path)
+
+
+def _folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize("table, damage", [
+    ("sessions.pqt", lambda path: path.write_bytes(b"\x00junk\xffbytes" * 10)),
+    ("datasets.pqt", lambda path: path.write_bytes(b"")),
+    ("sessions.pqt", _folder),
+    ("datasets.pqt", _columns_lost),
+], ids=["junk-sessions", "empty-datasets", "folder-sessions", "columns-lost-datasets"])
+def test_broken_cache_tables_are_one_line(session, tmp_path, capsys, table, damage):
     root = tmp_path / "root"
     session = copy_session(session, root, "mouse")
     local_one(root)
-    (root / table).write_bytes(content)
+    damage(root / table)
     assert main(["session", str(session), "--root", str(root), "--tracker", "truth"]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"iblvideo: error: {root.resolve()}"), lines

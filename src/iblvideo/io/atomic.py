@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from iblvideo.errors import IblVideoError
 
+log = logging.getLogger(__name__)
 PARTIAL = ".partial-"
 _NAME_KEPT = 200  # of the output's name in a temporary's: the whole name stays under 255 bytes
 _LEFTOVER = re.compile(r"(?P<pid>\d+)(?:-(?P<host>[0-9a-f]{8})-[0-9a-f]+)?")  # old leftovers: only the pid
@@ -113,8 +115,7 @@ def _temporary(path: Path, folder: bool) -> Iterator[tuple[Path, os.stat_result]
         raise IblVideoError(path.parent, f"is a file, not a folder; cannot write {path.name} in it") from err
     except OSError as err:
         raise _write_error(path.parent, path.name, err) from err
-    for leftover in _stale_partials(path):
-        discard(leftover)
+    remove_stale(path)
     try:
         tmp, created = _create(path, folder)
     except OSError as err:
@@ -127,6 +128,20 @@ def _temporary(path: Path, folder: bool) -> Iterator[tuple[Path, os.stat_result]
         raise _write_error(path.parent, path.name, err) from err
     finally:
         discard(tmp)
+
+
+def remove_stale(path: str | Path) -> None:
+    """Remove the temporaries of output ``path`` left by processes that are gone."""
+    for leftover in _stale_partials(path):
+        log.info("removing %s, left by an interrupted run", leftover)
+        discard(leftover)
+
+
+@contextlib.contextmanager
+def scratch_dir(path: str | Path) -> Iterator[Path]:
+    """A fresh folder named as ``path``'s temporaries (so that the next run removes a killed run's), removed however the block ends."""
+    with _temporary(Path(path), folder=True) as (tmp, _):
+        yield tmp
 
 
 def _commit(tmp: Path, created: os.stat_result, path: Path) -> None:

@@ -83,13 +83,6 @@ def _locked(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _remove_leftovers(root: Path) -> None:
-    """Delete the table folders that killed processes left in ``root`` (a live one's is kept: it is being written)."""
-    for leftover in atomic._stale_partials(root / _TABLES):
-        log.info("removing %s, left by an interrupted run", leftover)
-        atomic.discard(leftover)
-
-
 @contextlib.contextmanager
 def _tables_folder(root: Path) -> Iterator[Path]:
     """A fresh folder to write tables in, whose tables then replace those of ``root``.
@@ -97,7 +90,7 @@ def _tables_folder(root: Path) -> Iterator[Path]:
     It is named as atomic's temporaries, so that a killed run's is known as one. The sessions table
     moves last: a kill between two renames leaves the sessions of the old tables (or none, and the
     folder is indexed again), so no session is listed without its datasets."""
-    with atomic._temporary(root / _TABLES, folder=True) as (tmp, _):
+    with atomic.scratch_dir(root / _TABLES) as tmp:
         yield tmp
         for table in sorted(tmp.glob("*.pqt"), key=lambda table: table.name == SESSIONS):
             os.replace(table, root / table.name)
@@ -113,14 +106,15 @@ def local_one(root: str | Path) -> One:
     if not root.is_dir():
         raise IblVideoError(root, "no such data folder")
     with _locked(root):
-        _remove_leftovers(root)
+        atomic.remove_stale(root / _TABLES)  # a killed run's table folder (a live one's is being written)
         if not (root / SESSIONS).exists():
             log.info("%s: no ONE cache tables; indexing the folder", root)
             with _tables_folder(root) as tmp:
                 make_parquet_db(root, out_dir=tmp)
         try:
             return One(cache_dir=root, mode="local")
-        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        # pyarrow's ArrowInvalid is a ValueError; a folder in a table's place is a TypeError, missing columns a KeyError
+        except (OSError, ValueError, TypeError, KeyError) as err:
             raise IblVideoError(root, f"unreadable ONE cache tables ({type(err).__name__}: {str(err).splitlines()[0]}); "
                                       "delete sessions.pqt and datasets.pqt to index the folder again") from None
 
