@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 # the processed sessions' fixtures, one definition for every module that asks for them
-pytest_plugins = ["results_session"]
+pytest_plugins = ["results_session", "queue_db"]
 
 BLOCK = 16  # each bit of the frame index is a 16×16 block: survives compression unambiguously
 

@@ -19,25 +19,9 @@ from iblvideo.io.alf import raw_video_path
 from iblvideo.io.session_files import table_metadata
 from iblvideo.sessions.queue import Queue
 from iblvideo.sessions.queue.alyx import AlyxQueue
-from iblvideo.sessions.queue.db import Base
 from session_data import copy_session, rendered_session
 
 EID = "0b5f3e6c-0000-4000-8000-000000000000"
-POSTGRES = os.environ.get("IBLVIDEO_TEST_POSTGRES")
-SKIP_POSTGRES = pytest.mark.skipif(not POSTGRES, reason="IBLVIDEO_TEST_POSTGRES is not set (CI's .ci/run starts a PostgreSQL server and sets it)")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=SKIP_POSTGRES)])
-def db_url(request, tmp_path) -> str:
-    """An empty queue database of each kind."""
-    if request.param == "sqlite":
-        return str(tmp_path / "queue.sqlite")
-    queue = Queue(POSTGRES)
-    Base.metadata.drop_all(queue.engine)
-    queue.close()
-    return POSTGRES
-
-
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> Path:
     return rendered_session(tmp_path_factory)

@@ -224,10 +224,7 @@ def test_zip_bombs_are_refused_before_unpacking(bomb: str, kernel: tuple[bytes, 
 
 def test_only_what_the_manifest_lists_is_unpacked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IBLVIDEO_CACHE", str(tmp_path / "cache"))
-    root = tmp_path / "weights_v1.0"
-    (root / "eye").mkdir(parents=True)
-    (root / "eye" / "model.safetensors").write_bytes(b"w" * 1000)
-    write_manifest(root, "weights_v1.0", {"eye": {"path": "eye"}})
+    root = one_network_set(tmp_path, b"w" * 1000)
     (root / "eye" / "run_me.py").write_text("print('hi')\n")
     (root / "notes.bin").write_bytes(b"n" * 1000)
     with FileServer({"w.zip": zip_folder(root, "weights_v1.0")}) as server:
@@ -257,12 +254,17 @@ def test_only_model_folders_of_a_network_set_are_unpacked(tmp_path: Path, monkey
 
 # --- the cache: keyed on the URL and the content ---------------------------------------------------------
 
-def weights_zip(tmp_path: Path, description: str) -> bytes:
-    root = tmp_path / description / "weights_v1.0"
+def one_network_set(folder: Path, weights: bytes, description: str = "") -> Path:
+    """A weights set ``weights_v1.0`` in ``folder`` whose one network's weights are ``weights``."""
+    root = folder / "weights_v1.0"
     (root / "eye").mkdir(parents=True)
-    (root / "eye" / "model.safetensors").write_bytes(description.encode() * 100)
+    (root / "eye" / "model.safetensors").write_bytes(weights)
     write_manifest(root, "weights_v1.0", {"eye": {"path": "eye"}}, description=description)
-    return zip_folder(root, "weights_v1.0")
+    return root
+
+
+def weights_zip(tmp_path: Path, description: str) -> bytes:
+    return zip_folder(one_network_set(tmp_path / description, description.encode() * 100, description), "weights_v1.0")
 
 
 def test_two_urls_with_the_same_file_name_are_two_sets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,10 +294,7 @@ def test_a_damaged_cached_set_names_the_folder_to_delete(tmp_path: Path, monkeyp
 
 def test_a_bad_set_is_never_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IBLVIDEO_CACHE", str(tmp_path / "cache"))
-    root = tmp_path / "weights_v1.0"
-    (root / "eye").mkdir(parents=True)
-    (root / "eye" / "model.safetensors").write_bytes(b"w" * 100)
-    write_manifest(root, "weights_v1.0", {"eye": {"path": "eye"}})
+    root = one_network_set(tmp_path, b"w" * 100)
     (root / "eye" / "model.safetensors").write_bytes(b"x" * 100)
     data = zip_folder(root, "weights_v1.0")
     with FileServer({"weights.zip": data}) as server:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -20,24 +19,9 @@ from one.api import One
 from iblvideo import run_queue
 from iblvideo.cli import main
 from iblvideo.sessions.queue import Queue, find_sessions
-from iblvideo.sessions.queue.db import Base
 from iblvideo.sessions.queue.worker import execute
 from iblvideo.sessions.session import Options
 from session_data import copy_session, rendered_session
-
-POSTGRES = os.environ.get("IBLVIDEO_TEST_POSTGRES")
-SKIP_POSTGRES = pytest.mark.skipif(not POSTGRES, reason="IBLVIDEO_TEST_POSTGRES is not set (CI's .ci/run starts a PostgreSQL server and sets it)")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=SKIP_POSTGRES)])
-def db_url(request, tmp_path) -> str:
-    """An empty queue database of each kind."""
-    if request.param == "sqlite":
-        return str(tmp_path / "queue.sqlite")
-    queue = Queue(POSTGRES)
-    Base.metadata.drop_all(queue.engine)
-    queue.close()
-    return POSTGRES
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from iblvideo import __doc__ as package_doc, __version__
 from iblvideo.errors import IblVideoError
@@ -23,6 +24,7 @@ from iblvideo.tracking.registry import TRACKERS, TRUTH
 from iblvideo.video.batching import BATCH_SIZE
 
 log = logging.getLogger("iblvideo")
+T = TypeVar("T")
 Handler = Callable[[argparse.Namespace], int | None]
 
 
@@ -34,37 +36,22 @@ def _cameras(text: str) -> tuple[str, ...]:
     return names
 
 
-def _count(text: str) -> int:
-    """A whole number, at least 1 (batch sizes)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number, at least 1; got {text!r}")
-    return value
+def _checked(parse: Callable[[str], T], valid: Callable[[T], bool], rule: str) -> Callable[[str], T]:
+    """An argparse type: the text parsed, and refused in one line saying ``rule`` unless ``valid``."""
+    def check(text: str) -> T:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{rule}; got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"{rule}; got {text!r}")
+        return value
+    return check
 
 
-def _seed(text: str) -> int:
-    """A random seed: a whole number from 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be a whole number from 0; got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    """A duration: a finite number of seconds above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"seconds must be a finite number above 0; got {text!r}")
-    return value
+_count = _checked(int, lambda value: value >= 1, "must be a whole number, at least 1")  # batch sizes
+_seed = _checked(int, lambda value: value >= 0, "seed must be a whole number from 0")
+_seconds = _checked(float, lambda value: math.isfinite(value) and value > 0, "seconds must be a finite number above 0")
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
