@@ -69,8 +69,11 @@ def test_table_folders_of_dead_processes_are_removed(session, tmp_path, indexed)
     if indexed:
         local_one(root)
     dead, live = _tables_leftover(root, _dead_pid()), _tables_leftover(root, os.getpid())
+    earlier = root / ".one-tables-k3j9x2q1"  # as earlier versions named theirs, always under the lock
+    earlier.mkdir()
+    (earlier / "sessions.pqt").write_bytes(b"half")
     one = local_one(root)
-    assert not dead.exists() and live.exists()
+    assert not dead.exists() and live.exists() and not earlier.exists()
     assert len(one._cache["sessions"]) == 1
 
 

@@ -107,6 +107,10 @@ def local_one(root: str | Path) -> One:
         raise IblVideoError(root, "no such data folder")
     with _locked(root):
         atomic.remove_stale(root / _TABLES)  # a killed run's table folder (a live one's is being written)
+        # earlier versions wrote their tables in .one-tables-<random> while holding this lock: one found
+        # under the lock is a killed run's
+        for leftover in root.glob(f".{_TABLES}-*"):
+            atomic.discard(leftover)
         if not (root / SESSIONS).exists():
             log.info("%s: no ONE cache tables; indexing the folder", root)
             with _tables_folder(root) as tmp:

@@ -13,6 +13,8 @@ import json
 import math
 import os
 import socket
+import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -114,13 +116,27 @@ class TaskView:
     error: str | None
 
 
+def _write_ahead_log(connection: sqlite3.Connection, seconds: float = 60.0) -> None:
+    """Put the database in WAL mode. Workers opening a fresh database at once all try to switch it, and
+    SQLite answers "locked" at once, without waiting, to all but one of them: they try again."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 60})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # let the "begin" hook below open transactions
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        _write_ahead_log(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _begin(connection) -> None:
