@@ -102,11 +102,10 @@ def features_stage(session: str | Path, tracker: str | None = None, force: bool 
     written: dict[str, Path] = {}
     licks: list[np.ndarray] = []
     used: list[Path] = []
-    if not set(tables) & set(SMOOTHING_WINDOW):
+    if not sides:
         log.warning("%s: no side camera's pose table; IBL computes features for the left and right cameras only", session)
-    for camera, pose in tables.items():
-        if camera not in SMOOTHING_WINDOW:
-            continue  # IBL computes features for the side cameras only
+    for camera in sides:
+        pose = tables[camera]
         try:
             result = side_camera_features(_pose(pose, camera), read_times(paths.times(camera)), camera)
         except IblVideoError as err:
