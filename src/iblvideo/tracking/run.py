@@ -10,7 +10,7 @@ from pathlib import Path
 from iblvideo import __version__
 from iblvideo.cameras import Camera
 from iblvideo.errors import BadArgument, IblVideoError
-from iblvideo.io.alf import pose_name, session_root
+from iblvideo.io.alf import SessionPaths, pose_name, session_root
 from iblvideo.io.session_files import read_pose, write_pose
 from iblvideo.tracking import registry
 from iblvideo.tracking.cascade import Consumer, Placed, check_batch_size, place_windows, run_pass, sample, torch_device
@@ -28,9 +28,11 @@ DECODE_ERRORS_LISTED = 10  # frames with concealed decoding errors named in a po
 def output_path(video: Path, camera: Camera, tracker: str) -> Path:
     """``<session>/alf/_ibl_<cam>Camera.<attribute>.pqt`` for a video in an ALF session, else beside the video as
     ``<video stem>._ibl_<cam>Camera.<attribute>.pqt``: videos sharing a folder outside a session share no output."""
-    name = pose_name(camera.name, registry.attribute(tracker))
+    attribute = registry.attribute(tracker)
     session = session_root(video.parent)
-    return session / "alf" / name if session is not None else video.parent / f"{video.stem}.{name}"
+    if session is not None:
+        return SessionPaths(session).pose(camera.name, attribute)
+    return video.parent / f"{video.stem}.{pose_name(camera.name, attribute)}"
 
 
 def keeps(out: Path, video: Path) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from iblvideo import __version__
 from iblvideo.errors import IblVideoError
+from iblvideo.io.alf import SessionPaths
 from iblvideo.io.atomic import PARTIAL, discard
 from iblvideo.sessions.queue.db import Claim, worker_name
 from iblvideo.sessions.session import Options, run_session
@@ -74,7 +75,7 @@ class _ThreadLog(logging.Handler):
 
 def remove_partials(session: Path) -> None:
     """Delete temporary files that a killed worker left in a session it held (they are never outputs)."""
-    for tmp in (session / "alf").glob(f".*{PARTIAL}*"):
+    for tmp in SessionPaths(session).alf.glob(f".*{PARTIAL}*"):
         log.info("removing %s, left by an interrupted run", tmp)
         discard(tmp)
 
