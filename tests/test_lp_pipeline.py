@@ -20,10 +20,8 @@ from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
 from iblvideo.io.session_files import table_metadata
 from iblvideo.synth import synthesize_session
-from iblvideo.tracking.crops import View, Window
 from iblvideo.tracking.eks import FIELDS
-from iblvideo.tracking.lightning_pose import to_camera
-from iblvideo.tracking.lp_networks import member_dirs, networks_dir
+from iblvideo.tracking.lp_networks import V2_2, networks_dir
 from lp_network_set import write_network_set
 
 SIZE = (64, 64)  # network input: ResNet-50 is slow on two cores
@@ -33,18 +31,17 @@ SET = (  # lp_network_set.Member: folder name, model type, keypoints, head gain
     ("eye-mic-0", "heatmap", PUPIL, 0.15),
     ("eye-mic-1", "heatmap", PUPIL, 0.15),
     ("nose_tip-0", "heatmap", ("nose_tip",), 0.15),
-    ("tongue-mic-0", "heatmap", ("tongue_end_l", "tongue_end_r"), 0.15),
+    ("tongue-mic-0", "heatmap", ("tongue_end_r", "tongue_end_l", "tube_top", "tube_bottom"), 0.15),
     ("paw2-mic-0", "heatmap_mhcrnn", ("paw_r", "paw_l"), 0.15),
     ("paw2-mic-1", "heatmap_mhcrnn", ("paw_r", "paw_l"), 0.15),
-    # the body camera's ROI network is its tail ensemble: certain, so that it places the window
-    ("tail-mic-0", "heatmap_mhcrnn", ("tail_start",), 3.0),
-    ("tail-mic-1", "heatmap_mhcrnn", ("tail_start",), 3.0),
+    ("tail-mic-0", "heatmap_mhcrnn", ("tail_start",), 0.15),
 )
+TONGUE = ("tongue_end_r", "tongue_end_l", "tube_top", "tube_bottom")
 
 
 @pytest.fixture(scope="module")
 def networks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_network_set(tmp_path_factory.mktemp("networks_v2.2"), SET, SIZE)
+    return write_network_set(tmp_path_factory.mktemp("sets") / "networks_v2.2", SET, SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -60,47 +57,33 @@ def tracked(networks: Path, session: Path) -> Path:
 
 
 def test_writes_ibl_table(tracked: Path) -> None:
+    """IBL's table: nose tip, eye, paws, tongue, every keypoint of each network in its own order;
+    ensembles (eye, paws) with IBL's smoothing columns, lone networks with their own output."""
     assert tracked.name == "_ibl_leftCamera.lightningPose.pqt" and tracked.parent.name == "alf"
     table = pd.read_parquet(tracked)
     assert len(table) == 12
-    # ensembles (eye, paws) keep IBL's smoothing columns, lone networks (nose, tongue) their own output
-    for point in PUPIL + ("paw_r", "paw_l"):
-        assert [f"{point}_{f}" for f in FIELDS] == [c for c in table.columns if c.startswith(point + "_")]
-    for point in ("nose_tip", "tongue_end_l", "tongue_end_r"):
-        assert [c for c in table.columns if c.startswith(point + "_")] == [f"{point}_x", f"{point}_y", f"{point}_likelihood"]
+    pupil = ("pupil_top_r", "pupil_bottom_r", "pupil_right_r", "pupil_left_r")  # the pupil smoother's order
+    expected = [f"nose_tip_{f}" for f in ("x", "y", "likelihood")] + [f"{p}_{f}" for p in pupil + ("paw_r", "paw_l") for f in FIELDS] \
+        + [f"{p}_{f}" for p in TONGUE for f in ("x", "y", "likelihood")]
+    assert list(table.columns) == expected
     xy = table[[c for c in table.columns if c.endswith(("_x", "_y"))]].to_numpy()
     assert np.isfinite(xy).all()
     assert ((xy >= -1) & (xy <= 1280)).all()
+    likelihood = table[[c for c in table.columns if c.endswith("_likelihood")]].to_numpy()
+    assert ((likelihood >= 0) & (likelihood <= 1)).all()
 
 
-def test_body_camera_tail_ensemble(networks: Path, session: Path) -> None:
-    """Six frames at 30 Hz in one GOP: the ROI network gets one sampled frame and reads it on its own; the tail ensemble is smoothed."""
+def test_body_camera_whole_frame(networks: Path, session: Path) -> None:
+    """The tail network sees the whole frame, as in IBL's pipeline (its 220×220 window is never cut): no ROI network runs."""
     from iblvideo import lightning_pose
 
-    table = pd.read_parquet(lightning_pose(session / "raw_video_data" / "_iblrig_bodyCamera.raw.mp4", networks=networks))
+    out = lightning_pose(session / "raw_video_data" / "_iblrig_bodyCamera.raw.mp4", networks=networks)
+    table = pd.read_parquet(out)
     assert len(table) == 6
-    assert list(table.columns) == [f"tail_start_{f}" for f in FIELDS]
+    assert list(table.columns) == ["tail_start_x", "tail_start_y", "tail_start_likelihood"]
     assert np.isfinite(table.to_numpy()).all()
-
-
-def test_ensembles_on_the_sampled_frames(networks: Path, session: Path) -> None:
-    """What motion energy in the tracking pass asks of a cascade: the networks tracking some points, on the
-    frames the ROI network sampled (12 frames: read as one sequence), each ensemble's median, by frame."""
-    from iblvideo.tracking.cascade import place_windows, sample, track_sample
-    from iblvideo.tracking.lightning_pose import build
-    from iblvideo.video.reader import VideoReader
-
-    video = session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4"
-    with VideoReader(video) as reader:
-        tracker = build(reader.info.camera(), reader, networks, "cpu")
-        sampled = sample(reader)
-        windows = place_windows(tracker, sampled, reader)
-        table = track_sample(tracker, sampled, windows, points=("nose_tip", "pupil_top_r")).to_frame()
-    assert list(table.index) == list(sampled.indices) == list(range(12))
-    assert list(table.columns) == [f"{p}_{f}" for p in PUPIL + ("nose_tip",) for f in ("x", "y", "likelihood")]
-    assert np.isfinite(table.to_numpy()).all()
-    w, h, left, top = windows["nose_tip"].as_whxy()  # the left camera's pixels are canonical
-    assert table["nose_tip_x"].between(left - 1, left + w).all() and table["nose_tip_y"].between(top - 1, top + h).all()
+    metadata = table_metadata(out)
+    assert metadata["crop_windows_whxy"] == {"tail_start": [640.0, 512.0, 0.0, 0.0]} and metadata["roi_network"] is None
 
 
 def test_metadata_names_every_member(tracked: Path) -> None:
@@ -109,6 +92,7 @@ def test_metadata_names_every_member(tracked: Path) -> None:
     assert metadata["ensembles"]["paws"] == ["paw2-mic-0", "paw2-mic-1"]
     assert metadata["ensembles"]["eye"] == ["eye-mic-0", "eye-mic-1"]
     assert set(metadata["crop_windows_whxy"]) == {"eye", "nose_tip", "tongue", "paws"}
+    assert metadata["network_set"] == "networks_v2.2" and metadata["mode"] == "corrected" and metadata["eks"] == "3.0.0"
 
 
 def test_paw_posterior_variance_is_inflated(tracked: Path) -> None:
@@ -125,16 +109,6 @@ def test_cli_tracker_option(tracked: Path, networks: Path, capsys: pytest.Captur
     assert tracked.stat().st_mtime_ns == before  # kept: no --force
 
 
-def test_to_camera_follows_lightning_pose_pixels() -> None:
-    """x_model · crop_w / w is the crop pixel, on the left camera and on the flipped, halved right camera."""
-    xy = np.array([[[32.0, 16.0]]])
-    left = to_camera(xy, View(1280, 1024), Window(100, 100, 200, 300), (64, 64))
-    np.testing.assert_allclose(left, [[[200 + 32 * 100 / 64, 300 + 16 * 100 / 64]]])
-    right = to_camera(xy, View(640, 512, scale=2.0, flip=True), Window(100, 100, 200, 300), (64, 64))
-    # the window is 50 camera pixels wide, flipped: its left edge is camera pixel 639 - 100
-    np.testing.assert_allclose(right, [[[639 - 100 - 32 * 50 / 64, 150 + 16 * 50 / 64]]])
-
-
 def test_networks_download_from_a_setting(networks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IBLVIDEO_CACHE", str(tmp_path / "cache"))
     small = tmp_path / "set"
@@ -148,6 +122,7 @@ def test_networks_download_from_a_setting(networks: Path, tmp_path: Path, monkey
         assert networks_dir() == root  # cached: one download
         assert len(server.requests) == 1
     assert root.name == "networks_v2.2"
-    assert [p.name for p in member_dirs(root, "nose_tip")] == ["nose_tip-0"]
+    nose, eye = V2_2.side[1], V2_2.side[2]
+    assert [p.name for p in V2_2.members(root, nose)] == ["nose_tip-0"]
     with pytest.raises(IblVideoError, match="eye-mic"):
-        member_dirs(root, "eye")
+        V2_2.members(root, eye)

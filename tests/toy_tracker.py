@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from iblvideo.cameras import Camera
+from iblvideo.tracking import cascade
 from iblvideo.tracking.crops import View, Window
 from iblvideo.tracking.plan import plan_for
-from iblvideo.tracking.tracker import Detections
+from iblvideo.tracking.tracker import Detections, Placed
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
 
@@ -44,7 +45,10 @@ class ToyTracker:
     def detect(self, role: str, frames: tuple[np.ndarray, ...], window: Window, points: tuple[str, ...]) -> Detections:
         return self.fixed(points, len(frames))
 
-    def start(self, windows: dict[str, Window], n_frames: int, fps: float) -> ToyPass:
+    def place(self, reader: VideoReader) -> Placed[Window]:
+        return cascade.place(self, reader)
+
+    def start(self, placed: Placed[Window], n_frames: int, fps: float) -> ToyPass:
         return ToyPass(self, fps)
 
 

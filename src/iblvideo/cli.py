@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from iblvideo import __doc__ as package_doc, __version__
-from iblvideo.errors import IblVideoError
+from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.extras import MissingExtra
 from iblvideo.io.alf import CAMERA_NAMES
 from iblvideo.progress import configure
@@ -78,8 +78,16 @@ def _cmd_info(args: argparse.Namespace) -> None:
 def _cmd_dlc(args: argparse.Namespace) -> None:
     from iblvideo.tracking.run import track
 
+    options: dict[str, object] = {"ibl_exact": args.ibl_exact, "roi_sampling": args.roi_sampling, "any_set": args.any_network_set}
+    if args.tracker != "lightning-pose":
+        given = [flag for flag, set_ in (("--ibl-exact", args.ibl_exact), ("--roi-sampling", args.roi_sampling != "ibl"),
+                                          ("--any-network-set", args.any_network_set)) if set_]
+        if given:
+            raise BadArgument(None, f"{', '.join(given)}: for --tracker lightning-pose only")
+        options = {}
     for video in args.videos:
-        print(track(video, args.tracker, args.weights, device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera))
+        print(track(video, args.tracker, args.weights, device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera,
+                    options=options))
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -298,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
     p.add_argument("--camera", choices=CAMERA_NAMES, help="which camera filmed it, when the name and size do not tell")
     p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("--ibl-exact", action="store_true", help="lightning-pose: IBL's published table exactly, eks 3.0.0's pupil labels and "
+                                                            "edge windows included (default: both corrected)")
+    p.add_argument("--roi-sampling", choices=("ibl", "fast"), default="ibl",
+                   help="lightning-pose: the frames the ROI network sees: IBL's, evenly spread (default), or frames near keyframes, cheaper to decode")
+    p.add_argument("--any-network-set", action="store_true", help="lightning-pose: run a network set that no profile knows, with networks_v2.2's settings")
 
     from iblvideo.networks.settings import TrainSettings  # no torch import: --help stays instant
 

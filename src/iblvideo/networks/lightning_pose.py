@@ -11,6 +11,7 @@ Model pixels map to image pixels by multiplication (x · W / w), the mapping the
 """
 from __future__ import annotations
 
+import csv
 import math
 import pickle
 import types
@@ -34,6 +35,7 @@ MODEL_TYPES = ("heatmap", "heatmap_mhcrnn")
 # weights Lightning Pose offers, which IBL's networks start from)
 BACKBONES = {name: ResNet50 for name in ("resnet50", "resnet50_animal_ap10k", "resnet50_animal_apose", "resnet50_human_jhmdb",
                                          "resnet50_human_res_rle", "resnet50_human_top_res", "resnet50_human_hand")}
+PIXEL_ERRORS = "predictions_pixel_error.csv"
 CONTEXT = 5  # frames a context model sees: t-2 … t+2
 TEMPERATURE = 1000.0  # Lightning Pose's soft-argmax temperature
 CONFIDENCE_RADIUS = 2  # floor(1.25 σ · 2): cells either side summed into the confidence
@@ -57,14 +59,16 @@ class LPConfig:
 
 
 def read_config(model_dir: Path) -> LPConfig:
-    """The config of a Lightning Pose model folder (``config.yaml``, else ``.hydra/config.yaml``)."""
-    path = next((p for p in (model_dir / "config.yaml", model_dir / ".hydra" / "config.yaml") if p.is_file()), None)
+    """The config of a Lightning Pose model folder: ``.hydra/config.yaml`` (what the model was trained
+    with), else ``config.yaml``, the order IBL's pipeline reads them in."""
+    path = next((p for p in (model_dir / ".hydra" / "config.yaml", model_dir / "config.yaml") if p.is_file()), None)
     if path is None:
         raise IblVideoError(model_dir, "not a Lightning Pose model folder (no config.yaml)")
     try:
         cfg = yaml.safe_load(path.read_text())
         model, data = cfg["model"], cfg["data"]
-        keypoints = data.get("keypoint_names") or data["keypoints"]  # older configs say keypoints
+        # older configs say keypoints; some of IBL's say neither, and name them in their pixel-error table
+        keypoints = data.get("keypoint_names") or data.get("keypoints") or keypoints_of_errors(model_dir, path)
         config = LPConfig(model["model_type"], model["backbone"], tuple(keypoints),
                           (int(data["image_resize_dims"]["width"]), int(data["image_resize_dims"]["height"])),
                           int(data.get("downsample_factor", 2)))
@@ -77,6 +81,20 @@ def read_config(model_dir: Path) -> LPConfig:
     if config.context and config.downsample_factor != 2:
         raise IblVideoError(path, "heatmap_mhcrnn models need downsample_factor 2")
     return config
+
+
+def keypoints_of_errors(model_dir: Path, config: Path) -> list[str]:
+    """Keypoint names from the header of the folder's ``predictions_pixel_error.csv`` (its first column
+    names the image, its last the split), IBL's fallback for a config without them."""
+    table = model_dir / PIXEL_ERRORS
+    try:
+        with table.open(newline="") as file:
+            header = next(csv.reader(file))
+    except (OSError, StopIteration, UnicodeDecodeError, csv.Error):
+        raise IblVideoError(config, f"names no keypoints (keypoint_names), and there is no readable {PIXEL_ERRORS} beside it to take them from") from None
+    if len(header) < 3:
+        raise IblVideoError(table, "names no keypoints in its header")
+    return header[1:-1]
 
 
 def find_checkpoint(model_dir: Path) -> Path:

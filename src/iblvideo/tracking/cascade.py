@@ -18,15 +18,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.progress import progress_bar
-from iblvideo.tracking.crops import Window
-from iblvideo.tracking.plan import CONFIDENT
-from iblvideo.tracking.tracker import Tracker
+from iblvideo.tracking.crops import View, Window
+from iblvideo.tracking.plan import CONFIDENT, Plan, Stage
+from iblvideo.tracking.tracker import Detections, Placed, Size, Tracker
 from iblvideo.tracks import PoseTracks, concat_points
 from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import FramePool, VideoReader, prefetched
@@ -106,7 +107,28 @@ def sample(reader: VideoReader) -> Sample:
     return Sample(wanted, tuple(image for _, image in reader.sample(wanted)))
 
 
-def place_windows(tracker: Tracker, sampled: Sample, reader: VideoReader) -> dict[str, Window]:
+class CascadeTracker(Tracker, Protocol):
+    """A tracker whose networks take canonical windows (``crops.Window``) in the cascade's roles (``tracking.plan``)."""
+
+    view: View
+    plan: Plan
+    stages: tuple[Stage, ...]  # the plan's stages this tracker has networks for
+
+    def input_size(self, role: str) -> Size | None:
+        """The input ``role``'s network takes; None when any window is stretched to it."""
+
+    def detect(self, role: str, frames: tuple[np.ndarray, ...], window: Window, points: tuple[str, ...]) -> Detections:
+        """``points`` found by ``role``'s network in ``window`` of frames sampled over the video (not consecutive)."""
+
+
+def place(tracker: CascadeTracker, reader: VideoReader) -> Placed[Window]:
+    """The cascade's windows from a sample of the video (:func:`sample`), whose frames stay at hand for ``sample_tracks``."""
+    sampled = sample(reader)
+    windows = place_windows(tracker, sampled, reader)
+    return Placed(tracker, reader, windows, len(sampled), lambda points: track_sample(tracker, sampled, windows, points))
+
+
+def place_windows(tracker: CascadeTracker, sampled: Sample, reader: VideoReader) -> dict[str, Window]:
     """Crop window of every stage but the refining ones, from the ROI network's anchors on ``sampled``."""
     plan, view = tracker.plan, tracker.view
     xy, likelihood = tracker.detect(plan.roi, sampled.frames, view.full_window(tracker.input_size(plan.roi)), plan.anchors)
@@ -122,7 +144,7 @@ def place_windows(tracker: Tracker, sampled: Sample, reader: VideoReader) -> dic
     return {stage.role: stage.window(anchors, view, tracker.input_size(stage.role)) for stage in tracker.stages if not stage.refines}
 
 
-def track_sample(tracker: Tracker, sampled: Sample, windows: dict[str, Window], points: Iterable[str] | None = None) -> PoseTracks:
+def track_sample(tracker: CascadeTracker, sampled: Sample, windows: dict[str, Window], points: Iterable[str] | None = None) -> PoseTracks:
     """The stages that track any of ``points`` (default: all) on the sampled frames, in their ``windows``:
     tracks of the sampled frames. Nothing is decoded."""
     wanted = None if points is None else set(points)
@@ -136,27 +158,12 @@ def track_sample(tracker: Tracker, sampled: Sample, windows: dict[str, Window], 
     return concat_points(parts)
 
 
-@dataclass(frozen=True)
-class Placed:
-    """What is known before the decode pass, for the work that wants to share it (``consumers_for``)."""
-
-    tracker: Tracker
-    reader: VideoReader
-    sample: Sample
-    windows: dict[str, Window]
-
-    def sample_tracks(self, points: Iterable[str]) -> PoseTracks:
-        """The tracks of ``points`` on the sampled frames (:func:`track_sample`)."""
-        return track_sample(self.tracker, self.sample, self.windows, points)
-
-
-def run_pass(reader: VideoReader, tracker: Tracker, windows: dict[str, Window], batch_size: int = BATCH_SIZE,
-             consumers: Iterable[Consumer] = ()) -> PoseTracks:
+def run_pass(reader: VideoReader, placed: Placed[Any], batch_size: int = BATCH_SIZE, consumers: Iterable[Consumer] = ()) -> PoseTracks:
     """Track every frame in one decode pass, whose batches also go to ``consumers(first, frames)`` first."""
     n = reader.info.n_frames
     pool = FramePool()
-    with progress_bar(total=n, desc=tracker.camera.label, unit="frame") as bar, \
-            tracker.start(windows, n, reader.info.fps) as tracking:
+    with progress_bar(total=n, desc=placed.tracker.camera.label, unit="frame") as bar, \
+            placed.tracker.start(placed, n, reader.info.fps) as tracking:
         # decoding runs a batch ahead on its own thread, overlapping the networks
         for first, batch in prefetched(reader.batches(batch_size, pool=pool)):
             for consumer in consumers:

@@ -124,12 +124,13 @@ def fetch_zip(url: str, members: Members, sha256: str | None = None, root: Path 
     root = Path(root or cache_dir())
     name = Path(urlparse(url).path).name or "download.zip"
     archive = download(url, root / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16] / name, sha256)
-    target = root / f"{Path(name).stem}-{(sha256 or sha256sum(archive))[:16]}"
+    digest = sha256 or sha256sum(archive)
+    target = root / f"{Path(name).stem}-{digest[:16]}"
     with file_lock(target.with_name(f".{target.name}.lock")):
         if target.is_dir():
             _check_unpacked(target)
         else:
-            _unpack(url, archive, target, members, verify)
+            _unpack(url, archive, digest, target, members, verify)
     return _top(target)
 
 
@@ -153,14 +154,14 @@ def _check_unpacked(target: Path) -> None:
             raise IblVideoError(path, f"changed since it was unpacked from {record.get('url')}; {clear}")
 
 
-def _unpack(url: str, archive: Path, target: Path, members: Members, verify: Callable[[Path], object] | None) -> None:
+def _unpack(url: str, archive: Path, digest: str, target: Path, members: Members, verify: Callable[[Path], object] | None) -> None:
     """Unpack the chosen members of ``archive`` into ``target`` as a whole; anything refused removes the download."""
     try:
         with zipfile.ZipFile(archive) as bundle, atomic_dir(target) as tmp:
             files = {}
             for info in _chosen(bundle, members, archive.stat().st_size):
                 files[info.filename] = _extract(bundle, info, tmp / info.filename)
-            (tmp / RECORD).write_text(json.dumps({"url": url, "files": files}, indent=1))
+            (tmp / RECORD).write_text(json.dumps({"url": url, "sha256": digest, "files": files}, indent=1))
             _verify_unpacked(verify, _top(tmp))
     except IblVideoError as err:
         archive.unlink(missing_ok=True)

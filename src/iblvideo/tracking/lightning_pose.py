@@ -1,131 +1,159 @@
-"""The ``lightning-pose`` tracker: IBL's Lightning Pose network sets in IBL's cascade roles, every member
-of every role's ensemble, then Kalman smoothing.
+"""The ``lightning-pose`` tracker: IBL's Lightning Pose network sets run as IBL's pipeline runs them.
 
-Each stage holds an ensemble, prepares frames the way its networks were trained (full-range luma,
-IBL's eye brightening), and maps Lightning Pose's model pixels back to the camera. Context networks
-read each batch after the one before, so batches are tracked in order. Ensembles are smoothed as
-IBL does: the pupil smoother for the eye, single-view EKS for the others.
+The set's profile (``lp_networks``) says which networks a camera has. The ROI network (the first of
+its folders, as IBL takes it) looks at IBL's sample of the video and places the cropped networks'
+windows (``lp_crops``); then, in one decode pass, every member of every network sees its frames as
+DALI prepares them, and the table is assembled as IBL assembles it (``lp_table``). Context networks
+read each batch after the one before, so batches are tracked in order.
 """
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import torch
 
 from iblvideo.cameras import Camera
-from iblvideo.errors import IblVideoError
+from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.networks.lightning_pose import CONTEXT, LPModel, load_lp_model
-from iblvideo.tracking.cascade import torch_device
-from iblvideo.tracking.crops import View, Window, cut, from_window
-from iblvideo.tracking.eks import PUPIL_ORDER, single_view_s, smooth_pupil, smooth_single_view
-from iblvideo.tracking.lp_networks import ROLES, member_dirs, networks_dir
-from iblvideo.tracking.plan import plan_for
-from iblvideo.tracking.tracker import Detections
-from iblvideo.tracks import PoseTracks, concat_points
+from iblvideo.tracking import cascade, lp_crops
+from iblvideo.tracking.eks import PUPIL_ORDER
+from iblvideo.tracking.lp_crops import Window, prepare
+from iblvideo.tracking.lp_networks import Network, archive_sha256, networks_dir, profile_for
+from iblvideo.tracking.lp_table import NetworkOutput, pose_table
+from iblvideo.tracking.tracker import Placed
+from iblvideo.tracks import PoseTracks
+from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import VideoReader
 
 log = logging.getLogger(__name__)
 
-# IBL scales the paw ensembles' posterior variances so that their square root tracks the pixel
-# error on a labeled test set
-PAW_VARIANCE_INFLATION = 100.0
+ROI_SAMPLINGS = ("ibl", "fast")  # IBL's evenly spread sample, or frames near keyframes (cheaper to decode)
+CHUNK = 8  # frames made float at a time: a whole 1280×1024 frame in float is four times its size
 
 
 @dataclass(frozen=True)
 class Ensemble:
-    """The networks of one role and how their frames are prepared."""
+    """A network of the set and its members, loaded."""
 
-    role: str
+    network: Network
     members: tuple[LPModel, ...]
-    brightness: float = 1.0
-
-
-def limited_range(path: Path) -> bool:
-    """Whether the video's luma is limited range (16–235), as encoders write unless told otherwise."""
-    with av.open(str(path)) as container:
-        context = container.streams.video[0].codec_context
-        return context.color_range != 2 and not (context.pix_fmt or "").startswith("yuvj")
 
 
 class LightningPoseTracker:
-    """A Lightning Pose network set for one camera: each stage an ensemble, smoothed after tracking."""
+    """A Lightning Pose network set for one camera, run as IBL runs it."""
 
-    def __init__(self, root: Path, camera: Camera, device: str = "cpu", limited: bool = True):
-        self.camera, self.view, self.plan, self.device = camera, View.of(camera), plan_for(camera), torch_device(device)
-        self.limited = limited
-        loaded: dict[Path, LPModel] = {}  # the body camera's ROI and tail stage share networks
-        # IBL's sets have no network that refines another's points
-        self.stages = tuple(stage for stage in self.plan.stages if stage.role in ROLES)
-        self.ensembles = {self.plan.roi: self._load(root, self.plan.roi, self.plan.anchors, loaded)}
-        self.ensembles.update((stage.role, self._load(root, stage.role, stage.points, loaded)) for stage in self.stages)
-        ensembles = {s.role: [m.path.name for m in self.ensembles[s.role].members] for s in self.stages}
-        version = re.search(r"_v(\d+(?:\.\d+)*)$", root.name)
+    def __init__(self, root: Path, camera: Camera, device: str = "cpu", ibl_exact: bool = False, roi_sampling: str = "ibl",
+                 any_set: bool = False):
+        if roi_sampling not in ROI_SAMPLINGS:
+            raise BadArgument(None, f"unknown ROI sampling {roi_sampling!r}; expected one of {', '.join(ROI_SAMPLINGS)}")
+        self.camera, self.device, self.ibl_exact, self.roi_sampling = camera, cascade.torch_device(device), ibl_exact, roi_sampling
+        self.profile = profile_for(root, any_set)
+        self.flip, self.scale = camera.name == "right", 2 if camera.name == "right" else 1
+        roi, *networks = self.profile.networks(camera.name)
+        loaded: dict[Path, LPModel] = {}  # the body camera's ROI network is its tail network
+        # the pupil smoother reads the four pupil points, whatever else the eye network tracks
+        self.ensembles = tuple(self._load(root, network, loaded, set(PUPIL_ORDER) if network.smoother == "pupil" else None) for network in networks)
+        anchors = {name for e in self.ensembles if e.network.crop for name in e.network.crop.anchors}
+        # IBL runs the first ROI folder only; a camera without cropped networks needs none
+        self.roi = self._load(root, roi, loaded, anchors, first_only=True) if anchors else None
         self.provenance: dict[str, Any] = {
-            "weights": root.name, "weights_version": version.group(1) if version else "",
-            "weights_description": "Lightning Pose ensembles, Kalman-smoothed: " + ", ".join(f"{role} {len(m)}" for role, m in ensembles.items()),
-            "networks": str(root), "ensembles": ensembles,
+            "weights": root.name, "weights_version": self.profile.name.rpartition("_v")[2], "network_set": self.profile.name,
+            "network_set_sha256": archive_sha256(root), "networks": str(root),
+            "weights_description": f"IBL's Lightning Pose ensembles ({self.profile.name}), smoothed as eks {self.profile.eks}: "
+                                   + ", ".join(f"{e.network.label} {len(e.members)}" for e in self.ensembles),
+            "ensembles": {e.network.label: [m.path.name for m in e.members] for e in self.ensembles},
+            "roi_network": self.roi.members[0].path.name if self.roi else None,
+            "mode": "ibl-exact" if ibl_exact else "corrected", "eks": self.profile.eks, "roi_sampling": roi_sampling,
         }
 
-    def _load(self, root: Path, role: str, points: tuple[str, ...], loaded: dict[Path, LPModel]) -> Ensemble:
+    def _load(self, root: Path, network: Network, loaded: dict[Path, LPModel], needs: set[str] | None = None,
+              first_only: bool = False) -> Ensemble:
+        folders = self.profile.members(root, network)[:1 if first_only else None]
         members = []
-        for folder in member_dirs(root, role):
+        for folder in folders:
             if folder not in loaded:
                 loaded[folder] = load_lp_model(folder, self.device)
-            missing = [p for p in points if p not in loaded[folder].keypoints]
+            missing = sorted((needs or set()) - set(loaded[folder].keypoints))
             if missing:
-                raise IblVideoError(folder, f"the {role!r} network does not track {', '.join(missing)}")
+                raise IblVideoError(folder, f"the {network.label} network does not track {', '.join(missing)}")
             members.append(loaded[folder])
-        log.debug("%s: %d network(s) for %s", self.camera.label, len(members), role)
-        return Ensemble(role, tuple(members), ROLES[role].brightness)
+        log.debug("%s: %d network(s) for %s", self.camera.label, len(members), network.label)
+        return Ensemble(network, tuple(members))
 
-    def input_size(self, role: str) -> None:
-        """None: a whole-frame window is the frame itself, stretched to each member's input as in IBL's pipeline."""
-        return None
+    @property
+    def frame(self) -> tuple[int, int]:
+        return self.camera.width, self.camera.height
 
-    def prepare(self, frames: torch.Tensor, ensemble: Ensemble, window: Window, size: tuple[int, int]) -> torch.Tensor:
-        """The crops (N, 1, h, w) in [0, 1] a member of ``ensemble`` sees."""
-        crops = cut(frames, self.view, window, size)
-        if self.limited:  # the networks learnt from RGB decodes, which stretch limited-range luma
-            crops = (crops - 16.0) * (255.0 / 219.0)
-        return (crops / 255.0 * ensemble.brightness).clamp_(0.0, 1.0)
+    def inputs(self, frames: torch.Tensor, window: Window, brightness: float, size: tuple[int, int]) -> torch.Tensor:
+        """Grey frames (N, H, W) as a network of input ``size`` sees ``window`` of them, a few frames at a time."""
+        return torch.cat([prepare(lp_crops.network_frames(chunk, self.flip), window, brightness, size) for chunk in frames.split(CHUNK)])
 
-    def detect(self, role: str, frames: tuple[np.ndarray, ...], window: Window, points: tuple[str, ...]) -> Detections:
-        """The ensemble's median on the sampled frames, unsmoothed; a context network reads them as one
-        sequence, as in IBL (a short video samples few frames: each is read on its own)."""
-        ensemble = self.ensembles[role]
-        batch = torch.from_numpy(np.stack(frames)).to(self.device)
-        xy, likelihood = [], []
-        for member in ensemble.members:
-            crops = self.prepare(batch, ensemble, window, member.input_size)
-            if len(batch) < CONTEXT:
-                got = [member.single(crops)]
-            else:
-                stream = member.stream()
-                got = [stream.push(crops), stream.close()]
-            columns = [member.keypoints.index(p) for p in points]
-            xy.append(to_camera(np.concatenate([g[0] for g in got])[:, columns], self.view, window, member.input_size))
-            likelihood.append(np.concatenate([g[1] for g in got])[:, columns])
-        return np.median(xy, axis=0), np.median(likelihood, axis=0).astype(np.float64)
+    def place(self, reader: VideoReader) -> Placed[Window]:
+        """Every network's window, from the ROI network on IBL's sample of the video."""
+        windows = {e.network.label: Window.whole(self.frame) for e in self.ensembles}
+        cropped = [e.network for e in self.ensembles if e.network.crop]
+        if self.roi is None or not cropped:
+            return Placed(self, reader, windows, 0)
+        indices = self._sample(reader)
+        means = self._anchor_means(reader, indices)
+        for network in cropped:
+            assert network.crop is not None
+            for name in network.crop.anchors:
+                if np.isnan(means[name]).any():
+                    raise IblVideoError(reader.path, f"the ROI network found no {name} in {len(indices)} frames sampled over the video; "
+                                                     f"is this a {self.camera.name} camera video, and the right networks?")
+            at = np.mean([means[name] for name in network.crop.anchors], axis=0)
+            windows[network.label] = Window.of(network, (float(at[0]), float(at[1])), self.scale, self.frame)
+        lp_crops.warn_clamped(windows, reader.path.name)
+        log.debug("%s: windows %s", reader.path.name, {k: w.as_whxy() for k, w in windows.items()})
+        return Placed(self, reader, windows, len(indices))
 
-    def start(self, windows: dict[str, Window], n_frames: int, fps: float) -> _Pass:
-        return _Pass(self, windows, fps)
+    def _sample(self, reader: VideoReader) -> np.ndarray:
+        n, fps = reader.info.n_frames, reader.info.fps
+        return lp_crops.sample_indices(n, fps) if self.roi_sampling == "ibl" else cascade.sample_indices(n, fps, reader.keyframes)
+
+    def _anchor_means(self, reader: VideoReader, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Each anchor's place (``lp_crops.anchor_means``) from the ROI network on the frames ``indices``
+        (repeats kept, as in IBL's subsampled video), read in order as one sequence."""
+        assert self.roi is not None
+        model = self.roi.members[0]
+        window = Window.whole(self.frame)
+        got, batch = [], []
+        stream = model.stream() if len(indices) >= CONTEXT else None
+        decoded = reader.sample(indices)
+        index, frame = next(decoded)
+        for position, wanted in enumerate(indices, 1):
+            while index != wanted:
+                index, frame = next(decoded)
+            batch.append(frame)
+            if len(batch) == BATCH_SIZE or position == len(indices):
+                crops = self.inputs(torch.from_numpy(np.stack(batch)).to(self.device), window, self.roi.network.brightness, model.input_size)
+                got.append(stream.push(crops) if stream else model.single(crops))
+                batch = []
+        if stream:
+            got.append(stream.close())
+        xy = np.concatenate([g[0] for g in got]) * (np.array(self.frame) / model.input_size)
+        likelihood = np.concatenate([g[1] for g in got])
+        means = lp_crops.anchor_means(xy[..., 0], xy[..., 1], likelihood)
+        return {name: means[k] for k, name in enumerate(model.keypoints)}
+
+    def start(self, placed: Placed[Window], n_frames: int, fps: float) -> _Pass:
+        return _Pass(self, placed.windows, fps)
 
 
 class _Pass:
-    """Every member of every stage on each batch in order; the stages' ensembles smoothed at the end."""
+    """Every member of every network on each batch, in order; the table assembled at the end."""
 
     def __init__(self, tracker: LightningPoseTracker, windows: dict[str, Window], fps: float):
         self.tracker, self.windows, self.fps = tracker, windows, fps
-        self.streams = {s.role: [m.stream() for m in tracker.ensembles[s.role].members] for s in tracker.stages}
-        # per role and member, the (model pixels, confidences) of each batch: context networks answer two frames late
-        self.found: dict[str, list[list[tuple[np.ndarray, np.ndarray]]]] = {role: [[] for _ in s] for role, s in self.streams.items()}
+        self.streams = {e.network.label: [m.stream() for m in e.members] for e in tracker.ensembles}
+        # per network and member, the (model pixels, confidences) of each batch: context networks answer two frames late
+        self.found: dict[str, list[list[tuple[np.ndarray, np.ndarray]]]] = {label: [[] for _ in s] for label, s in self.streams.items()}
 
     def __enter__(self) -> _Pass:
         return self
@@ -135,55 +163,37 @@ class _Pass:
 
     def push(self, first: int, frames: np.ndarray, done: Callable[[], None]) -> None:
         batch = torch.from_numpy(frames).to(self.tracker.device)
-        for stage in self.tracker.stages:
-            ensemble = self.tracker.ensembles[stage.role]
-            crops: dict[tuple[int, int], torch.Tensor] = {}  # members trained at one size share their crops
-            for member, stream, found in zip(ensemble.members, self.streams[stage.role], self.found[stage.role], strict=True):
-                if member.input_size not in crops:
-                    crops[member.input_size] = self.tracker.prepare(batch, ensemble, self.windows[stage.role], member.input_size)
-                found.append(stream.push(crops[member.input_size]))
+        for ensemble in self.tracker.ensembles:
+            label = ensemble.network.label
+            inputs: dict[tuple[int, int], torch.Tensor] = {}  # members trained at one size share their inputs
+            for member, stream, found in zip(ensemble.members, self.streams[label], self.found[label], strict=True):
+                if member.input_size not in inputs:
+                    inputs[member.input_size] = self.tracker.inputs(batch, self.windows[label], ensemble.network.brightness, member.input_size)
+                found.append(stream.push(inputs[member.input_size]))
         done()
 
     def finish(self) -> PoseTracks:
-        tracker, parts = self.tracker, []
-        for stage in tracker.stages:
-            xy, likelihood = [], []
-            for member, stream, found in zip(tracker.ensembles[stage.role].members, self.streams[stage.role], self.found[stage.role], strict=True):
+        tracker, outputs = self.tracker, []
+        for ensemble in tracker.ensembles:
+            label, window = ensemble.network.label, self.windows[ensemble.network.label]
+            xs, ys, likelihoods = [], [], []
+            for member, stream, found in zip(ensemble.members, self.streams[label], self.found[label], strict=True):
                 found.append(stream.close())
-                columns = [member.keypoints.index(p) for p in stage.points]
-                xy.append(to_camera(np.concatenate([f[0] for f in found])[:, columns], tracker.view, self.windows[stage.role], member.input_size))
-                likelihood.append(np.concatenate([f[1] for f in found])[:, columns].astype(np.float64))
-            parts.append(smooth_stage(stage.role, stage.points, np.array(xy), np.array(likelihood), self.fps))
-        return replace(concat_points(parts), fps=self.fps)
+                # Lightning Pose maps model pixels to the crop's by multiplication (x · w_crop / w_input)
+                xy = np.concatenate([f[0] for f in found]).astype(np.float64) * (np.array(window.size) / member.input_size)
+                xs.append(xy[..., 0])
+                ys.append(xy[..., 1])
+                likelihoods.append(np.concatenate([f[1] for f in found]).astype(np.float64))
+            keypoints = ensemble.members[0].keypoints
+            if any(m.keypoints != keypoints for m in ensemble.members):
+                raise IblVideoError(ensemble.members[0].path, f"the members of the {label} network track different keypoints")
+            outputs.append(NetworkOutput(ensemble.network, keypoints, np.array(xs), np.array(ys), np.array(likelihoods), window))
+        table = pose_table(outputs, tracker.profile, self.fps, tracker.flip, tracker.ibl_exact)
+        return PoseTracks.from_frame(table, fps=self.fps)
 
 
-def to_camera(xy: np.ndarray, view: View, window: Window, size: tuple[int, int]) -> np.ndarray:
-    """Lightning Pose model pixels (N, K, 2) of a crop of ``window`` resized to ``size`` → camera pixels."""
-    # Lightning Pose maps model pixels to the crop's pixels by multiplication (x · W / w), the map its
-    # networks learnt; in the pixel-centre convention of crops.from_window that is a shift of half a
-    # model pixel less half a crop pixel
-    crop_w, crop_h = window.w / view.scale, window.h / view.scale
-    x = xy[..., 0] + 0.5 * size[0] / crop_w - 0.5
-    y = xy[..., 1] + 0.5 * size[1] / crop_h - 0.5
-    return np.stack(view.to_camera(*from_window(x, y, window, size)), axis=-1)
-
-
-def smooth_stage(role: str, points: tuple[str, ...], xy: np.ndarray, likelihood: np.ndarray, fps: float) -> PoseTracks:
-    """One stage's tracks from its members' (M, T, P, 2) tracks: a lone network's as they are, an ensemble's smoothed."""
-    if len(xy) == 1:
-        return PoseTracks(points, xy[0], likelihood[0])
-    if role == "eye":
-        order = [points.index(p) for p in PUPIL_ORDER]
-        table = smooth_pupil(xy[..., order, 0], xy[..., order, 1], likelihood[..., order])
-    else:
-        table = smooth_single_view(points, xy[..., 0], xy[..., 1], likelihood, single_view_s(fps))
-        if role == "paws":
-            variances = [c for c in table.columns if c.endswith("_posterior_var")]
-            table[variances] *= PAW_VARIANCE_INFLATION
-    return PoseTracks.from_frame(table)
-
-
-def build(camera: Camera, reader: VideoReader, networks: str | Path | None, device: str) -> LightningPoseTracker:
+def build(camera: Camera, reader: VideoReader, networks: str | Path | None, device: str, ibl_exact: bool = False,
+          roi_sampling: str = "ibl", any_set: bool = False) -> LightningPoseTracker:
     """The tracker of the network set ``networks``: a folder or the URL of its zip (default:
     ``$IBLVIDEO_LP_NETWORKS``, else IBL's ``networks_v2.2``)."""
-    return LightningPoseTracker(networks_dir(networks), camera, device, limited=limited_range(reader.path))
+    return LightningPoseTracker(networks_dir(networks), camera, device, ibl_exact, roi_sampling, any_set)

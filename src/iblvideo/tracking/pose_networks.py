@@ -19,10 +19,10 @@ import torch
 from iblvideo.cameras import Camera
 from iblvideo.errors import IblVideoError
 from iblvideo.networks.model_dir import PoseModel, load_model
-from iblvideo.tracking.cascade import batch_workers, torch_device
+from iblvideo.tracking.cascade import batch_workers, place, torch_device
 from iblvideo.tracking.crops import View, Window, cut, cut_each, from_window
 from iblvideo.tracking.plan import Stage, plan_for
-from iblvideo.tracking.tracker import Detections, Size
+from iblvideo.tracking.tracker import Detections, Placed, Size
 from iblvideo.tracking.weights import WeightsSet, load_weights
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
@@ -96,8 +96,11 @@ class PoseNetworkTracker:
         likelihood = got_likelihood[rows, column].reshape(len(points), n).T.astype(np.float64)
         return np.stack(self.view.to_camera(x, y), axis=-1), likelihood
 
-    def start(self, windows: dict[str, Window], n_frames: int, fps: float) -> _Pass:
-        return _Pass(self, windows, n_frames, fps)
+    def place(self, reader: VideoReader) -> Placed[Window]:
+        return place(self, reader)
+
+    def start(self, placed: Placed[Window], n_frames: int, fps: float) -> _Pass:
+        return _Pass(self, placed.windows, n_frames, fps)
 
 
 class _Pass:

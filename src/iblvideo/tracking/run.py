@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from iblvideo import __version__
 from iblvideo.cameras import Camera
@@ -13,7 +14,8 @@ from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.io.alf import SessionPaths, pose_name, session_root
 from iblvideo.io.session_files import read_pose, write_pose
 from iblvideo.tracking import registry
-from iblvideo.tracking.cascade import Consumer, Placed, check_batch_size, place_windows, run_pass, sample, torch_device
+from iblvideo.tracking.cascade import Consumer, check_batch_size, run_pass, torch_device
+from iblvideo.tracking.tracker import Placed
 from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import VideoReader
 
@@ -58,10 +60,11 @@ def check_arguments(tracker: str, weights: str | Path | None, device: str) -> No
 
 
 def track(video: str | Path, tracker: str = "dlc", weights: str | Path | None = None, device: str = "cpu", batch_size: int = BATCH_SIZE,
-          force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None) -> Path:
+          force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None,
+          options: dict[str, Any] | None = None) -> Path:
     """Track ``video`` with ``tracker`` (see ``tracking.registry``) and its ``weights`` (None: its default);
     returns the path of the pose table, written atomically with its metadata. An existing output is kept
-    unless ``force``.
+    unless ``force``. ``options``: the tracker's own (e.g. Lightning Pose's ``ibl_exact``).
 
     ``consumers_for``, when given, is called once the windows are placed (not when the output is kept)
     and its consumers get every decoded batch of the tracking pass, in order."""
@@ -77,14 +80,13 @@ def track(video: str | Path, tracker: str = "dlc", weights: str | Path | None = 
         out = output_path(video, cam, tracker)
         if not force and keeps(out, video):
             return out
-        networks = build(cam, reader, weights, device)
+        networks = build(cam, reader, weights, device, **(options or {}))
         start = time.perf_counter()
-        sampled = sample(reader)
-        windows = place_windows(networks, sampled, reader)
-        consumers = list(consumers_for(Placed(networks, reader, sampled, windows))) if consumers_for is not None else []
-        del sampled  # up to 100 frames, freed before the pass
+        placed = networks.place(reader)
+        consumers = list(consumers_for(placed)) if consumers_for is not None else []
+        placed = replace(placed, sample_tracks=None)  # the sampled frames (up to 100) freed before the pass
         log.info("%s: tracking %d frames", video.name, reader.info.n_frames)
-        tracks = run_pass(reader, networks, windows, batch_size, consumers)
+        tracks = run_pass(reader, placed, batch_size, consumers)
         seconds = time.perf_counter() - start
         concealed = reader.concealed_frames()
     if concealed:
@@ -92,7 +94,7 @@ def track(video: str | Path, tracker: str = "dlc", weights: str | Path | None = 
     tracks = replace(tracks, metadata={
         **tracks.metadata, "iblvideo_version": __version__, "tracker": tracker, **networks.provenance, "camera": cam.name, "video": video.name,
         "frames": len(tracks), "fps": reader.info.fps, "device": device, "seconds": round(seconds, 3),
-        "crop_windows_whxy": {role: window.as_whxy() for role, window in windows.items()},
+        "crop_windows_whxy": {role: window.as_whxy() for role, window in placed.windows.items()},
         "decode_errors": {"frames": len(concealed), "first": concealed[:DECODE_ERRORS_LISTED]},
     })
     write_pose(tracks, out)
@@ -111,10 +113,15 @@ def dlc(video: str | Path, weights: str | Path = "demo", device: str = "cpu", ba
 
 
 def lightning_pose(video: str | Path, networks: str | Path | None = None, device: str = "cpu", batch_size: int = BATCH_SIZE,
-                   force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None) -> Path:
-    """Track ``video`` with IBL's Lightning Pose ensembles; returns the path of its ``.lightningPose.pqt``.
+                   force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None,
+                   ibl_exact: bool = False, roi_sampling: str = "ibl", any_set: bool = False) -> Path:
+    """Track ``video`` with IBL's Lightning Pose ensembles as IBL's pipeline runs them; returns the path of its ``.lightningPose.pqt``.
 
     ``networks``: a network set folder or the URL of its zip (default: ``$IBLVIDEO_LP_NETWORKS``, else
-    IBL's ``networks_v2.2``). An existing output is kept unless ``force``.
+    IBL's ``networks_v2.2``). An existing output is kept unless ``force``. ``ibl_exact``: IBL's published
+    table, its pupil labels and edge windows as IBL writes them (see ``tracking.lp_table``);
+    ``roi_sampling="fast"``: the ROI network looks at frames near keyframes, cheaper to decode than
+    IBL's evenly spread ones; ``any_set``: run a set that no profile knows with ``networks_v2.2``'s settings.
     """
-    return track(video, "lightning-pose", networks, device, batch_size, force, camera, consumers_for)
+    return track(video, "lightning-pose", networks, device, batch_size, force, camera, consumers_for,
+                 {"ibl_exact": ibl_exact, "roi_sampling": roi_sampling, "any_set": any_set})

@@ -1,27 +1,47 @@
 """The tracker contract: what a tracker gives IBL's cascade (``tracking.cascade``) and gets from it.
 
-The cascade samples frames, asks the tracker's ROI network for the anchors, places every stage's
-crop window, then decodes the video once and pushes each batch to the tracker's pass; the pass
-gives back pose tracks. A stateless tracker may track batches side by side, a stateful one (context
+A tracker samples frames, asks its ROI network for the anchors and places every network's crop
+window (``place``); the video is then decoded once and each batch pushed to the tracker's pass,
+which gives back pose tracks. A stateless tracker may track batches side by side, a stateful one (context
 networks answer two frames late) in order: that is the pass's own business, not the cascade's.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from iblvideo.cameras import Camera
-from iblvideo.tracking.crops import View, Window
-from iblvideo.tracking.plan import Plan, Stage
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
 
 Size = tuple[int, int]
 Detections = tuple[np.ndarray, np.ndarray]  # camera pixels (N, P, 2) and likelihoods (N, P)
+
+
+class Region(Protocol):
+    """A crop window, as the pose table's metadata records it."""
+
+    def as_whxy(self) -> tuple[float, float, float, float]:
+        """(width, height, x, y) of the window, in the pixels its tracker places it in."""
+
+
+R = TypeVar("R", bound=Region)
+
+
+@dataclass(frozen=True)
+class Placed(Generic[R]):
+    """What is known before the decode pass, for the work that wants to share it (``consumers_for``)."""
+
+    tracker: Tracker
+    reader: VideoReader
+    windows: dict[str, R]
+    sampled: int  # frames the ROI network looked at
+    # tracks of ``points`` on the sampled frames, already decoded, where the tracker keeps them
+    sample_tracks: Callable[[Iterable[str]], PoseTracks] | None = None
 
 
 class TrackingPass(AbstractContextManager["TrackingPass"], Protocol):
@@ -35,23 +55,17 @@ class TrackingPass(AbstractContextManager["TrackingPass"], Protocol):
 
 
 class Tracker(Protocol):
-    """A tracker's networks for one camera, in the roles of IBL's cascade (``tracking.plan``)."""
+    """A tracker's networks for one camera, in the roles of IBL's cascade."""
 
     camera: Camera
-    view: View
-    plan: Plan
-    stages: tuple[Stage, ...]  # the plan's stages this tracker has networks for
     provenance: dict[str, Any]  # what the pose table's metadata says of the networks
 
-    def input_size(self, role: str) -> Size | None:
-        """The input ``role``'s network takes; None when any window is stretched to it."""
+    def place(self, reader: VideoReader) -> Placed[Any]:
+        """Every network's crop window, from the ROI network on frames sampled over ``reader``'s video."""
 
-    def detect(self, role: str, frames: tuple[np.ndarray, ...], window: Window, points: tuple[str, ...]) -> Detections:
-        """``points`` found by ``role``'s network in ``window`` of frames sampled over the video (not consecutive)."""
-
-    def start(self, windows: dict[str, Window], n_frames: int, fps: float) -> TrackingPass:
-        """A pass over ``n_frames`` frames with the stages' ``windows``."""
+    def start(self, placed: Placed[Any], n_frames: int, fps: float) -> TrackingPass:
+        """A pass over ``n_frames`` frames with the ``placed`` windows."""
 
 
-# (camera, the opened video, weights: a name, folder or URL, or None for the tracker's default, device) -> tracker
-TrackerFactory = Callable[[Camera, VideoReader, "str | Path | None", str], Tracker]
+# (camera, the opened video, weights: a name, folder or URL, or None for the tracker's default, device, the tracker's options) -> tracker
+TrackerFactory = Callable[..., Tracker]
