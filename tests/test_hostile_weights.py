@@ -154,7 +154,7 @@ def test_checkpoint_in_a_downloaded_set_runs_nothing(tmp_path: Path, hostile_imp
     model_folder(tmp_path / "set" / "roi_detect-0", data)
     video = synthesize_session(tmp_path / "session", cameras=("left",), seconds=0.5, seed=1) / "raw_video_data" / "_iblrig_leftCamera.raw.mp4"
     with FileServer({"networks.zip": zip_folder(tmp_path / "set", "networks_v9.9")}) as server:
-        assert main(["dlc", "--tracker", "lightning-pose", "--weights", server.url("networks.zip"), str(video)]) == 2
+        assert main(["dlc", "--tracker", "lightning-pose", "--any-network-set", "--weights", server.url("networks.zip"), str(video)]) == 2
     message = capsys.readouterr().err.strip()
     assert not hostile_import.exists()
     assert message.startswith("iblvideo: error: ") and message.count("\n") == 0

@@ -122,7 +122,7 @@ def test_killed_mid_run_leaves_nothing_and_a_rerun_completes(session, tmp_path):
 
 def test_batches_side_by_side_give_the_same_tracks_as_in_turn(session):
     """Batches tracked side by side, a thread each (the default on a CPU), change nothing in the output, bit for bit."""
-    from iblvideo.tracking.cascade import place_windows, run_pass, sample
+    from iblvideo.tracking.cascade import run_pass
     from iblvideo.tracking.pose_networks import PoseNetworkTracker
     from iblvideo.tracking.weights import load_weights
     from iblvideo.video.reader import VideoReader
@@ -131,11 +131,11 @@ def test_batches_side_by_side_give_the_same_tracks_as_in_turn(session):
     threads = torch.get_num_threads()
     tables = []
     with VideoReader(raw_video_path(session, "left")) as reader:
-        windows = place_windows(tracker, sample(reader), reader)
+        placed = tracker.place(reader)
         for n in (1, 2):
             torch.set_num_threads(n)
             try:
-                tables.append(run_pass(reader, tracker, windows, batch_size=32).to_frame())
+                tables.append(run_pass(reader, placed, batch_size=32).to_frame())
             finally:
                 torch.set_num_threads(threads)
     pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)

@@ -56,11 +56,11 @@ class LightningPoseTracker:
         self.flip, self.scale = camera.name == "right", 2 if camera.name == "right" else 1
         roi, *networks = self.profile.networks(camera.name)
         loaded: dict[Path, LPModel] = {}  # the body camera's ROI network is its tail network
-        # the pupil smoother reads the four pupil points, whatever else the eye network tracks
-        self.ensembles = tuple(self._load(root, network, loaded, set(PUPIL_ORDER) if network.smoother == "pupil" else None) for network in networks)
-        anchors = {name for e in self.ensembles if e.network.crop for name in e.network.crop.anchors}
+        anchors = {name for network in networks if network.crop for name in network.crop.anchors}
         # IBL runs the first ROI folder only; a camera without cropped networks needs none
         self.roi = self._load(root, roi, loaded, anchors, first_only=True) if anchors else None
+        # the pupil smoother reads the four pupil points, whatever else the eye network tracks
+        self.ensembles = tuple(self._load(root, network, loaded, set(PUPIL_ORDER) if network.smoother == "pupil" else None) for network in networks)
         self.provenance: dict[str, Any] = {
             "weights": root.name, "weights_version": self.profile.name.rpartition("_v")[2], "network_set": self.profile.name,
             "network_set_sha256": archive_sha256(root), "networks": str(root),
