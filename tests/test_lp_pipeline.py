@@ -126,3 +126,16 @@ def test_networks_download_from_a_setting(networks: Path, tmp_path: Path, monkey
     assert [p.name for p in V2_2.members(root, nose)] == ["nose_tip-0"]
     with pytest.raises(IblVideoError, match="eye-mic"):
         V2_2.members(root, eye)
+
+
+def test_modes_and_roi_sampling_from_the_command_line(networks: Path, session: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--ibl-exact`` and ``--roi-sampling fast`` reach the tracker and its metadata; for our own networks they are refused in one line."""
+    video = tmp_path / "_iblrig_leftCamera.raw.mp4"
+    video.write_bytes((session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4").read_bytes())
+    assert main(["dlc", "--tracker", "lightning-pose", "--weights", str(networks), "--ibl-exact", "--roi-sampling", "fast", str(video)]) == 0
+    out = Path(capsys.readouterr().out.strip())
+    metadata = table_metadata(out)
+    assert (metadata["mode"], metadata["roi_sampling"]) == ("ibl-exact", "fast")
+    assert len(pd.read_parquet(out)) == 12
+    assert main(["dlc", "--ibl-exact", "--force", str(video)]) == 2
+    assert capsys.readouterr().err.strip() == "iblvideo: error: --ibl-exact: for --tracker lightning-pose only"
