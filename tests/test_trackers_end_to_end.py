@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from pynwb import NWBHDF5IO
 
@@ -20,7 +21,9 @@ from iblvideo.cli import main
 from iblvideo.io import session_files
 from iblvideo.io.alf import LICKS, PROVENANCE, QC_REPORT, SessionPaths, features_name, motion_energy_names, pose_name, sniffs_name
 from iblvideo.io.session_files import provenance, read_json, read_npy, read_pose
+from iblvideo.measures.features import ensemble_pupil_diameter, pupil_diameter
 from iblvideo.measures.motion_energy import roi_from_pose
+from iblvideo.measures.qc import NOT_IN_LP_QC
 from iblvideo.results import load
 from iblvideo.results.plots import FIGURES
 from iblvideo.sessions import stages
@@ -217,6 +220,30 @@ def test_lightning_pose_session_writes_every_output(lp_session: tuple[Path, Sess
     for camera in CAMERAS_TRACKED:
         energy, _ = SessionPaths(session).motion_energy(camera)
         assert len(np.load(energy)) == len(tables[camera])
+
+
+def test_lightning_pose_session_runs_ibls_post_lp(lp_session: tuple[Path, SessionResult]) -> None:
+    """The stages after Lightning Pose are IBL's: the ROI from the table's final tracks, PostLP's pupil diameters
+    (ensemble medians raw, smoothed points smooth), LpQC's checks; the table has every column IBL's code reads."""
+    session, _ = lp_session
+    paths = SessionPaths(session)
+    table = pd.read_parquet(paths.pose("left", "lightningPose"))
+    # ibllib's likelihood_threshold takes a point from every column ending _x, _y or _likelihood and needs all three
+    points = {c.rsplit("_", 1)[0] for c in table.columns if c.endswith(("_x", "_y"))} | \
+        {c[: -len("_likelihood")] for c in table.columns if c.endswith("_likelihood")}
+    assert {f"{p}_{f}" for p in points for f in ("x", "y", "likelihood")} <= set(table.columns)
+    assert {f"{p}_{axis}_ens_median" for p in PUPIL for axis in "xy"} <= set(table.columns)
+    tracks = {camera: read_pose(paths.pose(camera, "lightningPose")) for camera in CAMERAS_TRACKED}
+    for camera in CAMERAS_TRACKED:
+        np.testing.assert_array_equal(np.load(paths.motion_energy(camera)[1]), roi_from_pose(tracks[camera], camera).to_array())
+    features = pd.read_parquet(paths.features("left"))
+    np.testing.assert_array_equal(features["pupilDiameter_raw"], ensemble_pupil_diameter(tracks["left"]))
+    np.testing.assert_array_equal(features["pupilDiameter_smooth"], pupil_diameter(tracks["left"].confident()))
+    report = read_json(paths.session_file(QC_REPORT))
+    assert report is not None
+    for camera in CAMERAS_TRACKED:
+        assert report["cameras"][camera]["ibl_qc"] == "LpQC"
+        assert all(report["cameras"][camera]["checks"][name]["outcome"] == "NOT_SET" for name in NOT_IN_LP_QC)
 
 
 @pytest.mark.parametrize("tracker", [None, "lightning-pose"])

@@ -135,9 +135,123 @@ def reference_sessions() -> dict[str, Path]:
     return {**sessions, "synth": SYNTH_SESSION}
 
 
+# ---- Lightning Pose sessions -----------------------------------------------------------------
+
+# IBL's Lightning Pose table (alf/_ibl_<cam>Camera.lightningPose.pqt): each network's keypoints in its
+# own order; an ensemble's points carry the ensemble's median and variance and the smoother's variance
+LP_NETWORKS = {
+    "left": (("nose_tip",), ("pupil_top_r", "pupil_right_r", "pupil_bottom_r", "pupil_left_r"), ("paw_r", "paw_l"),
+             ("tongue_end_r", "tongue_end_l", "tube_top", "tube_bottom")),
+    "body": (("tail_start",),),
+}
+LP_NETWORKS["right"] = LP_NETWORKS["left"]
+LP_ENSEMBLE_POINTS = ("pupil_top_r", "pupil_right_r", "pupil_bottom_r", "pupil_left_r", "paw_r", "paw_l")
+LP_ENSEMBLE_FIELDS = ("x", "y", "likelihood", "x_ens_median", "y_ens_median", "x_ens_var", "y_ens_var", "x_posterior_var", "y_posterior_var")
+_TUBE = {"tube_top": (110, 10), "tube_bottom": (112, 30)}  # the spout, near the tongue
+
+
+def _smoothed(values: np.ndarray, frames: int = 5) -> np.ndarray:
+    """A centred running mean: stands in for the Kalman smoother's output beside the ensemble median."""
+    return pd.Series(values).rolling(frames, center=True, min_periods=1).mean().to_numpy()
+
+
+def lp_table(rng: np.random.Generator, pose: pd.DataFrame, camera: str) -> pd.DataFrame:
+    """An IBL-layout Lightning Pose table from a pose table's tracks: ``pose``'s x and y are each ensemble's
+    median (jumping away on the frames the ensemble doubts), the smoothed x and y a running mean of them."""
+    n, scale = len(pose), 2.0 if camera == "left" else 1.0
+    columns: dict[str, np.ndarray] = {}
+    for point in (p for network in LP_NETWORKS[camera] for p in network):
+        if point in _TUBE:
+            dx, dy = _TUBE[point]
+            columns[f"{point}_x"] = _CENTRE[camera][0] + dx * scale / 2 + rng.normal(0, 0.3, n)
+            columns[f"{point}_y"] = _CENTRE[camera][1] + dy * scale / 2 + rng.normal(0, 0.3, n)
+            columns[f"{point}_likelihood"] = np.where(rng.random(n) < 0.03, 0.4, 0.98)
+            continue
+        x, y, likelihood = (pose[f"{point}_{c}"].to_numpy(float) for c in ("x", "y", "likelihood"))
+        if point not in LP_ENSEMBLE_POINTS:
+            columns.update({f"{point}_x": x, f"{point}_y": y, f"{point}_likelihood": likelihood})
+            continue
+        doubted = likelihood < 0.9
+        median_x, median_y = x + doubted * rng.normal(0, 15 * scale, n), y + doubted * rng.normal(0, 15 * scale, n)
+        ens_var = rng.gamma(2.0, 0.5, (2, n)) * (1 + 40 * doubted)
+        columns.update({
+            f"{point}_x": _smoothed(median_x) + rng.normal(0, 0.05, n), f"{point}_y": _smoothed(median_y) + rng.normal(0, 0.05, n),
+            f"{point}_likelihood": likelihood,
+            f"{point}_x_ens_median": median_x, f"{point}_y_ens_median": median_y,
+            f"{point}_x_ens_var": ens_var[0], f"{point}_y_ens_var": ens_var[1],
+            f"{point}_x_posterior_var": ens_var[0] / 4, f"{point}_y_posterior_var": ens_var[1] / 4,
+        })
+    return pd.DataFrame(columns)
+
+
+def write_lp_session(root: Path, name: str, seed: int, seconds: float = 5.0) -> Path:
+    """Write one fake ALF session of Lightning Pose tables; ``name`` picks the case (lp_good, lp_awkward)."""
+    rng = np.random.default_rng(seed)
+    alf = root / name / "2024-01-01" / "001" / "alf"
+    alf.mkdir(parents=True, exist_ok=True)
+    for camera in ("left", "right", "body"):
+        n = int(seconds * _FPS[camera])
+        pose = lp_table(rng, _body_pose(rng, n) if camera == "body" else _side_pose(rng, camera, n, seconds)[0], camera)
+        times = 100.0 + np.arange(n) / _FPS[camera] + rng.normal(0, 2e-4, n)
+        if name == "lp_awkward" and camera == "left":
+            pose[["tongue_end_l_likelihood", "tongue_end_r_likelihood"]] = 0.97  # tongue points stuck on the spout
+            pose["paw_l_likelihood"] = 0.1  # a trace that is NaN throughout
+            pose[["tube_top_likelihood", "tube_bottom_likelihood"]] = 0.1  # the spout's traces may be NaN throughout
+        if name == "lp_awkward" and camera == "right":
+            times = times[:-7]  # times shorter than the tracks: IBL's QC runs, its features skip licks
+            pose[[c for c in pose.columns if c.endswith(("_x", "_x_ens_median"))]] += 200.0  # every point off IBL's box
+        if name == "lp_awkward" and camera == "body":
+            times = None  # no times: IBL skips the camera's QC
+        pose.to_parquet(alf / f"_ibl_{camera}Camera.lightningPose.pqt")
+        if times is not None:
+            np.save(alf / f"_ibl_{camera}Camera.times.npy", times)
+    onsets = 100.0 + np.arange(1.0, seconds - 1.0, 2.3)
+    pd.DataFrame({"stimOn_times": onsets, "feedback_times": onsets + 0.4}).to_parquet(alf / "_ibl_trials.table.pqt")
+    return alf.parent
+
+
+LP_CASES = {"lp_good": 11, "lp_awkward": 12}
+
+
+# the tables iblvideo's lightning-pose tracker wrote, run_session on test_trackers_end_to_end's session
+# (its seeded network set, 0.2 s of the left and body cameras), with that session's videos, times and trials
+LP_TRACKED_SESSION = DATA / "lp-tracked" / "mouse_lp" / "2026-01-01" / "001"
+LP_TRACKED_FILES = ("raw_video_data/_iblrig_leftCamera.raw.mp4", "raw_video_data/_iblrig_bodyCamera.raw.mp4", "alf/_ibl_trials.table.pqt",
+                    *(f"alf/_ibl_{c}Camera.{what}" for c in ("left", "body") for what in ("lightningPose.pqt", "times.npy")))
+
+
+def lp_sessions() -> dict[str, Path]:
+    """Every committed Lightning Pose session ibllib's PostLP is run on, by name."""
+    return {**{name: FAKE_SESSIONS / name / "2024-01-01" / "001" for name in LP_CASES}, "lp_tracked": LP_TRACKED_SESSION}
+
+
+def write_lp_tracked_session() -> Path:
+    """Track test_trackers_end_to_end's session with Lightning Pose and keep LP_TRACKED_FILES (iblvideo's venv only)."""
+    import shutil
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(DATA.parent))
+    from iblvideo.sessions.session import run_session
+    from iblvideo.synth import synthesize_session
+    from lp_network_set import write_network_set
+    from test_trackers_end_to_end import CAMERAS_TRACKED, MEMBERS, SECONDS, SIZE
+
+    with tempfile.TemporaryDirectory() as tmp:
+        session = synthesize_session(Path(tmp) / "rendered", cameras=CAMERAS_TRACKED, seconds=SECONDS, seed=3)
+        result = run_session(session, tracker="lightning-pose", weights=write_network_set(Path(tmp) / "networks_v2.2", MEMBERS, SIZE))
+        assert result.status == "Complete", result.error
+        shutil.rmtree(LP_TRACKED_SESSION.parents[2], ignore_errors=True)
+        for name in LP_TRACKED_FILES:
+            (LP_TRACKED_SESSION / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(session / name, LP_TRACKED_SESSION / name)
+    return LP_TRACKED_SESSION
+
+
 # ---- motion-energy videos --------------------------------------------------------------------
 
 ME_SESSION = DATA / "motion-energy" / "mouse" / "2024-01-01" / "001"
+LP_ME_SESSION = DATA / "motion-energy" / "lp_mouse" / "2024-01-01" / "001"  # only Lightning Pose tables; ME_SESSION's videos
 ME_SIZE = {"left": (256, 208), "body": (224, 192)}  # (width, height): small stand-ins for the rig cameras
 
 
@@ -163,6 +277,24 @@ def write_motion_video(camera: str, n: int = 48, seed: int = 7) -> Path:
             frame = av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="gray")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+    return path
+
+
+def write_motion_lp_pose(camera: str, seed: int = 9) -> Path:
+    """A Lightning Pose table for the motion video (in its own session: one tracker's tables only), whose
+    ensemble medians would place the ROI elsewhere than its smoothed points do, and whose doubted frames
+    pull the mean away unless thresholded. Made from the DLC table ``write_motion_pose`` wrote."""
+    rng = np.random.default_rng(seed)
+    pose = pd.read_parquet(ME_SESSION / "alf" / f"_ibl_{camera}Camera.dlc.pqt")
+    n = len(pose)
+    for point in [c[: -len("_likelihood")] for c in pose.columns if c.endswith("_likelihood")]:
+        doubted = pose[f"{point}_likelihood"].to_numpy() < 0.9
+        for axis in "xy":
+            pose[f"{point}_{axis}"] += doubted * rng.normal(25, 5, n)  # what a threshold must drop
+            pose[f"{point}_{axis}_ens_median"] = pose[f"{point}_{axis}"] + 6.0
+    path = LP_ME_SESSION / "alf" / f"_ibl_{camera}Camera.lightningPose.pqt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pose.to_parquet(path)
     return path
 
 

@@ -2,7 +2,9 @@
 
 Runs IBL's code, never ours: ibllib's brainbox.behavior.dlc (pupil diameter, smoothing, licks,
 sniffs, speeds), ibllib.qc.dlc.DlcQC (QC checks and outcome), and upstream iblvideo's
-motion_energy.motion_energy (ROI and motion energy through OpenCV).
+motion_energy.motion_energy (ROI and motion energy through OpenCV). On Lightning Pose tables
+(the ``lp_`` fixtures): ibllib's PostLP task itself (``video_tasks.PostLP._run``: features, licks,
+and its LpQC, kept offline), and upstream's motion energy on the lightningPose tables.
 
 Inputs (committed): the real IBL ensembles in tests/data/ibl-ensembles; a synthetic session from
 ``iblvideo synth`` in tests/data/synth-session (see inputs.SYNTH_SESSION); and the fake sessions and
@@ -11,12 +13,15 @@ motion-energy videos this script writes with tests/reference/inputs.py (``--writ
 To rerun, in a virtual environment separate from iblvideo's (ibllib pins its own stack)::
 
     python -m venv /work/ibllib-venv
-    /work/ibllib-venv/bin/pip install ibllib av          # ibllib 4.1.0, one-api 3.6.1, opencv 5.0
+    /work/ibllib-venv/bin/pip install ibllib==4.1.0 av opencv-python-headless==5.0.0.93   # one-api 3.6.1 (VERSIONS.txt)
     git clone https://github.com/int-brain-lab/iblvideo /tmp/iblvideo-upstream
     /work/ibllib-venv/bin/python tests/reference/make_ibllib_reference.py \
         --iblvideo /tmp/iblvideo-upstream [--write-inputs]
 
 ``--write-inputs`` regenerates the committed inputs first (only needed when inputs.py changes).
+The Lightning Pose tables our tracker wrote (inputs.LP_TRACKED_SESSION) are written in iblvideo's venv,
+before this script runs: ``python -c "import sys; sys.path.insert(0, 'tests/reference'); import inputs;
+inputs.write_lp_tracked_session()"``. ``--lp-only`` remakes the ``lp_*`` fixtures alone.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -35,7 +41,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import inputs  # the shared, dependency-light input definitions
 from brainbox.behavior import dlc as bb_dlc
-from ibllib.qc.dlc import DlcQC
+from ibllib.pipes import video_tasks
+from ibllib.qc.dlc import DlcQC, LpQC
 from iblutil.util import Bunch
 
 OUT = inputs.REFERENCE
@@ -132,9 +139,7 @@ def post_dlc(session: Path) -> dict:
 
 def motion_energy(iblvideo: Path) -> dict:
     """Upstream iblvideo's motion energy on the committed motion videos."""
-    spec = importlib.util.spec_from_file_location("upstream_motion_energy", iblvideo / "iblvideo" / "motion_energy.py")
-    upstream = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(upstream)
+    upstream = _upstream_motion_energy(iblvideo)
     rois = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, source in {"me": inputs.ME_SESSION, "synth": inputs.SYNTH_SESSION}.items():
@@ -148,11 +153,102 @@ def motion_energy(iblvideo: Path) -> dict:
     return rois
 
 
+class OfflineLpQC(LpQC):
+    """IBL's LpQC as PostLP builds it, without ONE/Alyx: ``run(update=True)`` keeps its outcome in ``RESULTS``."""
+
+    RESULTS: ClassVar[dict] = {}
+
+    def __init__(self, session_path: Path, side: str, **_: object):
+        self.side, self.tracker, self.one, self.eid = side, "lightningPose", None, None
+        self.session_path, self.download_data = Path(session_path), False
+        self.ignore_checks, self.data, self.metrics = [], Bunch(), None  # LpQC's default: no check ignored
+
+    def run(self, update: bool = False, **kwargs):
+        outcome, metrics = super().run(update=False, **kwargs)
+        self.RESULTS[self.side] = {"outcome": outcome.name, "checks": jsonable(metrics)}
+        return outcome, metrics
+
+
+def post_lp(session: Path, prefix: str) -> dict:
+    """ibllib's PostLP task, run as it is, on one session of Lightning Pose tables; its LpQC outcomes per camera."""
+    alf = session / "alf"
+    task = video_tasks.PostLP.__new__(video_tasks.PostLP)
+    task.session_path, task.one, task.status, task.output_files = session, None, 0, []
+    task.cameras = [camera for camera in ("left", "right", "body") if (alf / f"_ibl_{camera}Camera.lightningPose.pqt").exists()]
+    task.assert_expected = lambda *args, **kwargs: (False, None)  # outputs never exist beforehand here
+    OfflineLpQC.RESULTS = {}
+    original, video_tasks.LpQC = video_tasks.LpQC, OfflineLpQC
+    try:
+        video_tasks.PostLP._run(task, overwrite=True, run_qc=True, plot_qc=False)
+    finally:
+        video_tasks.LpQC = original
+    for camera in task.cameras:
+        if (alf / f"_ibl_{camera}Camera.features.pqt").exists():
+            shutil.copyfile(alf / f"_ibl_{camera}Camera.features.pqt", OUT / f"{prefix}_{camera}_features.pqt")
+        times_file = alf / f"_ibl_{camera}Camera.times.npy"
+        pose = bb_dlc.likelihood_threshold(pd.read_parquet(alf / f"_ibl_{camera}Camera.lightningPose.pqt"))
+        if camera != "body" and times_file.exists() and len(np.load(times_file)) >= len(pose):
+            times = np.load(times_file)  # iblvideo's sniffs and speeds, from the same thresholded table
+            save_npy(f"{prefix}_{camera}_sniffs.npy", bb_dlc.get_sniffs(pose, times))
+            for point in ("paw_r", "paw_l", "nose_tip"):
+                save_npy(f"{prefix}_{camera}_{point}_speed.npy", bb_dlc.get_speed(pose, times[: len(pose)], camera, point))
+    if (alf / "licks.times.npy").exists():
+        save_npy(f"{prefix}_licks.npy", np.load(alf / "licks.times.npy"))
+    return {"status": task.status, **OfflineLpQC.RESULTS}
+
+
+def lp_motion_energy(iblvideo: Path) -> dict:
+    """Upstream iblvideo's motion energy on the motion videos and the tracked session's, its ROI placed from
+    their lightningPose tables."""
+    upstream = _upstream_motion_energy(iblvideo)
+    rois = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        me = Path(tmp) / "lp_me" / "2024-01-01" / "001"
+        shutil.copytree(inputs.LP_ME_SESSION, me)
+        shutil.copytree(inputs.ME_SESSION / "raw_video_data", me / "raw_video_data")
+        tracked = Path(tmp) / "lp_tracked" / "2024-01-01" / "001"
+        shutil.copytree(inputs.LP_TRACKED_SESSION, tracked)
+        for name, session in {"me": me, "tracked": tracked}.items():
+            for table in sorted((session / "alf").glob("_ibl_*Camera.lightningPose.pqt")):
+                camera = table.name[len("_ibl_"):-len("Camera.lightningPose.pqt")]
+                video = session / "raw_video_data" / f"_iblrig_{camera}Camera.raw.mp4"
+                me_file, roi_file = upstream.motion_energy(video, table, frames=20)
+                save_npy(f"lp_motion_energy_{name}_{camera}.npy", np.load(me_file))
+                rois[f"{name}_{camera}"] = np.load(roi_file).tolist()
+    return rois
+
+
+def _upstream_motion_energy(iblvideo: Path):
+    spec = importlib.util.spec_from_file_location("upstream_motion_energy", iblvideo / "iblvideo" / "motion_energy.py")
+    upstream = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(upstream)
+    return upstream
+
+
+def lightning_pose(iblvideo: Path) -> None:
+    """Every Lightning Pose fixture (``lp_*``): PostLP and LpQC on the committed sessions, motion energy on
+    their lightningPose tables."""
+    for old in OUT.glob("lp_*"):
+        old.unlink()
+    qc = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, source in inputs.lp_sessions().items():
+            session = Path(tmp) / name / "2024-01-01" / "001"
+            shutil.copytree(source, session)
+            qc[name] = post_lp(session, name)
+    (OUT / "lp_qc.json").write_text(json.dumps(qc, indent=2) + "\n")
+    (OUT / "lp_motion_energy_roi.json").write_text(json.dumps(lp_motion_energy(iblvideo), indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iblvideo", type=Path, required=True, help="checkout of github.com/int-brain-lab/iblvideo")
     parser.add_argument("--write-inputs", action="store_true", help="regenerate the committed fake sessions and videos first")
+    parser.add_argument("--lp-only", action="store_true", help="remake the Lightning Pose fixtures (lp_*) only")
     args = parser.parse_args()
+    if args.lp_only:
+        lightning_pose(args.iblvideo)
+        return
     if args.write_inputs:
         shutil.rmtree(inputs.FAKE_SESSIONS, ignore_errors=True)
         for name, seed in inputs.FAKE_CASES.items():
@@ -161,6 +257,9 @@ def main() -> None:
         for camera in inputs.ME_SIZE:
             inputs.write_motion_video(camera)
             inputs.write_motion_pose(camera)
+            inputs.write_motion_lp_pose(camera)
+        for name, seed in inputs.LP_CASES.items():
+            inputs.write_lp_session(inputs.FAKE_SESSIONS, name, seed)
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     qc = {"pupil_ensemble": pupil_ensemble(), "paw_ensemble": paw_ensemble()}
@@ -172,6 +271,7 @@ def main() -> None:
     rois = motion_energy(args.iblvideo)
     (OUT / "qc.json").write_text(json.dumps(qc, indent=2) + "\n")
     (OUT / "motion_energy_roi.json").write_text(json.dumps(rois, indent=2) + "\n")
+    lightning_pose(args.iblvideo)
     (OUT / "VERSIONS.txt").write_text(versions(args.iblvideo))
 
 

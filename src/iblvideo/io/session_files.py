@@ -24,6 +24,7 @@ from iblvideo.tracks import PoseTracks
 
 log = logging.getLogger(__name__)
 METADATA_KEY = b"iblvideo"
+LIGHTNING_POSE = "lightning-pose"  # the tracker whose tables IBL's PostLP and LpQC read
 
 
 def write_table(table: pd.DataFrame, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -89,6 +90,12 @@ def require_pose_tables(session: str | Path, tracker: str | None = None, cameras
         raise IblVideoError(SessionPaths(Path(session)).alf, f"no pose tables {which}(_ibl_<camera>Camera.dlc.pqt or .lightningPose.pqt); "
                                                              "run iblvideo dlc first")
     return found
+
+
+def is_lightning_pose(pose: str | Path) -> bool:
+    """Whether ``pose`` is a Lightning Pose table (``_ibl_<cam>Camera.lightningPose.pqt``): what IBL's PostLP
+    and LpQC read, rather than PostDLC and DlcQC."""
+    return Path(pose).name.endswith(f".{attribute(LIGHTNING_POSE)}.pqt")
 
 
 def read_times(path: str | Path) -> np.ndarray | None:

@@ -4,6 +4,12 @@ Functions over pose tracks (``iblvideo.tracks.PoseTracks``) and arrays; reading 
 session's files is ``sessions.stages``'. The constants below are IBL's: they do not follow a
 session's real frame rate on purpose, so that the numbers match what IBL publishes (a 30 Hz
 training-rig left camera keeps the 60 Hz settings).
+
+Two of IBL's tasks, chosen by the pose table's tracker: PostDLC (ibllib's ``EphysPostDLC``) smooths
+the raw pupil diameter (Savitzky-Golay, outliers dropped); PostLP (``PostLP``) takes the raw diameter
+from the pupil ensemble's medians (``<point>_<x|y>_ens_median``, which IBL does not threshold by
+likelihood) and the smoothed one from the Kalman-smoothed points, with no further smoothing. Both
+compute licks the same way. Speeds and sniffs are iblvideo's additions, computed alike for both.
 """
 from __future__ import annotations
 
@@ -32,12 +38,32 @@ SIDE_POINTS = (*PUPIL_POINTS, *SPEED_POINTS)  # what a side camera's features ne
 
 
 def pupil_diameter(tracks: PoseTracks) -> np.ndarray:
-    """Per-frame pupil diameter: median of the two direct diameters and four chord-based estimates.
+    """Per-frame pupil diameter of the tracked pupil points (see :func:`diameter_of`)."""
+    return diameter_of([tracks.point_xy(point) for point in PUPIL_POINTS])
+
+
+def ensemble_median_xy(tracks: PoseTracks, point: str) -> np.ndarray:
+    """(T, 2) ensemble medians of ``point`` (Lightning Pose's ``<point>_x_ens_median``, ``<point>_y_ens_median``)."""
+    columns = [f"{point}_{axis}_ens_median" for axis in "xy"]
+    missing = [c for c in columns if c not in tracks.extra]
+    if missing:
+        raise IblVideoError(None, f"the pose table has no {', '.join(missing)} column: not IBL's Lightning Pose table")
+    return np.stack([np.asarray(tracks.extra[c], dtype=float) for c in columns], axis=1)
+
+
+def ensemble_pupil_diameter(tracks: PoseTracks) -> np.ndarray:
+    """PostLP's raw pupil diameter: from the ensemble medians of the pupil points, at every likelihood."""
+    return diameter_of([ensemble_median_xy(tracks, point) for point in PUPIL_POINTS])
+
+
+def diameter_of(pupil: list[np.ndarray]) -> np.ndarray:
+    """Per-frame pupil diameter from the (T, 2) positions of PUPIL_POINTS: median of the two direct
+    diameters and four chord-based estimates.
 
     Treating the pupil as a circle, the chord between two neighbouring points (e.g. top and left)
     spans a quarter circle, so it is the diameter divided by sqrt(2).
     """
-    top, bottom, left, right = (tracks.point_xy(point).astype(float).T for point in PUPIL_POINTS)
+    top, bottom, left, right = (np.asarray(xy, dtype=float).T for xy in pupil)
     estimates = [np.linalg.norm(top - bottom, axis=0), np.linalg.norm(left - right, axis=0)]
     estimates += [np.linalg.norm(a - b, axis=0) * 2**0.5 for a, b in ((top, left), (top, right), (bottom, left), (bottom, right))]
     with warnings.catch_warnings():
@@ -142,14 +168,24 @@ class SideFeatures:
     licks: np.ndarray | None
 
 
-def side_camera_features(tracks: PoseTracks, times: np.ndarray | None, camera: str) -> SideFeatures:
-    """Feature table (raw and smoothed pupil diameter, point speeds), sniff times and lick times of a side camera."""
+def pupil_diameters(tracks: PoseTracks, camera: str, lightning_pose: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Raw and smoothed pupil diameters as IBL's PostLP (``lightning_pose``) or PostDLC computes them."""
+    confident = tracks.confident()
+    if lightning_pose:
+        return ensemble_pupil_diameter(tracks), pupil_diameter(confident)
+    raw = pupil_diameter(confident)
+    return raw, smooth_pupil_diameter(raw, camera)
+
+
+def side_camera_features(tracks: PoseTracks, times: np.ndarray | None, camera: str, lightning_pose: bool = False) -> SideFeatures:
+    """Feature table (raw and smoothed pupil diameter, point speeds), sniff times and lick times of a side camera;
+    ``lightning_pose``: the tracks are IBL's Lightning Pose table, whose pupil diameters PostLP computes."""
     missing = [p for p in SIDE_POINTS if p not in tracks.points]
     if missing:
         raise IblVideoError(None, f"{camera} camera: the pose tracks lack the points {', '.join(missing)}")
+    raw, smooth = pupil_diameters(tracks, camera, lightning_pose)
     tracks = tracks.confident()
-    raw = pupil_diameter(tracks)
-    table = pd.DataFrame({"pupilDiameter_raw": raw, "pupilDiameter_smooth": smooth_pupil_diameter(raw, camera)})
+    table = pd.DataFrame({"pupilDiameter_raw": raw, "pupilDiameter_smooth": smooth})
     times = _usable_times(times, len(tracks), camera)
     for point in SPEED_POINTS:
         table[f"{point}_speed"] = np.nan if times is None else speed(tracks, times, camera, point)

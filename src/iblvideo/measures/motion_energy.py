@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -32,7 +32,7 @@ from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import VideoReader
 
 if TYPE_CHECKING:
-    from iblvideo.tracking.cascade import Placed
+    from iblvideo.tracking.tracker import Placed
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +152,17 @@ class OnePassMotionEnergy:
         self.sample_tracks: PoseTracks | None = None
         self._accumulator: MotionEnergy | None = None
 
-    def __call__(self, placed: Placed) -> list[Callable[[int, np.ndarray], None]]:
+    def __call__(self, placed: Placed[Any]) -> list[Callable[[int, np.ndarray], None]]:
         camera, path = placed.tracker.camera.name, placed.reader.path
+        if placed.sample_tracks is None:  # a tracker that keeps no sample (IBL's Lightning Pose): from the final tracks, as IBL does
+            return []
         self.sample_tracks = placed.sample_tracks(roi_points(camera))
         try:
             self.roi = roi_from_pose(self.sample_tracks, camera)
         except IblVideoError as err:
-            log.warning("%s: %s (from %d sampled frames); motion energy waits for the final tracks", path.name, err.problem, len(placed.sample))
+            log.warning("%s: %s (from %d sampled frames); motion energy waits for the final tracks", path.name, err.problem, placed.sampled)
             return []
-        log.debug("%s: motion-energy ROI %s from %d sampled frames", path.name, self.roi, len(placed.sample))
+        log.debug("%s: motion-energy ROI %s from %d sampled frames", path.name, self.roi, placed.sampled)
         self._accumulator = MotionEnergy(self.roi, full_range=luma_is_full_range(path))
         return [self._accumulator.update]
 

@@ -1,7 +1,10 @@
-"""Pose QC: IBL's DLC quality checks, thresholds and outcome aggregation, per camera and per session.
+"""Pose QC: IBL's quality checks, thresholds and outcome aggregation, per camera and per session.
 
 Every check returns an outcome (and sometimes a value); the camera's outcome is the worst outcome
-of the aggregated checks (IBL leaves the pupil SNR out of it), the session's the worst camera's.
+of the aggregated checks (IBL's DlcQC leaves the pupil SNR out of it), the session's the worst camera's.
+A Lightning Pose table gets IBL's LpQC instead: the four checks of IBL's PoseQC (trace lengths, all-NaN
+traces, the box, lick detection), every one aggregated; DlcQC's pupil and paw checks are reported as
+NOT_SET (skipped), which leaves the outcome as LpQC's.
 Where IBL's own QC would crash or be skipped (no camera times, an all-NaN trace, no trials table)
 the check says so with an outcome and a note instead.
 """
@@ -31,7 +34,8 @@ BOUNDING_BOXES = {
 PUPIL_STD_LIMIT = {"left": 10, "right": 5}  # also the pupil SNR floor
 PAW_NAN_WARNING, PAW_NAN_FAIL = 0.10, 0.20
 TRIAL_WINDOW = (-0.5, 2.0)  # seconds from stimulus onset: lag, length
-NOT_AGGREGATED = ("pupil_diameter_snr",)
+NOT_AGGREGATED = ("pupil_diameter_snr",)  # DlcQC's ignore_checks; LpQC's are none
+NOT_IN_LP_QC = ("pupil_blocked", "pupil_diameter_snr", "paw_close_nan", "paw_far_nan")  # DlcQC's own checks
 NOT_IBL = ("decode_errors",)  # iblvideo's checks that IBL's QC does not run
 
 
@@ -73,6 +77,7 @@ class CameraData:
     pupil_raw: np.ndarray | None = None
     pupil_smooth: np.ndarray | None = None
     decode_errors: int | None = None  # frames the decoder concealed errors in; None: not counted
+    lightning_pose: bool = False  # IBL's Lightning Pose table: LpQC's checks
     n_frames: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -223,21 +228,29 @@ def overall_outcome(outcomes: list[Outcome]) -> Outcome:
     return max(outcomes, default=Outcome.NOT_SET)
 
 
+def _skipped(name: str) -> Check:
+    return Check(Outcome.NOT_SET, note=f"IBL's LpQC does not run {name}")
+
+
 def run_camera_qc(data: CameraData) -> dict:
-    """Every check on one camera, and the camera's aggregated outcome."""
-    checks = {name: check(data) for name, check in CHECKS.items()}
-    outcome = overall_outcome([c.outcome for name, c in checks.items() if name not in NOT_AGGREGATED])
-    return {"outcome": outcome.name, "checks": {name: c.to_json() for name, c in checks.items()}}
+    """Every check on one camera (those IBL's LpQC lacks skipped on a Lightning Pose table), and the camera's aggregated outcome."""
+    skipped = NOT_IN_LP_QC if data.lightning_pose else ()
+    checks = {name: _skipped(name) if name in skipped else check(data) for name, check in CHECKS.items()}
+    not_aggregated = () if data.lightning_pose else NOT_AGGREGATED
+    outcome = overall_outcome([c.outcome for name, c in checks.items() if name not in not_aggregated])
+    return {"outcome": outcome.name, "ibl_qc": "LpQC" if data.lightning_pose else "DlcQC", "checks": {name: c.to_json() for name, c in checks.items()}}
 
 
 def camera_data(camera: str, tracks: PoseTracks, times: np.ndarray | None = None, stim_on_times: np.ndarray | None = None,
-                pupil: tuple[np.ndarray, np.ndarray] | None = None, decode_errors: int | None = None) -> CameraData:
+                pupil: tuple[np.ndarray, np.ndarray] | None = None, decode_errors: int | None = None,
+                lightning_pose: bool = False) -> CameraData:
     """What the checks read of one camera's tracks; ``pupil`` (raw, smoothed diameters), else computed
-    from the tracks where the camera films the pupil; ``decode_errors``, else the count in the tracks' metadata."""
+    from the tracks where the camera films the pupil (and DlcQC reads it); ``decode_errors``, else the count
+    in the tracks' metadata; ``lightning_pose``: the tracks are IBL's Lightning Pose table (LpQC's checks)."""
     confident = tracks.confident()
     # in name order, as IBL's checks walk the points
     coords = {p: confident.point_xy(p).T for p in sorted(tracks.points)}
-    if camera not in SMOOTHING_WINDOW:
+    if camera not in SMOOTHING_WINDOW or lightning_pose:
         pupil = None
     elif pupil is None and tracks.has(*PUPIL_POINTS):
         raw = pupil_diameter(confident)
@@ -246,7 +259,8 @@ def camera_data(camera: str, tracks: PoseTracks, times: np.ndarray | None = None
     if decode_errors is None and isinstance(recorded, dict) and isinstance(recorded.get("frames"), int):
         decode_errors = recorded["frames"]
     return CameraData(camera=camera, coords=coords, times=times, stim_on_times=stim_on_times,
-                      pupil_raw=None if pupil is None else pupil[0], pupil_smooth=None if pupil is None else pupil[1], decode_errors=decode_errors)
+                      pupil_raw=None if pupil is None else pupil[0], pupil_smooth=None if pupil is None else pupil[1], decode_errors=decode_errors,
+                      lightning_pose=lightning_pose)
 
 
 def session_report(session: str, cameras: dict[str, CameraData]) -> dict:

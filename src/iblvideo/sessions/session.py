@@ -17,7 +17,9 @@ correlated above 0.9999 (``benchmarks/one_pass_motion_energy.py``). The exact IB
 its pose table is kept (no ``force``) or comes from the ``truth`` tracker: tracking does not decode
 then, so motion energy is still the only pass. Should the sample not place the ROI (a point never
 confidently tracked in it), motion energy falls back to the final tracks, at the cost of a second
-decode.
+decode; so does a tracker that keeps no sample: Lightning Pose, whose ROI is thus IBL's, from the
+Kalman-smoothed points of its table, as IBL's LightningPose task places it. Features and QC then run
+as IBL's PostLP and LpQC on Lightning Pose tables, PostDLC and DlcQC on the others (``stages``).
 """
 from __future__ import annotations
 

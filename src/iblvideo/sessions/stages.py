@@ -19,6 +19,7 @@ from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import CAMERA_NAMES, LICKS, QC_REPORT, TRIALS, SessionPaths
 from iblvideo.io.atomic import refuse_overwrite
 from iblvideo.io.session_files import (
+    is_lightning_pose,
     provenance,
     read_parquet,
     read_pose,
@@ -88,7 +89,8 @@ def motion_energy_stage(session: str | Path, cameras: tuple[str, ...] = CAMERA_N
 
 
 def features_stage(session: str | Path, tracker: str | None = None, force: bool = False) -> dict[str, Path]:
-    """Each side camera's feature table and sniff times, and the licks of both merged on the session clock.
+    """Each side camera's feature table and sniff times, and the licks of both merged on the session clock,
+    as IBL's PostLP computes them from Lightning Pose tables and PostDLC from the others.
 
     Camera times (``_ibl_<cam>Camera.times.npy``) put events on the session clock. Returns the written
     files by name (``left_features``, ``left_sniffs``, ``licks``, ...). ``force``: replace files iblvideo did not make.
@@ -107,7 +109,7 @@ def features_stage(session: str | Path, tracker: str | None = None, force: bool 
     for camera in sides:
         pose = tables[camera]
         try:
-            result = side_camera_features(_pose(pose, camera), read_times(paths.times(camera)), camera)
+            result = side_camera_features(_pose(pose, camera), read_times(paths.times(camera)), camera, is_lightning_pose(pose))
         except IblVideoError as err:
             raise IblVideoError(pose, err.problem) from None
         written[f"{camera}_features"] = write_parquet(result.table, paths.features(camera))
@@ -141,9 +143,10 @@ def _pupil(paths: SessionPaths, camera: str) -> tuple[np.ndarray, np.ndarray] | 
 
 
 def qc_stage(session: str | Path, tracker: str | None = None, force: bool = False) -> dict:
-    """IBL's pose QC of every camera with a pose table; writes ``alf/_iblvideo_dlc.qc.json`` and returns the report.
+    """IBL's pose QC of every camera with a pose table (LpQC on Lightning Pose tables, DlcQC on the others);
+    writes ``alf/_iblvideo_dlc.qc.json`` and returns the report.
 
-    Pupil diameters come from the feature tables when present (as IBL's QC reads them), else from the tracks.
+    Pupil diameters come from the feature tables when present (as IBL's DlcQC reads them), else from the tracks.
     The report iblvideo wrote is rewritten; another file of its name is kept unless ``force``.
     """
     session = Path(session)
@@ -152,8 +155,11 @@ def qc_stage(session: str | Path, tracker: str | None = None, force: bool = Fals
     _claim(session, [paths.session_file(QC_REPORT)],
            [*tables.values(), paths.session_file(TRIALS), *(f(c) for c in tables for f in (paths.times, paths.features))], force)
     stim_on = _stim_on_times(session)
-    data = {camera: camera_data(camera, _pose(pose, camera), read_times(paths.times(camera)), stim_on, _pupil(paths, camera))
-            for camera, pose in tables.items()}
+    data = {}
+    for camera, pose in tables.items():
+        lightning_pose = is_lightning_pose(pose)  # LpQC reads no pupil diameter
+        data[camera] = camera_data(camera, _pose(pose, camera), read_times(paths.times(camera)), stim_on,
+                                   None if lightning_pose else _pupil(paths, camera), lightning_pose=lightning_pose)
     report = session_report(str(session), data)
     report["pose_tables"] = {camera: pose.name for camera, pose in tables.items()}
     out = write_json(report, paths.session_file(QC_REPORT))
