@@ -95,20 +95,16 @@ class LightningPoseTracker:
 
     def place(self, reader: VideoReader) -> Placed[Window]:
         """Every network's window, from the ROI network on IBL's sample of the video."""
-        windows = {e.network.label: Window.whole(self.frame) for e in self.ensembles}
-        cropped = [e.network for e in self.ensembles if e.network.crop]
-        if self.roi is None or not cropped:
-            return Placed(self, reader, windows, 0)
+        if self.roi is None:  # no network cuts a window
+            return Placed(self, reader, {e.network.label: Window.whole(self.frame) for e in self.ensembles}, 0)
         indices = self._sample(reader)
-        means = self._anchor_means(reader, indices)
-        for network in cropped:
-            assert network.crop is not None
-            for name in network.crop.anchors:
-                if np.isnan(means[name]).any():
-                    raise IblVideoError(reader.path, f"the ROI network found no {name} in {len(indices)} frames sampled over the video; "
-                                                     f"is this a {self.camera.name} camera video, and the right networks?")
-            at = np.mean([means[name] for name in network.crop.anchors], axis=0)
-            windows[network.label] = Window.of(network, (float(at[0]), float(at[1])), self.scale, self.frame)
+        model = self.roi.members[0]
+        xy, likelihood = self._roi_detections(reader, indices)
+        try:
+            windows = lp_crops.place([e.network for e in self.ensembles], model.keypoints, xy[..., 0], xy[..., 1], likelihood, self.scale, self.frame)
+        except lp_crops.MissingAnchor as missing:
+            raise IblVideoError(reader.path, f"the ROI network found no {missing} in {len(indices)} frames sampled over the video; "
+                                             f"is this a {self.camera.name} camera video, and the right networks?") from None
         lp_crops.warn_clamped(windows, reader.path.name)
         log.debug("%s: windows %s", reader.path.name, {k: w.as_whxy() for k, w in windows.items()})
         return Placed(self, reader, windows, len(indices))
@@ -117,8 +113,8 @@ class LightningPoseTracker:
         n, fps = reader.info.n_frames, reader.info.fps
         return lp_crops.sample_indices(n, fps) if self.roi_sampling == "ibl" else cascade.sample_indices(n, fps, reader.keyframes)
 
-    def _anchor_means(self, reader: VideoReader, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """Each anchor's place (``lp_crops.anchor_means``) from the ROI network on the frames ``indices``
+    def _roi_detections(self, reader: VideoReader, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ROI network's frame pixels (N, K, 2) and likelihoods (N, K) on the frames ``indices``
         (repeats kept, as in IBL's subsampled video), read in order as one sequence."""
         assert self.roi is not None
         model = self.roi.members[0]
@@ -138,9 +134,7 @@ class LightningPoseTracker:
         if stream:
             got.append(stream.close())
         xy = np.concatenate([g[0] for g in got]) * (np.array(self.frame) / model.input_size)
-        likelihood = np.concatenate([g[1] for g in got])
-        means = lp_crops.anchor_means(xy[..., 0], xy[..., 1], likelihood)
-        return {name: means[k] for k, name in enumerate(model.keypoints)}
+        return xy, np.concatenate([g[1] for g in got])
 
     def start(self, placed: Placed[Window], n_frames: int, fps: float) -> _Pass:
         return _Pass(self, placed.windows, fps)

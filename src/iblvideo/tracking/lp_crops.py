@@ -12,17 +12,17 @@ the right camera (whose view is the mirror image of the left's). Following IBL's
   frames are half the size); DALI moves a window that leaves the frame back inside it and rounds its
   origin to whole pixels (``Window.origin``);
 - frames are decoded to RGB with limited-range luma stretched to 0–255 and clipped, divided by 255,
-  brightened and clipped for the eye, flipped, cut, then resized (bilinear, antialiased when shrinking).
+  brightened and clipped for the eye, flipped, cut, then resized as DALI resizes (``resampling``).
 """
 from __future__ import annotations
 
+import functools
 import logging
-import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from iblvideo.tracking.lp_networks import Network
 
@@ -47,6 +47,27 @@ def anchor_means(x: np.ndarray, y: np.ndarray, likelihood: np.ndarray) -> np.nda
         if confident.any():
             means[k] = int(np.mean(x[confident, k])), int(np.mean(y[confident, k]))
     return means
+
+
+class MissingAnchor(LookupError):
+    """An anchor the ROI network never found confidently: its name."""
+
+
+def place(networks: Iterable[Network], points: Sequence[str], x: np.ndarray, y: np.ndarray, likelihood: np.ndarray,
+          scale: int, frame: tuple[int, int]) -> dict[str, Window]:
+    """Every network's window from the ROI network's (N, P) detections of its ``points`` (whole frames for networks that cut none)."""
+    means = dict(zip(points, anchor_means(x, y, likelihood), strict=True))
+    windows = {}
+    for network in networks:
+        at = (0.0, 0.0)
+        if network.crop is not None:
+            missing = [name for name in network.crop.anchors if np.isnan(means[name]).any()]
+            if missing:
+                raise MissingAnchor(missing[0])
+            mean = np.mean([means[name] for name in network.crop.anchors], axis=0)
+            at = (float(mean[0]), float(mean[1]))
+        windows[network.label] = Window.of(network, at, scale, frame)
+    return windows
 
 
 @dataclass(frozen=True)
@@ -91,15 +112,12 @@ class Window:
         """The whole pixel where DALI cuts: IBL hands it the corner as a fraction of the room the frame
         leaves (x / (W − w)), which DALI multiplies back and rounds, halves away from zero."""
         (width, height), (w, h) = self.frame, self.size
-        return tuple(_dali_round(np.float32(c / room) * room) if room else 0  # type: ignore[return-value]
+        # the product in double precision, of the fraction as DALI holds it: float32 (so a half pixel may go either way)
+        return tuple(round(float(np.float32(c / room)) * room) if room else 0  # type: ignore[return-value]
                      for c, room in zip(self._inside(), (width - w, height - h), strict=True))
 
     def as_whxy(self) -> tuple[float, float, float, float]:
         return (self.w, self.h, self.x, self.y)
-
-
-def _dali_round(value: float) -> int:
-    return int(math.floor(abs(value) + 0.5) * (1 if value >= 0 else -1))
 
 
 def warn_clamped(windows: dict[str, Window], video: str) -> None:
@@ -124,4 +142,20 @@ def prepare(frames: torch.Tensor, window: Window, brightness: float, size: tuple
     crops = crops.unsqueeze(1)
     if (w, h) == tuple(size):
         return crops
-    return F.interpolate(crops, size=(size[1], size[0]), mode="bilinear", align_corners=False, antialias=w > size[0] or h > size[1])
+    rows, columns = (resampling(n, m, str(frames.device)) for n, m in ((h, size[1]), (w, size[0])))
+    return rows @ crops @ columns.T
+
+
+@functools.lru_cache(maxsize=64)
+def resampling(n: int, m: int, device: str) -> torch.Tensor:
+    """The (m, n) matrix of DALI's linear resize from n pixels to m: a triangle filter as wide as the
+    shrink when shrinking (antialiasing), linear interpolation when growing; pixels beyond the edge are
+    the edge pixel (which is where DALI and torch's antialiased resize part)."""
+    scale = n / m
+    radius = max(scale, 1.0)
+    centres = (np.arange(m) + 0.5) * scale - 0.5
+    taps = np.floor(centres - radius)[:, None] + np.arange(int(np.ceil(2 * radius)) + 2)
+    weights = np.maximum(0.0, 1.0 - np.abs(taps - centres[:, None]) / radius)
+    matrix = np.zeros((m, n))
+    np.add.at(matrix, (np.repeat(np.arange(m), taps.shape[1]), np.clip(taps, 0, n - 1).astype(int).ravel()), weights.ravel())
+    return torch.from_numpy(matrix / matrix.sum(1, keepdims=True)).float().to(device)
