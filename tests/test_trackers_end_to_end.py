@@ -210,6 +210,11 @@ def test_lightning_pose_session_writes_every_output(lp_session: tuple[Path, Sess
     tables = assert_tracked(session, "lightningPose", "lightning-pose")
     assert not list((session / "alf").glob("*.dlc.pqt"))
     assert_made_from(session, "lightningPose")
+    # every output made from a pose table names its networks: the set and the zip it came from
+    record = read_json(SessionPaths(session).session_file(PROVENANCE))
+    assert record is not None
+    networks = record[motion_energy_names("left")[0]]["networks"][pose_name("left", "lightningPose")]
+    assert (networks["tracker"], networks["network_set"], networks["network_set_sha256"], networks["mode"]) == ("lightning-pose", "networks_v2.2", "", "corrected")
     # licks come from the tongue tracked on a camera with times: both hold here, so licks were written
     assert tables["left"].has("tongue_end_l", "tongue_end_r") and SessionPaths(session).times("left").exists()
     assert read_npy(SessionPaths(session).session_file(LICKS)) is not None

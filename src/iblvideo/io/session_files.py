@@ -186,12 +186,20 @@ def read_wheel(session: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
     return None if times is None or position is None else (times, position)
 
 
+# what a pose table's metadata says of its networks, repeated for every output made from it
+POSE_PROVENANCE = ("tracker", "weights", "weights_version", "network_set", "network_set_sha256", "mode")
+
+
 def record_provenance(session: str | Path, outputs: list[Path], sources: list[Path]) -> None:
-    """Note in ``alf/_iblvideo_provenance.json`` that ``outputs`` were made from ``sources`` (file names)."""
+    """Note in ``alf/_iblvideo_provenance.json`` that ``outputs`` were made from ``sources`` (file names),
+    and with which networks, where a source is a pose table that says."""
     path = SessionPaths(Path(session)).session_file(PROVENANCE)
     record = read_json(path) or {}
+    networks = {source.name: {key: metadata[key] for key in POSE_PROVENANCE if key in metadata}
+                for source in sources if source.suffix == ".pqt" and (metadata := table_metadata(source)).get("tracker")}
     for output in outputs:
-        record[output.name] = {"made_from": [source.name for source in sources], "iblvideo_version": __version__}
+        record[output.name] = {"made_from": [source.name for source in sources], "iblvideo_version": __version__,
+                               **({"networks": networks} if networks else {})}
     write_json(dict(sorted(record.items())), path)
 
 
