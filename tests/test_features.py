@@ -1,13 +1,11 @@
 """Features against ibllib's own numbers (tests/reference/ibllib, made by make_ibllib_reference.py)."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from ibllib_parity import assert_same, copy_session
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
 from iblvideo.io.session_files import read_pose
@@ -17,22 +15,6 @@ from iblvideo.tracks import PoseTracks
 from reference import inputs
 
 REF = inputs.REFERENCE
-TOL = 1e-9  # ibllib sums in another order: differences stay near 1e-13
-
-
-def assert_same(ours, theirs) -> None:
-    ours, theirs = np.asarray(ours, float), np.asarray(theirs, float)
-    assert ours.shape == theirs.shape
-    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
-    np.testing.assert_allclose(ours, theirs, rtol=0, atol=TOL)
-
-
-def copy_session(tmp_path: Path, name: str) -> Path:
-    session = tmp_path / name / "2024-01-01" / "001"
-    shutil.copytree(inputs.reference_sessions()[name], session)
-    return session
-
-
 def confident(table: pd.DataFrame) -> PoseTracks:
     """A table's tracks, NaN where unsure, as every feature reads them."""
     return PoseTracks.from_frame(table).confident()
@@ -63,7 +45,7 @@ def test_paw_speed_and_events_match_ibllib_on_real_ensemble(camera):
 
 @pytest.mark.parametrize("name", list(inputs.reference_sessions()))
 def test_session_features_match_ibllib(tmp_path, name):
-    session = copy_session(tmp_path, name)
+    session = copy_session(tmp_path, inputs.reference_sessions()[name], name)
     written = features_stage(session)
     alf = session / "alf"
     assert_same(np.load(alf / "licks.times.npy"), np.load(REF / f"{name}_licks.npy"))
@@ -110,7 +92,7 @@ def test_all_nan_tongue_has_no_licks():
 
 
 def test_features_command_and_missing_inputs(tmp_path, capsys):
-    session = copy_session(tmp_path, "good")
+    session = copy_session(tmp_path, inputs.reference_sessions()["good"], "good")
     assert main(["-q", "features", str(session)]) == 0
     assert "licks.times.npy" in capsys.readouterr().out
     assert main(["-q", "features", str(tmp_path)]) == 2

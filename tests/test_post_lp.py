@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ibllib_parity import assert_same, copy_session
 from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import LICKS, QC_REPORT, SessionPaths
 from iblvideo.io.session_files import is_lightning_pose, read_pose
@@ -27,22 +28,6 @@ from reference import inputs
 REF = inputs.REFERENCE
 REFERENCE_QC = json.loads((REF / "lp_qc.json").read_text())
 ROIS = json.loads((REF / "lp_motion_energy_roi.json").read_text())
-TOL = 1e-9  # ibllib sums in another order
-
-
-def assert_same(ours, theirs) -> None:
-    ours, theirs = np.asarray(ours, float), np.asarray(theirs, float)
-    assert ours.shape == theirs.shape
-    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
-    np.testing.assert_allclose(ours, theirs, rtol=0, atol=TOL)
-
-
-def copy_session(tmp_path: Path, name: str) -> Path:
-    session = tmp_path / name / "2024-01-01" / "001"
-    shutil.copytree(inputs.lp_sessions()[name], session)
-    return session
-
-
 def lp_tracks(name: str, camera: str) -> PoseTracks:
     return read_pose(SessionPaths(inputs.lp_sessions()[name]).pose(camera, "lightningPose"))
 
@@ -66,7 +51,7 @@ def side_cameras(name: str) -> list[str]:
 
 @pytest.mark.parametrize("name", list(inputs.lp_sessions()))
 def test_features_and_licks_match_postlp(tmp_path, name):
-    session = copy_session(tmp_path, name)
+    session = copy_session(tmp_path, inputs.lp_sessions()[name], name)
     written = features_stage(session)
     alf = session / "alf"
     assert_same(np.load(alf / LICKS), np.load(REF / f"{name}_licks.npy"))
@@ -101,7 +86,7 @@ def test_postlp_pupil_diameters_are_not_postdlcs():
 
 
 def test_features_need_the_ensemble_medians(tmp_path):
-    session = copy_session(tmp_path, "lp_good")
+    session = copy_session(tmp_path, inputs.lp_sessions()["lp_good"], "lp_good")
     path = SessionPaths(session).pose("left", "lightningPose")
     table = pd.read_parquet(path)
     table.drop(columns=["pupil_left_r_x_ens_median"]).to_parquet(path)
@@ -111,7 +96,7 @@ def test_features_need_the_ensemble_medians(tmp_path):
 
 def test_features_read_columns_by_name(tmp_path):
     """The tables' column order is not read: shuffled columns give the same features."""
-    session = copy_session(tmp_path, "lp_good")
+    session = copy_session(tmp_path, inputs.lp_sessions()["lp_good"], "lp_good")
     path = SessionPaths(session).pose("left", "lightningPose")
     table = pd.read_parquet(path)
     table[list(np.random.default_rng(0).permutation(table.columns))].to_parquet(path)
@@ -123,7 +108,7 @@ def test_features_read_columns_by_name(tmp_path):
 
 @pytest.mark.parametrize("name", list(inputs.lp_sessions()))
 def test_qc_matches_lpqc(tmp_path, name):
-    session = copy_session(tmp_path, name)
+    session = copy_session(tmp_path, inputs.lp_sessions()[name], name)
     features_stage(session)
     report = qc_stage(session)
     assert json.loads((session / "alf" / QC_REPORT).read_text()) == report
