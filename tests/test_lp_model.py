@@ -1,13 +1,15 @@
-"""Lightning Pose model folders run by our own modules: parity with the lightning-pose package.
+"""Lightning Pose model folders run by our own modules: parity with the lightning-pose package at IBL's pin, 2.2.0.
 
 lightning-pose cannot be installed beside the CPU torch these tests run with (it needs torchvision),
 so benchmarks/lp_reference.py ran it once, in its own environment, on ResNet-50 ``heatmap`` and
 ``heatmap_mhcrnn`` models filled with the seeded weights of tests/lp_seeded.py, and the predictions
-are committed in tests/data/lp-reference. Here the same weights are written as a Lightning
-checkpoint by our code, loaded back from the model folder, and run on the same video.
+are committed in tests/data/lp-reference (its docstring says how it stands in for 2.2.0's GPU-only
+video loader on the CPU). Here the same weights are written as a Lightning checkpoint by our code,
+loaded back from the model folder, and run on the same video.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -31,6 +33,10 @@ PIXEL_TOLERANCE = 0.05
 LIKELIHOOD_TOLERANCE = 1e-3
 
 
+def test_reference_is_ibls_lightning_pose() -> None:
+    assert json.loads((REFERENCE / "info.json").read_text())["lightning-pose"] == "2.2.0"
+
+
 def seeded_model_dir(model_type: str, root: Path) -> Path:
     """A Lightning Pose model folder: the reference's config.yaml and our checkpoint of the seeded weights."""
     model_dir = root / model_type
@@ -48,7 +54,9 @@ def seeded_model_dir(model_type: str, root: Path) -> Path:
 def test_predictions_match_lightning_pose(model_type: str, tmp_path: Path) -> None:
     model = load_lp_model(seeded_model_dir(model_type, tmp_path))
     assert model.config.model_type == model_type
-    # lightning-pose decodes RGB (limited-range luma stretched), as our reader's RGB mode does
+    # lightning-pose decodes RGB (limited-range luma stretched), as our reader's RGB mode does, and
+    # resizes as DALI does (antialiased): the reference is within ~0.003 px and 2e-5 of ours, while
+    # 2.4's unantialiased resize would be tens of pixels away on these weights
     with VideoReader(VIDEO, grey=False) as reader:
         xy, likelihood = predict_frames(model, (frames for _, frames in reader.batches(5, stop=FRAMES)))
     table = pd.read_csv(REFERENCE / f"{model_type}.csv.gz", header=[0, 1, 2], index_col=0)

@@ -29,6 +29,7 @@ from iblvideo.errors import IblVideoError
 from iblvideo.networks.backbones import IMAGENET_MEAN, IMAGENET_STD, ResNet50
 from iblvideo.networks.building import global_generator_kept
 from iblvideo.networks.settings import Size
+from iblvideo.video.resampling import dali_resize
 
 MODEL_TYPES = ("heatmap", "heatmap_mhcrnn")
 # torchvision's ResNet-50, whatever it was pretrained on (ImageNet, or the mmpose animal and human
@@ -421,12 +422,10 @@ def _empty(k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def resize(frames: torch.Tensor, size: Size) -> torch.Tensor:
-    """Frames (N, H, W) or (N, H, W, 3), 0–255, as (N, C, h, w) in [0, 1]: bilinear, no antialiasing, as Lightning Pose's reader."""
+    """Frames (N, H, W) or (N, H, W, 3), 0–255, as (N, C, h, w) in [0, 1], resized as lightning-pose 2.2.0's
+    DALI pipeline resizes them (antialiased when shrinking; 2.4's OpenCV reader does not antialias)."""
     x = frames.float().div(255.0)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    if (x.shape[-1], x.shape[-2]) == tuple(size):
-        return x
-    return nn.functional.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False)
+    return dali_resize(x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2), size)
 
 
 def predict_frames(model: LPModel, batches: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,11 +12,10 @@ the right camera (whose view is the mirror image of the left's). Following IBL's
   frames are half the size); DALI moves a window that leaves the frame back inside it and rounds its
   origin to whole pixels (``Window.origin``);
 - frames are decoded to RGB with limited-range luma stretched to 0–255 and clipped, divided by 255,
-  brightened and clipped for the eye, flipped, cut, then resized as DALI resizes (``resampling``).
+  brightened and clipped for the eye, flipped, cut, then resized as DALI resizes (``video.resampling``).
 """
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from iblvideo.tracking.lp_networks import Network
+from iblvideo.video.resampling import dali_resize
 
 log = logging.getLogger(__name__)
 
@@ -139,23 +139,4 @@ def prepare(frames: torch.Tensor, window: Window, brightness: float, size: tuple
     crops = frames[:, y0:y0 + h, x0:x0 + w] / 255.0
     if brightness != 1.0:
         crops = (crops * brightness).clamp_(max=1.0)
-    crops = crops.unsqueeze(1)
-    if (w, h) == tuple(size):
-        return crops
-    rows, columns = (resampling(n, m, str(frames.device)) for n, m in ((h, size[1]), (w, size[0])))
-    return rows @ crops @ columns.T
-
-
-@functools.lru_cache(maxsize=64)
-def resampling(n: int, m: int, device: str) -> torch.Tensor:
-    """The (m, n) matrix of DALI's linear resize from n pixels to m: a triangle filter as wide as the
-    shrink when shrinking (antialiasing), linear interpolation when growing; pixels beyond the edge are
-    the edge pixel (which is where DALI and torch's antialiased resize part)."""
-    scale = n / m
-    radius = max(scale, 1.0)
-    centres = (np.arange(m) + 0.5) * scale - 0.5
-    taps = np.floor(centres - radius)[:, None] + np.arange(int(np.ceil(2 * radius)) + 2)
-    weights = np.maximum(0.0, 1.0 - np.abs(taps - centres[:, None]) / radius)
-    matrix = np.zeros((m, n))
-    np.add.at(matrix, (np.repeat(np.arange(m), taps.shape[1]), np.clip(taps, 0, n - 1).astype(int).ravel()), weights.ravel())
-    return torch.from_numpy(matrix / matrix.sum(1, keepdims=True)).float().to(device)
+    return dali_resize(crops.unsqueeze(1), size)
