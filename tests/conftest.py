@@ -1,6 +1,7 @@
 """Shared fixtures: small real videos written by the real H.264/HEVC/MPEG-4 encoders."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -9,6 +10,10 @@ import pytest
 
 # the processed sessions' fixtures, one definition for every module that asks for them
 pytest_plugins = ["results_session", "queue_db"]
+
+# the tests track with the shipped demo weights unless they ask for others: IBL's default set is a
+# download (tests/test_dlc_defaults.py serves one on loopback)
+os.environ.setdefault("IBLVIDEO_DLC_WEIGHTS", "demo")
 
 BLOCK = 16  # each bit of the frame index is a 16×16 block: survives compression unambiguously
 

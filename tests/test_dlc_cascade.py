@@ -10,6 +10,7 @@ frame by the video. The ROI networks have no gain: their anchors are where the t
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -28,6 +29,7 @@ from iblvideo.networks.dlc_resnet import ConvBN, DLCPoseNet, tf_tensors
 from iblvideo.synth import synthesize_session
 from iblvideo.tracking import cascade, dlc_cascade
 from iblvideo.tracking.dlc_cascade import Window, median_filter
+from iblvideo.tracking.pose_networks import build as build_tracker
 from iblvideo.tracking.tracker import Placed
 from iblvideo.video.reader import VideoReader
 from tf_bundle import write_bundle
@@ -131,7 +133,7 @@ def tracked(weights: Path, session: Path) -> dict[str, tuple[dlc_cascade.DLCTrac
         mp.setattr(dlc_resnet, "BASE_DEPTHS", NARROW)
         for camera, exact in (("left", True), ("right", False), ("body", False)):
             with VideoReader(video(session, camera)) as reader:
-                tracker = dlc_cascade.build(CAMERAS[camera], reader, weights, "cpu", ibl_exact=exact)
+                tracker = build_tracker(CAMERAS[camera], reader, weights, "cpu", ibl_exact=exact)
                 placed = tracker.place(reader)
                 out[camera] = (tracker, placed.windows, cascade.run_pass(reader, placed).to_frame())
     return out
@@ -323,7 +325,7 @@ def test_an_anchor_never_confident_is_one_line(weights, session, tmp_path, monke
     write_project(roi, points, seeded(4, [SIDE_ROI[p] for p in points], 0.0, monkeypatch, score=[6.0, 6.0, 6.0, 1.0]),
                   seeded(4, [(5.0, 5.0)] * 4, 0.0, monkeypatch))
     with VideoReader(video(session, "left")) as reader:
-        tracker = dlc_cascade.build(CAMERAS["left"], reader, tmp_path / "w", "cpu")
+        tracker = build_tracker(CAMERAS["left"], reader, tmp_path / "w", "cpu")
         with pytest.raises(IblVideoError, match="the ROI network found no tube_bottom in 20 frames"):
             tracker.place(reader)
 
@@ -343,3 +345,44 @@ def test_model_folder_and_snapshot_index(tmp_path, index, fraction, folder, snap
     (project / "config.yaml").write_text(yaml.safe_dump({"Task": "task", "date": "nov", "iteration": 2, "TrainingFraction": [fraction],
                                                          "snapshotindex": index}))
     assert dlc_cascade.choose_model(project).prefix == model / "train" / snapshot
+
+
+def test_the_default_weights_are_ibls_fetched_once(weights: Path, session: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dlc(video)`` with no weights runs IBL's DeepLabCut set from where the setting points (here a zip on
+    loopback), downloaded once; the table names the set and the zip's sha256. Never the demo weights unasked."""
+    from http_server import FileServer, zip_folder
+    from iblvideo import dlc
+    from iblvideo.io.session_files import table_metadata
+
+    monkeypatch.setattr(dlc_resnet, "BASE_DEPTHS", NARROW)
+    monkeypatch.setenv("IBLVIDEO_CACHE", str(tmp_path / "cache"))
+    data = zip_folder(weights, "weights_v2.2")
+    with FileServer({"weights_v2.2.zip": data}) as server:
+        monkeypatch.setenv("IBLVIDEO_DLC_WEIGHTS", server.url("weights_v2.2.zip"))
+        copy = tmp_path / "_iblrig_leftCamera.raw.mp4"
+        shutil.copyfile(video(session, "left"), copy)
+        out = dlc(copy)
+        dlc(copy, force=True)
+        assert len(server.requests) == 1
+    metadata = table_metadata(out)
+    assert (metadata["weights"], metadata["weights_version"]) == ("weights_v2.2", "2.2")
+    assert metadata["weights_sha256"] == hashlib.sha256(data).hexdigest()
+    assert metadata["snapshots"]["eye"].startswith(FOLDERS["eye"])
+    assert dlc(copy, weights="demo", force=True) == out and "snapshots" not in table_metadata(out)  # our own networks, asked for
+
+
+def test_offline_the_first_run_says_how_to_go_on(session: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """IBL's set cannot be fetched: one line naming the URL, and how to pass a local copy or the demo weights."""
+    from http_server import FileServer
+    from iblvideo.cli import main
+
+    monkeypatch.setenv("IBLVIDEO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("IBLVIDEO_DLC_WEIGHTS")
+    with FileServer({}) as server:
+        url = server.url("weights_v2.2.zip")
+        monkeypatch.setattr(dlc_cascade, "DEFAULT_URL", url)
+        assert main(["dlc", str(video(session, "left"))]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith(f"iblvideo: error: {url}: ") and "\n" not in message
+    assert "--weights DIR" in message and "--weights demo" in message

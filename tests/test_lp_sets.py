@@ -12,7 +12,8 @@ import pytest
 from http_server import FileServer
 from iblvideo.errors import IblVideoError
 from iblvideo.networks.lightning_pose import read_config
-from iblvideo.tracking.lp_networks import V2_2, archive_sha256, layout_problem, networks_dir, profile_for
+from iblvideo.tracking.download import unpacked_sha256
+from iblvideo.tracking.lp_networks import V2_2, layout_problem, networks_dir, profile_for
 
 FOLDERS = ("roi_detect-0", "eye-mic-0", "eye-mic-1", "nose_tip-0", "tongue-mic-0", "paw2-mic-0", "paw2-mic-1", "tail-mic-0")
 
@@ -79,8 +80,8 @@ def test_a_zip_from_a_mac_is_the_set(top: str, tmp_path: Path, monkeypatch: pyte
         root = networks_dir(server.url("networks_v2.2.zip"))
     assert profile_for(root) is V2_2 and sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == sorted(FOLDERS)
     assert not list(root.parent.rglob("._*")) and not list(root.parent.rglob("__MACOSX"))
-    assert archive_sha256(root) == hashlib.sha256(data).hexdigest()
-    assert archive_sha256(tmp_path / "set") == ""  # a folder of the user's: no zip
+    assert unpacked_sha256(root) == hashlib.sha256(data).hexdigest()
+    assert unpacked_sha256(tmp_path / "set") == ""  # a folder of the user's: no zip
 
 
 def model(root: Path) -> Path:

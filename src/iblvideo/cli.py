@@ -80,11 +80,10 @@ def _cmd_dlc(args: argparse.Namespace) -> None:
 
     options: dict[str, object] = {"ibl_exact": args.ibl_exact, "roi_sampling": args.roi_sampling, "any_set": args.any_network_set}
     if args.tracker != "lightning-pose":
-        given = [flag for flag, set_ in (("--ibl-exact", args.ibl_exact), ("--roi-sampling", args.roi_sampling != "ibl"),
-                                          ("--any-network-set", args.any_network_set)) if set_]
+        given = [flag for flag, set_ in (("--roi-sampling", args.roi_sampling != "ibl"), ("--any-network-set", args.any_network_set)) if set_]
         if given:
             raise BadArgument(None, f"{', '.join(given)}: for --tracker lightning-pose only")
-        options = {}
+        options = {"ibl_exact": True} if args.ibl_exact else {}
     for video in args.videos:
         print(track(video, args.tracker, args.weights, device=args.device, batch_size=args.batch_size, force=args.force, camera=args.camera,
                     options=options))
@@ -203,7 +202,7 @@ def _session_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cameras", type=_cameras, help="comma list (default: every camera with a raw video)")
     p.add_argument("--tracker", choices=(*TRACKERS, TRUTH), default="dlc",
                    help=f"{', '.join(TRACKERS)}, or truth: a synthetic session's ground-truth pose (default: dlc)")
-    p.add_argument("--weights", help="the tracker's weights: a folder or a zip URL (default: demo for dlc, IBL's networks_v2.2 for lightning-pose)")
+    p.add_argument("--weights", help="the tracker's weights: demo, a folder or a zip URL (default: IBL's weights_v2.2 for dlc, networks_v2.2 for lightning-pose)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--force", action="store_true", help="replace existing pose tables")
 
@@ -300,14 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", type=Path, nargs="+")
     p.add_argument("--tracker", choices=tuple(TRACKERS), default="dlc",
                    help="; ".join(f"{name}: {entry.description} (.{entry.attribute}.pqt)" for name, entry in TRACKERS.items()))
-    p.add_argument("--weights", help="dlc: demo (shipped, the default), a weights folder, or the URL of a zipped one; "
+    p.add_argument("--weights", help="dlc: IBL's DeepLabCut weights_v2.2 (the default: $IBLVIDEO_DLC_WEIGHTS, else IBL's bucket), a folder or "
+                                     "zip URL of one of IBL's sets, demo (the synthetic rig's networks, shipped) or a set of your own; "
                                      "lightning-pose: a network set folder or zip URL (default: $IBLVIDEO_LP_NETWORKS, else IBL's networks_v2.2)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--batch-size", type=_count, default=BATCH_SIZE, help=f"frames per batch (default: {BATCH_SIZE})")
     p.add_argument("--camera", choices=CAMERA_NAMES, help="which camera filmed it, when the name and size do not tell")
     p.add_argument("--force", action="store_true", help="replace an existing output")
-    p.add_argument("--ibl-exact", action="store_true", help="lightning-pose: IBL's published table exactly, eks 3.0.0's pupil labels and "
-                                                            "edge windows included (default: both corrected)")
+    p.add_argument("--ibl-exact", action="store_true", help="IBL's tables exactly: lightning-pose's eks 3.0.0 pupil labels and edge windows; "
+                                                            "dlc's points mapped back from where IBL asked its crops to start (default: corrected)")
     p.add_argument("--roi-sampling", choices=("ibl", "fast"), default="ibl",
                    help="lightning-pose: the frames the ROI network sees: IBL's, evenly spread (default), or frames near keyframes, cheaper to decode")
     p.add_argument("--any-network-set", action="store_true", help="lightning-pose: run a network set that no profile knows, with networks_v2.2's settings")

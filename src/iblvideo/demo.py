@@ -18,7 +18,7 @@ def run_demo(root: str | Path, seconds: float = 5.0, force: bool = False) -> Pat
     """Render, track, compute features and QC, write the report; print what a user would look at."""
     root = Path(root)
     session = synthesize_session(root, seconds=seconds, seed=DEMO_SEED, force=force)
-    result = run_session(session, force=force)
+    result = run_session(session, force=force, weights="demo")
     report = write_report(session)
     print(f"session   {session}")
     for name, camera in result.cameras.items():

@@ -27,12 +27,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import re
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 import av
 import numpy as np
@@ -44,9 +49,10 @@ from scipy import signal
 
 from iblvideo.cameras import Camera
 from iblvideo.errors import IblVideoError
-from iblvideo.networks.dlc_resnet import DLCModel, build_network, load_tf_tensors, read_pose_cfg
+from iblvideo.networks.dlc_resnet import POSE_CFG, DLCModel, build_network, load_tf_tensors, read_pose_cfg
 from iblvideo.networks.tf_checkpoint import choose_snapshot, read_checkpoint
 from iblvideo.tracking import cascade, lp_crops
+from iblvideo.tracking.download import fetch_zip, unpacked_sha256
 from iblvideo.tracking.tracker import Placed
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
@@ -58,6 +64,10 @@ MEDIAN_WINDOW = 5  # DeepLabCut's filterpredictions default, as IBL calls it
 EYE_LEVELS = "rimax=0.25:gimax=0.25:bimax=0.25"  # IBL's eye brightening
 SHUFFLE = 1  # analyze_videos' defaults, as IBL calls it: shuffle 1, the first training fraction
 CONFIG = "config.yaml"
+# IBL's public bucket, beside the Lightning Pose sets; the setting points elsewhere (a mirror, a copy, "demo")
+DEFAULT_URL = "https://ibl-brain-wide-map-public.s3.amazonaws.com/resources/dlc/weights_v2.2.zip"
+URL_VARIABLE, SHA256_VARIABLE = "IBLVIDEO_DLC_WEIGHTS", "IBLVIDEO_DLC_WEIGHTS_SHA256"
+SET_NAME = re.compile(r"^weights_v\d+(\.\d+)*\.zip$")
 
 
 @dataclass(frozen=True)
@@ -298,7 +308,7 @@ class DLCTracker:
             "weights": root.name, "weights_version": root.name.rpartition("_v")[2] if "_v" in root.name else None, "networks": str(root),
             "weights_description": f"IBL's DeepLabCut networks ({root.name}): " + ", ".join(self.models),
             "snapshots": {label: str(chosen[p].prefix.relative_to(root)) for label, p in projects.items()},
-            "roi_network": roi_project.name, "mode": "ibl-exact" if ibl_exact else "corrected",
+            "weights_sha256": unpacked_sha256(root), "roi_network": roi_project.name, "mode": "ibl-exact" if ibl_exact else "corrected",
             "filter": f"median {MEDIAN_WINDOW}",
         }
 
@@ -391,17 +401,45 @@ class _Pass:
         return PoseTracks.from_frame(pd.DataFrame(columns), fps=self.fps)
 
 
-def weights_dir(weights: str | Path | None) -> Path:
-    """The weights set folder (a downloaded and unpacked ``weights_v2.x``)."""
-    if weights is None:
-        raise IblVideoError(None, "the dlc tracker needs the folder of IBL's DeepLabCut weights (weights_v2.x)")
-    root = Path(weights)
+def is_weights_set(spec: str | Path) -> bool:
+    """Whether ``spec`` names one of IBL's DeepLabCut sets: a folder holding its ROI network's DeepLabCut
+    project, or the URL of a zip named as IBL names them (``weights_v2.2.zip``)."""
+    text = str(spec)
+    if re.match(r"^https?://", text):
+        return bool(SET_NAME.match(PurePosixPath(urlparse(text).path).name))
+    return any((p / CONFIG).is_file() for p in Path(text).glob(ROI_FOLDERS["side"])) if Path(text).is_dir() else False
+
+
+def weights_dir(spec: str | Path, sha256: str | None = None) -> Path:
+    """The set's folder: ``spec`` itself, or the zip at the URL ``spec`` downloaded once into the cache
+    (resumable, locked, verified against ``sha256`` or ``$IBLVIDEO_DLC_WEIGHTS_SHA256`` when given)."""
+    text = str(spec)
+    if re.match(r"^https?://", text):
+        return fetch_zip(text, set_members, sha256 or os.environ.get(SHA256_VARIABLE) or None)
+    root = Path(text)
     if not root.is_dir():
         raise IblVideoError(root, "no such folder: IBL's DeepLabCut weights set (weights_v2.x), unpacked")
     return root
 
 
-def build(camera: Camera, reader: VideoReader, weights: str | Path | None, device: str, ibl_exact: bool = False) -> DLCTracker:
-    """The tracker of the DeepLabCut weights set folder ``weights``."""
-    return DLCTracker(weights_dir(weights), camera, device, ibl_exact)
+def set_members(bundle: zipfile.ZipFile) -> list[str]:
+    """What of a set's zip is unpacked: the projects' configs and the snapshots' index and data, in
+    folders a network names (at the top of the archive or in its one folder); never what macOS adds."""
+    patterns = sorted({ROI_FOLDERS["side"], *(n.folder for n in SIDE + BODY)})
+    chosen = []
+    for name in bundle.namelist():
+        path = PurePosixPath(name)
+        if "__MACOSX" in path.parts or path.name.startswith("._") or name.endswith("/"):
+            continue
+        wanted = path.name in (CONFIG, POSE_CFG) or (path.name.startswith("snapshot-") and path.suffix != ".meta")
+        if wanted and any(fnmatchcase(folder, pattern) for folder in path.parts[:2] for pattern in patterns):
+            chosen.append(name)
+    if not chosen:
+        raise IblVideoError(None, f"no DeepLabCut project ({', '.join(patterns)}) with a {CONFIG} in the archive")
+    return chosen
+
+
+def default_weights() -> str:
+    """Where IBL's DeepLabCut weights come from when none are named: ``$IBLVIDEO_DLC_WEIGHTS``, else IBL's bucket."""
+    return os.environ.get(URL_VARIABLE) or DEFAULT_URL
 

@@ -134,6 +134,16 @@ def fetch_zip(url: str, members: Members, sha256: str | None = None, root: Path 
     return _top(target)
 
 
+def unpacked_sha256(root: Path) -> str:
+    """The sha256 of the zip ``root`` was unpacked from, as the cache recorded it ("" for a folder of the user's)."""
+    for folder in (root, root.parent):
+        try:
+            return str(json.loads((folder / RECORD).read_text()).get("sha256", ""))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return ""
+
+
 def _top(folder: Path) -> Path:
     """The archive's one top folder, if it has one: the set itself."""
     entries = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]

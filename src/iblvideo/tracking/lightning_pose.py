@@ -21,9 +21,10 @@ from iblvideo.cameras import Camera
 from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.networks.lightning_pose import CONTEXT, LPModel, load_lp_model
 from iblvideo.tracking import cascade, lp_crops
+from iblvideo.tracking.download import unpacked_sha256
 from iblvideo.tracking.eks import PUPIL_ORDER
 from iblvideo.tracking.lp_crops import Window, prepare
-from iblvideo.tracking.lp_networks import Network, archive_sha256, networks_dir, profile_for
+from iblvideo.tracking.lp_networks import Network, networks_dir, profile_for
 from iblvideo.tracking.lp_table import NetworkOutput, pose_table
 from iblvideo.tracking.tracker import Placed
 from iblvideo.tracks import PoseTracks
@@ -63,7 +64,7 @@ class LightningPoseTracker:
         self.ensembles = tuple(self._load(root, network, loaded, set(PUPIL_ORDER) if network.smoother == "pupil" else None) for network in networks)
         self.provenance: dict[str, Any] = {
             "weights": root.name, "weights_version": self.profile.name.rpartition("_v")[2], "network_set": self.profile.name,
-            "network_set_sha256": archive_sha256(root), "networks": str(root),
+            "network_set_sha256": unpacked_sha256(root), "networks": str(root),
             "weights_description": f"IBL's Lightning Pose ensembles ({self.profile.name}), smoothed as eks {self.profile.eks}: "
                                    + ", ".join(f"{e.network.label} {len(e.members)}" for e in self.ensembles),
             "ensembles": {e.network.label: [m.path.name for m in e.members] for e in self.ensembles},

@@ -8,7 +8,6 @@ settings is never run silently with these.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import zipfile
@@ -142,16 +141,6 @@ def networks_dir(spec: str | Path | None = None, sha256: str | None = None) -> P
     if not root.is_dir():
         raise IblVideoError(root, "Lightning Pose network folder not found")
     return root
-
-
-def archive_sha256(root: Path) -> str:
-    """The sha256 of the zip ``root`` was unpacked from, as the cache recorded it ("" for a folder of the user's)."""
-    for folder in (root, root.parent):
-        try:
-            return str(json.loads((folder / RECORD).read_text()).get("sha256", ""))
-        except (OSError, ValueError, AttributeError):
-            continue
-    return ""
 
 
 def model_members(bundle: zipfile.ZipFile) -> list[str]:

@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from iblvideo.cameras import Camera
-from iblvideo.errors import IblVideoError
+from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.networks.model_dir import PoseModel, load_model
+from iblvideo.tracking import dlc_cascade
 from iblvideo.tracking.cascade import batch_workers, place, torch_device
 from iblvideo.tracking.crops import View, Window, cut, cut_each, from_window
 from iblvideo.tracking.plan import Stage, plan_for
-from iblvideo.tracking.tracker import Detections, Placed, Size
+from iblvideo.tracking.tracker import Detections, Placed, Size, Tracker
 from iblvideo.tracking.weights import WeightsSet, load_weights
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
@@ -141,6 +142,19 @@ class _Pass:
         return PoseTracks(self.points, self.xy, self.likelihood, fps=self.fps)
 
 
-def build(camera: Camera, reader: VideoReader, weights: str | Path | None, device: str) -> PoseNetworkTracker:
-    """The tracker of the weights set ``weights`` (default: the shipped demo weights)."""
-    return PoseNetworkTracker(load_weights(weights or "demo"), camera, device)
+def build(camera: Camera, reader: VideoReader, weights: str | Path | None, device: str, ibl_exact: bool = False) -> Tracker:
+    """The tracker of ``weights``: IBL's DeepLabCut set by default (``dlc_cascade``); ``demo``, a folder or
+    the URL of a zip of our own networks' weights set; ``ibl_exact`` maps IBL's sets' points back as IBL did."""
+    spec = weights or dlc_cascade.default_weights()
+    if dlc_cascade.is_weights_set(spec):
+        try:
+            root = dlc_cascade.weights_dir(spec)
+        except IblVideoError as err:
+            if weights is not None:
+                raise
+            raise IblVideoError(err.path, f"{err.problem}; IBL's DeepLabCut weights are fetched on first use: pass --weights DIR "
+                                          "(weights=DIR) for a copy of weights_v2.2 unpacked, or --weights demo for the synthetic rig's networks") from None
+        return dlc_cascade.DLCTracker(root, camera, device, ibl_exact)
+    if ibl_exact:
+        raise BadArgument(None, "--ibl-exact (ibl_exact=True) is for IBL's own weights sets, not ours")
+    return PoseNetworkTracker(load_weights(spec), camera, device)

@@ -24,7 +24,7 @@ class Entry:
 
 
 TRACKERS = {
-    "dlc": Entry("iblvideo.tracking.pose_networks", "dlc", "our pose networks (a weights set: demo, a folder or a URL)"),
+    "dlc": Entry("iblvideo.tracking.pose_networks", "dlc", "IBL's DeepLabCut networks (weights_v2.2 by default), or ours (demo, a folder or a URL)"),
     "lightning-pose": Entry("iblvideo.tracking.lightning_pose", "lightningPose", "IBL's Lightning Pose ensembles, Kalman-smoothed"),
 }
 # a synthetic session's ground truth stands in for a tracker in sessions and queues: it is copied, not tracked

@@ -102,14 +102,17 @@ def track(video: str | Path, tracker: str = "dlc", weights: str | Path | None = 
     return out
 
 
-def dlc(video: str | Path, weights: str | Path = "demo", device: str = "cpu", batch_size: int = BATCH_SIZE,
-        force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None) -> Path:
-    """Track the IBL keypoints in ``video`` with a weights set of our networks; returns the path of its ``.dlc.pqt``.
+def dlc(video: str | Path, weights: str | Path | None = None, device: str = "cpu", batch_size: int = BATCH_SIZE,
+        force: bool = False, camera: str | None = None, consumers_for: ConsumersFor | None = None, ibl_exact: bool = False) -> Path:
+    """Track the IBL keypoints in ``video`` with IBL's DeepLabCut networks; returns the path of its ``.dlc.pqt``.
 
-    An existing output is kept unless ``force``; nothing is written unless tracking succeeds.
-    ``consumers_for``: other work fed by the same decode pass (see :func:`track`).
+    ``weights``: IBL's ``weights_v2.2`` by default (``$IBLVIDEO_DLC_WEIGHTS``, else IBL's bucket; fetched
+    once into the cache), a folder or zip URL of one of IBL's sets, or ``demo`` (or a set of our own
+    networks): the synthetic rig's. An existing output is kept unless ``force``; nothing is written
+    unless tracking succeeds. ``consumers_for``: other work fed by the same decode pass (see :func:`track`).
+    ``ibl_exact``: IBL's sets' points mapped back as IBL's pipeline did (see ``tracking.dlc_cascade``).
     """
-    return track(video, "dlc", weights, device, batch_size, force, camera, consumers_for)
+    return track(video, "dlc", weights, device, batch_size, force, camera, consumers_for, {"ibl_exact": ibl_exact} if ibl_exact else None)
 
 
 def lightning_pose(video: str | Path, networks: str | Path | None = None, device: str = "cpu", batch_size: int = BATCH_SIZE,
