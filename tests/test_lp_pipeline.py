@@ -129,7 +129,8 @@ def test_networks_download_from_a_setting(networks: Path, tmp_path: Path, monkey
 
 
 def test_modes_and_roi_sampling_from_the_command_line(networks: Path, session: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """``--ibl-exact`` and ``--roi-sampling fast`` reach the tracker and its metadata; for our own networks they are refused in one line."""
+    """``--ibl-exact`` and ``--roi-sampling fast`` reach the tracker and its metadata; for our own networks they are refused in one line
+    (``--ibl-exact`` is IBL's DeepLabCut sets' too)."""
     video = tmp_path / "_iblrig_leftCamera.raw.mp4"
     video.write_bytes((session / "raw_video_data" / "_iblrig_leftCamera.raw.mp4").read_bytes())
     assert main(["dlc", "--tracker", "lightning-pose", "--weights", str(networks), "--ibl-exact", "--roi-sampling", "fast", str(video)]) == 0
@@ -137,5 +138,7 @@ def test_modes_and_roi_sampling_from_the_command_line(networks: Path, session: P
     metadata = table_metadata(out)
     assert (metadata["mode"], metadata["roi_sampling"]) == ("ibl-exact", "fast")
     assert len(pd.read_parquet(out)) == 12
-    assert main(["dlc", "--ibl-exact", "--force", str(video)]) == 2
-    assert capsys.readouterr().err.strip() == "iblvideo: error: --ibl-exact: for --tracker lightning-pose only"
+    assert main(["dlc", "--roi-sampling", "fast", "--force", str(video)]) == 2
+    assert capsys.readouterr().err.strip() == "iblvideo: error: --roi-sampling: for --tracker lightning-pose only"
+    assert main(["dlc", "--ibl-exact", "--weights", "demo", "--force", str(video)]) == 2
+    assert capsys.readouterr().err.strip() == "iblvideo: error: --ibl-exact (ibl_exact=True) is for IBL's own weights sets, not ours"
