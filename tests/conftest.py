@@ -1,7 +1,9 @@
 """Shared fixtures: small real videos written by the real H.264/HEVC/MPEG-4 encoders."""
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -12,8 +14,20 @@ import pytest
 pytest_plugins = ["results_session", "queue_db"]
 
 # the tests track with the shipped demo weights unless they ask for others: IBL's default set is a
-# download (tests/test_dlc_defaults.py serves one on loopback)
+# download (tests/test_dlc_cascade.py serves one on loopback)
 os.environ.setdefault("IBLVIDEO_DLC_WEIGHTS", "demo")
+
+
+@pytest.fixture(autouse=True)
+def _cli_logging_undone() -> Iterator[None]:
+    """Each test starts with the iblvideo logger as it was: the command line's handler writes to the
+    stderr of the test that ran it, which pytest closes after it (a later log record there is an error)."""
+    logger = logging.getLogger("iblvideo")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
 
 BLOCK = 16  # each bit of the frame index is a 16×16 block: survives compression unambiguously
 

@@ -33,7 +33,6 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -52,7 +51,7 @@ from iblvideo.errors import IblVideoError
 from iblvideo.networks.dlc_resnet import POSE_CFG, DLCModel, build_network, load_tf_tensors, read_pose_cfg
 from iblvideo.networks.tf_checkpoint import choose_snapshot, read_checkpoint
 from iblvideo.tracking import cascade, lp_crops
-from iblvideo.tracking.download import fetch_zip, unpacked_sha256
+from iblvideo.tracking.download import files_in_folders, set_folder, unpacked_sha256
 from iblvideo.tracking.tracker import Placed
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
@@ -413,30 +412,16 @@ def is_weights_set(spec: str | Path) -> bool:
 def weights_dir(spec: str | Path, sha256: str | None = None) -> Path:
     """The set's folder: ``spec`` itself, or the zip at the URL ``spec`` downloaded once into the cache
     (resumable, locked, verified against ``sha256`` or ``$IBLVIDEO_DLC_WEIGHTS_SHA256`` when given)."""
-    text = str(spec)
-    if re.match(r"^https?://", text):
-        return fetch_zip(text, set_members, sha256 or os.environ.get(SHA256_VARIABLE) or None)
-    root = Path(text)
-    if not root.is_dir():
-        raise IblVideoError(root, "no such folder: IBL's DeepLabCut weights set (weights_v2.x), unpacked")
-    return root
+    return set_folder(str(spec), set_members, sha256 or os.environ.get(SHA256_VARIABLE) or None,
+                      "no such folder: IBL's DeepLabCut weights set (weights_v2.x), unpacked")
 
 
 def set_members(bundle: zipfile.ZipFile) -> list[str]:
-    """What of a set's zip is unpacked: the projects' configs and the snapshots' index and data, in
-    folders a network names (at the top of the archive or in its one folder); never what macOS adds."""
-    patterns = sorted({ROI_FOLDERS["side"], *(n.folder for n in SIDE + BODY)})
-    chosen = []
-    for name in bundle.namelist():
-        path = PurePosixPath(name)
-        if "__MACOSX" in path.parts or path.name.startswith("._") or name.endswith("/"):
-            continue
-        wanted = path.name in (CONFIG, POSE_CFG) or (path.name.startswith("snapshot-") and path.suffix != ".meta")
-        if wanted and any(fnmatchcase(folder, pattern) for folder in path.parts[:2] for pattern in patterns):
-            chosen.append(name)
-    if not chosen:
-        raise IblVideoError(None, f"no DeepLabCut project ({', '.join(patterns)}) with a {CONFIG} in the archive")
-    return chosen
+    """What of a set's zip is unpacked: the projects' configs and the snapshots' index and data, in folders a network names."""
+    def wanted(path: PurePosixPath) -> bool:
+        return path.name in (CONFIG, POSE_CFG) or (path.name.startswith("snapshot-") and path.suffix != ".meta")
+
+    return files_in_folders(bundle, {ROI_FOLDERS["side"], *(n.folder for n in SIDE + BODY)}, wanted, f"DeepLabCut project with a {CONFIG}")
 
 
 def default_weights() -> str:

@@ -7,11 +7,13 @@ import hashlib
 import json
 import logging
 import os
+import re
 import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
@@ -27,6 +29,8 @@ MAX_ENTRIES = 10_000
 MAX_UNPACKED = 8 << 30
 MAX_RATIO = 100  # unpacked bytes per byte of archive: float weights ~1.1, text configs ~5, deflated zeros ~1000
 RECORD = ".iblvideo-unpacked.json"  # in each unpacked folder: the URL and every file's sha256
+# what macOS adds to the zips it makes: resource forks, never part of a set
+MAC_FOLDER, MAC_PREFIX = "__MACOSX", "._"
 Members = Callable[[zipfile.ZipFile], list[str]]  # the names of an archive's entries to unpack
 
 
@@ -132,6 +136,33 @@ def fetch_zip(url: str, members: Members, sha256: str | None = None, root: Path 
         else:
             _unpack(url, archive, digest, target, members, verify)
     return _top(target)
+
+
+def set_folder(spec: str, members: Members, sha256: str | None, missing: str) -> Path:
+    """A network set's folder: ``spec`` itself, or the zip at the http(s) URL ``spec`` (:func:`fetch_zip`);
+    a folder that is not there is the one-line error ``missing``."""
+    if re.match(r"^https?://", spec):
+        return fetch_zip(spec, members, sha256)
+    root = Path(spec)
+    if not root.is_dir():
+        raise IblVideoError(root, missing)
+    return root
+
+
+def files_in_folders(bundle: zipfile.ZipFile, patterns: Iterable[str], wanted: Callable[[PurePosixPath], bool], what: str) -> list[str]:
+    """The entries of ``bundle`` that are ``wanted`` files in folders matching ``patterns``, at the top of the
+    archive or in its one folder; never what macOS adds beside them. None is the one-line error ``what``."""
+    patterns = sorted(set(patterns))
+    chosen = []
+    for name in bundle.namelist():
+        path = PurePosixPath(name)
+        if name.endswith("/") or MAC_FOLDER in path.parts or path.name.startswith(MAC_PREFIX) or not wanted(path):
+            continue
+        if any(fnmatchcase(folder, pattern) for folder in path.parts[:-1][:2] for pattern in patterns):
+            chosen.append(name)
+    if not chosen:
+        raise IblVideoError(None, f"no {what} ({', '.join(patterns)}) in the archive")
+    return chosen
 
 
 def unpacked_sha256(root: Path) -> str:

@@ -13,18 +13,16 @@ import re
 import zipfile
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from iblvideo.errors import IblVideoError
-from iblvideo.tracking.download import RECORD, fetch_zip
+from iblvideo.tracking.download import MAC_FOLDER, RECORD, files_in_folders, set_folder
 
 # IBL's public bucket; the setting below points elsewhere (a mirror, a later set)
 DEFAULT_URL = "https://ibl-brain-wide-map-public.s3.amazonaws.com/resources/lightning_pose/networks_v2.2.zip"
 URL_VARIABLE = "IBLVIDEO_LP_NETWORKS"
 SHA256_VARIABLE = "IBLVIDEO_LP_NETWORKS_SHA256"
 MODEL_FILES = (".yaml", ".ckpt", ".csv")  # a model folder's config, checkpoint, and the table its keypoint names may come from
-# what macOS adds to the zips it makes: resource forks, never part of a set
-MAC_FOLDER, MAC_PREFIX = "__MACOSX", "._"
 
 
 @dataclass(frozen=True)
@@ -134,27 +132,11 @@ def networks_dir(spec: str | Path | None = None, sha256: str | None = None) -> P
     Zips are downloaded once into the cache (resumable, locked), verified against ``sha256`` or
     ``$IBLVIDEO_LP_NETWORKS_SHA256`` when given, and re-verified file by file at every use.
     """
-    text = str(spec or os.environ.get(URL_VARIABLE) or DEFAULT_URL)
-    if re.match(r"^https?://", text):
-        return fetch_zip(text, model_members, sha256 or os.environ.get(SHA256_VARIABLE) or None)
-    root = Path(text)
-    if not root.is_dir():
-        raise IblVideoError(root, "Lightning Pose network folder not found")
-    return root
+    return set_folder(str(spec or os.environ.get(URL_VARIABLE) or DEFAULT_URL), model_members,
+                      sha256 or os.environ.get(SHA256_VARIABLE) or None, "Lightning Pose network folder not found")
 
 
 def model_members(bundle: zipfile.ZipFile) -> list[str]:
-    """What of a network set's zip is unpacked: the model files in folders a network names, at the top
-    of the archive or in its one folder; never what macOS adds beside them."""
-    patterns = sorted({n.pattern for profile in PROFILES.values() for side in (profile.side, profile.body) for n in side})
-    chosen = []
-    for name in bundle.namelist():
-        path = PurePosixPath(name)
-        if MAC_FOLDER in path.parts or path.name.startswith(MAC_PREFIX):
-            continue
-        folders = path.parts[:-1][:2]
-        if not name.endswith("/") and path.suffix in MODEL_FILES and any(fnmatchcase(f, p) for f in folders for p in patterns):
-            chosen.append(name)
-    if not chosen:
-        raise IblVideoError(None, f"no Lightning Pose model folder ({', '.join(patterns)}) with a config or checkpoint in the archive")
-    return chosen
+    """What of a network set's zip is unpacked: the model files in folders a network names."""
+    patterns = {n.pattern for profile in PROFILES.values() for side in (profile.side, profile.body) for n in side}
+    return files_in_folders(bundle, patterns, lambda path: path.suffix in MODEL_FILES, "Lightning Pose model folder with a config or checkpoint")
