@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -47,11 +48,23 @@ def test_predict_writes_and_keeps_existing_output(trained, tmp_path):
     video = tmp_path / VIDEO.name
     video.symlink_to(VIDEO)
     result = run("predict", model, video, "--format", "lp-csv", "--batch-size", 50)
-    out = tmp_path / (VIDEO.stem + ".lp.csv")
+    out = tmp_path / (VIDEO.stem + ".csv")  # Lightning Pose's name for a video's predictions
     assert result.returncode == 0 and result.stdout.strip() == str(out), result.stderr
     assert len(pd.read_csv(out, header=[0, 1, 2], index_col=0)) == 200
     assert_one_line_error(run("predict", model, video, "--format", "lp-csv"), out.name, "--force")
     assert run("predict", model, video, "--format", "lp-csv", "--force").returncode == 0
+
+
+def test_predict_writes_deeplabcuts_name_and_dtype(trained, tmp_path):
+    """<video stem><scorer>.h5, the scorer in DeepLabCut 3's pattern, float64: where and as DeepLabCut writes."""
+    _, model = trained
+    video = tmp_path / VIDEO.name
+    video.symlink_to(VIDEO)
+    result = run("predict", model, video, "--format", "dlc-h5", "--batch-size", 50)
+    out = tmp_path / f"{VIDEO.stem}DLC_EfficientnetLite0_iblvideomodelshuffle1_snapshot_1.h5"  # default backbone, folder "model", 1 epoch
+    assert result.returncode == 0 and result.stdout.strip() == str(out), result.stderr
+    table = pd.read_hdf(out)
+    assert len(table) == 200 and set(table.dtypes) == {np.dtype("float64")}
 
 
 def test_train_bad_labels(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from movement.io import load_poses
 
 from iblvideo.errors import IblVideoError
-from iblvideo.io.pose_formats import DLC_HDF_KEY, LP_SCORER, default_path, write_poses
+from iblvideo.io.pose_formats import DLC_HDF_KEY, LP_SCORER, default_path, dlc_scorer, write_poses
 from iblvideo.tracks import PoseTracks
 
 KEYPOINTS = ("nose", "paw_l", "paw_r")
@@ -37,6 +37,7 @@ def test_dlc_h5(tmp_path, poses):
     path = write_poses(tmp_path / "p.h5", "dlc-h5", PoseTracks(KEYPOINTS, *poses), scorer="iblvideo_resnet50")
     table = pd.read_hdf(path, DLC_HDF_KEY)
     assert list(table.columns.names) == ["scorer", "bodyparts", "coords"]
+    assert set(table.dtypes) == {np.dtype("float64")}  # as DeepLabCut writes, from float32 tracks
     np.testing.assert_array_equal(table[("iblvideo_resnet50", "paw_l", "x")], poses[0][:, 1, 0])
     assert_movement_matches(load_poses.from_dlc_file(path), *poses)
 
@@ -53,9 +54,12 @@ def test_lp_csv(tmp_path, poses):
     assert_movement_matches(load_poses.from_lp_file(path), *poses)
 
 
-def test_default_paths_differ_per_format(tmp_path):
-    names = {default_path(tmp_path / "video.mp4", fmt).name for fmt in ("pqt", "dlc-h5", "dlc-csv", "lp-csv")}
-    assert names == {"video.pose.pqt", "video.dlc.h5", "video.dlc.csv", "video.lp.csv"}
+def test_default_paths_are_each_tools_own(tmp_path):
+    """DeepLabCut names a video's analysis <video stem><scorer>.h5 (and .csv), Lightning Pose <video stem>.csv."""
+    scorer = dlc_scorer("resnet_50", "iblvideo_model.v1", 20)
+    assert scorer == "DLC_Resnet50_iblvideomodel-v1shuffle1_snapshot_20"
+    names = {default_path(tmp_path / "video.mp4", fmt, scorer).name for fmt in ("pqt", "dlc-h5", "dlc-csv", "lp-csv")}
+    assert names == {"video.pose.pqt", f"video{scorer}.h5", f"video{scorer}.csv", "video.csv"}
 
 
 def test_unknown_format(tmp_path, poses):

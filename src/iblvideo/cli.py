@@ -185,9 +185,14 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from iblvideo.results.nwb import export_nwb
+    if args.format == "nwb":
+        from iblvideo.results.nwb import export_nwb
 
-    print(export_nwb(args.session, args.out, args.tracker, force=args.force))
+        print(export_nwb(args.session, args.out, args.tracker, force=args.force))
+        return
+    from iblvideo.results.export import export_poses
+
+    print(*export_poses(args.session, args.format, args.out, args.tracker, force=args.force), sep="\n")
 
 
 def _read_tracker(p: argparse.ArgumentParser) -> None:
@@ -382,11 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output .html (default: SESSION/iblvideo_report.html)")
     _replace(p)
 
-    p = command("export", _cmd_export, "export the pose tracks to a shareable format (NWB with ndx-pose)")
-    p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/ and camera times")
+    p = command("export", _cmd_export, "export the pose tracks to a shareable format: NWB with ndx-pose, or each camera's table as DeepLabCut or Lightning Pose write theirs")
+    p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/ (and camera times, for nwb)")
     _read_tracker(p)
-    p.add_argument("--format", choices=("nwb",), default="nwb", help="(default: nwb)")
-    p.add_argument("--out", type=Path, help="output file (default: SESSION/sub-<subject>_ses-<date>-<number>_pose.nwb)")
+    p.add_argument("--format", choices=("nwb", "dlc-h5", "dlc-csv", "lp-csv"), default="nwb",
+                   help="nwb, or one file per camera: dlc-h5 / dlc-csv named <video stem><scorer>.h5/.csv, lp-csv <video stem>.csv (default: nwb)")
+    p.add_argument("--out", type=Path, help="nwb: output file (default: SESSION/sub-<subject>_ses-<date>-<number>_pose.nwb); "
+                                            "other formats: a folder (default: beside the raw videos, where DeepLabCut's tools look)")
     _replace(p)
 
     p = command("session", _cmd_session, "run every stage on one session (folder or eid); outputs in alf/ and in ONE; prints a JSON summary; exits 1 unless Complete")

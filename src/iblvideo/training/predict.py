@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from iblvideo.errors import IblVideoError
-from iblvideo.io.pose_formats import default_path, write_poses
-from iblvideo.networks.model_dir import PoseModel, load_model
+from iblvideo.io.pose_formats import default_path, dlc_scorer, write_poses
+from iblvideo.networks.model_dir import PoseModel, load_model, read_config
 from iblvideo.progress import progress
-from iblvideo.tracking.cascade import check_batch_size
+from iblvideo.tracking.cascade import check_batch_size, torch_device
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import VideoReader
@@ -32,9 +32,12 @@ def predict_frames(model: PoseModel, reader: VideoReader, batch_size: int = BATC
 def predict_video(model_dir: str | Path, video: str | Path, out: str | Path | None = None, fmt: str = "pqt",
                   batch_size: int = BATCH_SIZE, force: bool = False, device: str = "cpu") -> Path:
     """Predict every frame of ``video`` with the model in ``model_dir`` and write the pose table."""
-    video = Path(video)
-    out = Path(out) if out is not None else default_path(video, fmt)
+    video, model_dir = Path(video), Path(model_dir)
     check_batch_size(batch_size)
+    torch_device(device)  # arguments are checked before any file is read
+    config = read_config(model_dir)  # the scorer of DeepLabCut's names, before the costlier load
+    scorer = dlc_scorer(config["backbone"], f"iblvideo{model_dir.name}", config.get("epochs_done", ""))
+    out = Path(out) if out is not None else default_path(video, fmt, scorer)
     if out.is_dir():
         raise IblVideoError(out, "is a folder; --out names the output file")
     if out.exists() and out.resolve() == video.resolve():
@@ -47,5 +50,4 @@ def predict_video(model_dir: str | Path, video: str | Path, out: str | Path | No
         if (reader.info.width, reader.info.height) != trained:
             log.warning("%s: frames are %dx%d, the model was trained on %dx%d images", video, reader.info.width, reader.info.height, *trained)
         xy, likelihood = predict_frames(model, reader, batch_size)
-    scorer = f"iblvideo_{model.config['backbone']}"
     return write_poses(out, fmt, PoseTracks(model.keypoints, xy, likelihood), scorer)
