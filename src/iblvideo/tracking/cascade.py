@@ -23,11 +23,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from iblvideo.errors import BadArgument, IblVideoError
+from iblvideo.errors import BadArgument
 from iblvideo.progress import progress_bar
 from iblvideo.tracking.crops import View, Window
 from iblvideo.tracking.plan import CONFIDENT, Plan, Stage
-from iblvideo.tracking.tracker import Detections, Placed, Size, Tracker
+from iblvideo.tracking.tracker import Detections, MissingAnchor, Placed, Size, Tracker
 from iblvideo.tracks import PoseTracks, concat_points
 from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import FramePool, VideoReader, prefetched
@@ -137,8 +137,7 @@ def place_windows(tracker: CascadeTracker, sampled: Sample, reader: VideoReader)
     for k, name in enumerate(plan.anchors):
         confident = likelihood[:, k] >= CONFIDENT
         if not confident.any():
-            raise IblVideoError(reader.path, f"the ROI network found no {name} in {len(sampled)} frames sampled over the video; "
-                                             f"is this a {tracker.camera.name} camera video, and the right weights?")
+            raise MissingAnchor(name).error(reader.path, len(sampled), tracker.camera.name)
         anchors[name] = (float(np.median(x[confident, k])), float(np.median(y[confident, k])))
     log.debug("%s: anchors %s", reader.path.name, anchors)
     return {stage.role: stage.window(anchors, view, tracker.input_size(stage.role)) for stage in tracker.stages if not stage.refines}

@@ -52,7 +52,7 @@ from iblvideo.networks.dlc_resnet import POSE_CFG, DLCModel, build_network, load
 from iblvideo.networks.tf_checkpoint import choose_snapshot, read_checkpoint
 from iblvideo.tracking import cascade, lp_crops
 from iblvideo.tracking.download import files_in_folders, set_folder, unpacked_sha256
-from iblvideo.tracking.tracker import Placed
+from iblvideo.tracking.tracker import MissingAnchor, Placed
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
 
@@ -252,7 +252,7 @@ class Window:
 
 
 def place_windows(networks: Sequence[DLCNetwork], points: Sequence[str], xy: np.ndarray, likelihood: np.ndarray,
-                  frame: tuple[int, int], video: Path) -> dict[str, Window]:
+                  frame: tuple[int, int]) -> dict[str, Window]:
     """Every network's window from the ROI network's (N, P, 2) detections of its ``points``."""
     means = dict(zip(points, lp_crops.anchor_means(xy[..., 0], xy[..., 1], likelihood), strict=True))
     windows = {}
@@ -260,13 +260,9 @@ def place_windows(networks: Sequence[DLCNetwork], points: Sequence[str], xy: np.
         if network.crop is None:
             windows[network.label] = Window.whole(frame)
             continue
-        missing = [name for name in network.anchors if name not in means or np.isnan(means[name]).any()]
-        if missing:
-            raise IblVideoError(video, f"the ROI network found no {missing[0]} in {len(xy)} frames sampled over the video; "
-                                       "is this the right camera's video, and IBL's networks?")
-        x, y = np.mean([means[name] for name in network.anchors], axis=0)
+        x, y = lp_crops.anchor_at(network.anchors, means)
         w, h, dx, dy = network.crop
-        windows[network.label] = Window(w, h, float(x) - dx, float(y) - dy, frame)
+        windows[network.label] = Window(w, h, x - dx, y - dy, frame)
     return windows
 
 
@@ -335,7 +331,10 @@ class DLCTracker:
                 batch = []
         rows = np.searchsorted(unique, indices)
         xy, likelihood = np.concatenate([f[0] for f in found])[rows], np.concatenate([f[1] for f in found])[rows]
-        windows = place_windows(self.networks, self.roi.joints, xy, likelihood, self.frame, reader.path)
+        try:
+            windows = place_windows(self.networks, self.roi.joints, xy, likelihood, self.frame)
+        except MissingAnchor as missing:
+            raise missing.error(reader.path, len(indices), self.camera.name) from None
         log.debug("%s: windows %s", reader.path.name, {k: w.as_whxy() for k, w in windows.items()})
         return Placed(self, reader, windows, len(indices))
 

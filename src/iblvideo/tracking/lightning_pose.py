@@ -26,7 +26,7 @@ from iblvideo.tracking.eks import PUPIL_ORDER
 from iblvideo.tracking.lp_crops import Window, prepare
 from iblvideo.tracking.lp_networks import Network, networks_dir, profile_for
 from iblvideo.tracking.lp_table import NetworkOutput, pose_table
-from iblvideo.tracking.tracker import Placed
+from iblvideo.tracking.tracker import MissingAnchor, Placed
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.batching import BATCH_SIZE
 from iblvideo.video.reader import VideoReader
@@ -103,9 +103,8 @@ class LightningPoseTracker:
         xy, likelihood = self._roi_detections(reader, indices)
         try:
             windows = lp_crops.place([e.network for e in self.ensembles], model.keypoints, xy[..., 0], xy[..., 1], likelihood, self.scale, self.frame)
-        except lp_crops.MissingAnchor as missing:
-            raise IblVideoError(reader.path, f"the ROI network found no {missing} in {len(indices)} frames sampled over the video; "
-                                             f"is this a {self.camera.name} camera video, and the right networks?") from None
+        except MissingAnchor as missing:
+            raise missing.error(reader.path, len(indices), self.camera.name) from None
         lp_crops.warn_clamped(windows, reader.path.name)
         log.debug("%s: windows %s", reader.path.name, {k: w.as_whxy() for k, w in windows.items()})
         return Placed(self, reader, windows, len(indices))

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from iblvideo.tracking.lp_networks import Network
+from iblvideo.tracking.tracker import MissingAnchor
 from iblvideo.video.resampling import dali_resize
 
 log = logging.getLogger(__name__)
@@ -49,25 +50,22 @@ def anchor_means(x: np.ndarray, y: np.ndarray, likelihood: np.ndarray) -> np.nda
     return means
 
 
-class MissingAnchor(LookupError):
-    """An anchor the ROI network never found confidently: its name."""
+def anchor_at(names: Iterable[str], means: dict[str, np.ndarray]) -> tuple[float, float]:
+    """A window's anchor: the mean of its anchors' places (``anchor_means``); MissingAnchor for one never found confidently."""
+    names = list(names)
+    missing = [name for name in names if name not in means or np.isnan(means[name]).any()]
+    if missing:
+        raise MissingAnchor(missing[0])
+    x, y = np.mean([means[name] for name in names], axis=0)
+    return float(x), float(y)
 
 
 def place(networks: Iterable[Network], points: Sequence[str], x: np.ndarray, y: np.ndarray, likelihood: np.ndarray,
           scale: int, frame: tuple[int, int]) -> dict[str, Window]:
     """Every network's window from the ROI network's (N, P) detections of its ``points`` (whole frames for networks that cut none)."""
     means = dict(zip(points, anchor_means(x, y, likelihood), strict=True))
-    windows = {}
-    for network in networks:
-        at = (0.0, 0.0)
-        if network.crop is not None:
-            missing = [name for name in network.crop.anchors if np.isnan(means[name]).any()]
-            if missing:
-                raise MissingAnchor(missing[0])
-            mean = np.mean([means[name] for name in network.crop.anchors], axis=0)
-            at = (float(mean[0]), float(mean[1]))
-        windows[network.label] = Window.of(network, at, scale, frame)
-    return windows
+    return {network.label: Window.of(network, anchor_at(network.crop.anchors, means) if network.crop else (0.0, 0.0), scale, frame)
+            for network in networks}
 
 
 @dataclass(frozen=True)

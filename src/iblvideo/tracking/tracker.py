@@ -10,16 +10,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from iblvideo.cameras import Camera
+from iblvideo.errors import IblVideoError
 from iblvideo.tracks import PoseTracks
 from iblvideo.video.reader import VideoReader
 
 Size = tuple[int, int]
 Detections = tuple[np.ndarray, np.ndarray]  # camera pixels (N, P, 2) and likelihoods (N, P)
+
+
+class MissingAnchor(LookupError):
+    """An anchor the ROI network never found confidently on the sampled frames: its name."""
+
+    def error(self, video: Path, sampled: int, camera: str) -> IblVideoError:
+        """The one line every tracker reports it with."""
+        return IblVideoError(video, f"the ROI network found no {self.args[0]} in {sampled} frames sampled over the video; "
+                                    f"is this a {camera} camera video, and the right networks?")
 
 
 class Region(Protocol):
