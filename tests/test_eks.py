@@ -19,7 +19,6 @@ from iblvideo.tracking.eks import (
     ensemble_statistics,
     kalman_smoother,
     random_walk_smoother,
-    single_view_s,
     smooth_pupil,
     smooth_single_view,
 )
@@ -190,10 +189,13 @@ def test_pupil_frame_without_points_is_interpolated(pupil_members: tuple[np.ndar
     assert np.abs(ours[points].to_numpy() - full[points].to_numpy()).max() < 0.5
 
 
-def test_single_view_s_follows_the_frame_rate() -> None:
-    assert single_view_s(30.0) == 100.0
-    assert single_view_s(60.0) == 10.0
-    assert single_view_s(150.0) == 10.0
+def test_paw_step_variance_follows_the_frame_rate() -> None:
+    """IBL's paw step variance, a setting of its network set."""
+    from iblvideo.tracking.lp_networks import V2_2
+
+    assert V2_2.paw_step_variance(30.0) == 100.0
+    assert V2_2.paw_step_variance(60.0) == 10.0
+    assert V2_2.paw_step_variance(150.0) == 10.0
 
 
 def test_constant_pupil_stays_put() -> None:

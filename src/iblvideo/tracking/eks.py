@@ -229,8 +229,3 @@ def smooth_pupil(x: np.ndarray, y: np.ndarray, likelihood: np.ndarray, diameter_
                                 "x_ens_median": median_x[:, source], "y_ens_median": median_y[:, source],
                                 "x_ens_var": var_x[:, source], "y_ens_var": var_y[:, source],
                                 "x_posterior_var": posterior_x, "y_posterior_var": posterior_y})
-
-
-def single_view_s(fps: float, s: float = 10.0) -> float:
-    """IBL's step variance for its paw ensembles: 10, but 100 for 30 Hz videos (set by inspecting training videos)."""
-    return 100.0 if 25.0 <= fps <= 35.0 else s

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 from iblvideo.tracking.lp_networks import Network
+from iblvideo.tracking.plan import CONFIDENT
 from iblvideo.tracking.tracker import MissingAnchor
 from iblvideo.video.resampling import dali_resize
 
 log = logging.getLogger(__name__)
 
-CONFIDENT = 0.9  # IBL keeps ROI detections of likelihood 0.9 and above
 MIN_SAMPLES, MAX_SAMPLES = 20, 500
 
 

@@ -56,9 +56,13 @@ class NetworkSet:
     body: tuple[Network, ...]
     eks: str  # the ensemble-kalman-smoother release IBL smooths this set's ensembles with
     pupil_s: tuple[float, float]  # AR(1) coefficients of the pupil's diameter and centre
-    paw_s: float  # step variance of the paws' random walk; PAW_S_30HZ for videos at 25-35 Hz
+    paw_s: float  # step variance of the paws' random walk; paw_s_30hz for videos at 25-35 Hz
     paw_s_30hz: float
     paw_variance_inflation: float  # the paws' posterior variances ×this: their square root tracks pixel error
+
+    def paw_step_variance(self, fps: float) -> float:
+        """IBL's step variance for the paw ensembles of a video at ``fps`` (set by inspecting training videos)."""
+        return self.paw_s_30hz if 25.0 <= fps <= 35.0 else self.paw_s
 
     def networks(self, camera: str) -> tuple[Network, ...]:
         return self.body if camera == "body" else self.side

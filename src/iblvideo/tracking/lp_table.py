@@ -47,8 +47,7 @@ def smoothed(output: NetworkOutput, profile: NetworkSet, fps: float, ibl_exact: 
         order = [points.index(p) for p in PUPIL_ORDER]
         return smooth_pupil(x[..., order], y[..., order], likelihood[..., order], *profile.pupil_s, eks=profile.eks, published_labels=ibl_exact)
     if output.network.smoother == "single_view":
-        s = profile.paw_s_30hz if 25.0 <= fps <= 35.0 else profile.paw_s
-        table = smooth_single_view(points, x, y, likelihood, s, eks=profile.eks)
+        table = smooth_single_view(points, x, y, likelihood, profile.paw_step_variance(fps), eks=profile.eks)
         variances = [c for c in table.columns if c.endswith("_posterior_var")]
         table[variances] *= profile.paw_variance_inflation
         return table
