@@ -133,8 +133,7 @@ class LightningPoseTracker:
                 batch = []
         if stream:
             got.append(stream.close())
-        xy = np.concatenate([g[0] for g in got]) * (np.array(self.frame) / model.input_size)
-        return xy, np.concatenate([g[1] for g in got])
+        return in_window(np.concatenate([g[0] for g in got]), window, model), np.concatenate([g[1] for g in got])
 
     def start(self, placed: Placed[Window], n_frames: int, fps: float) -> _Pass:
         return _Pass(self, placed.windows, fps)
@@ -173,8 +172,7 @@ class _Pass:
             xs, ys, likelihoods = [], [], []
             for member, stream, found in zip(ensemble.members, self.streams[label], self.found[label], strict=True):
                 found.append(stream.close())
-                # Lightning Pose maps model pixels to the crop's by multiplication (x · w_crop / w_input)
-                xy = np.concatenate([f[0] for f in found]).astype(np.float64) * (np.array(window.size) / member.input_size)
+                xy = in_window(np.concatenate([f[0] for f in found]), window, member)
                 xs.append(xy[..., 0])
                 ys.append(xy[..., 1])
                 likelihoods.append(np.concatenate([f[1] for f in found]).astype(np.float64))
@@ -184,6 +182,11 @@ class _Pass:
             outputs.append(NetworkOutput(ensemble.network, keypoints, np.array(xs), np.array(ys), np.array(likelihoods), window))
         table = pose_table(outputs, tracker.profile, self.fps, tracker.flip, tracker.ibl_exact)
         return PoseTracks.from_frame(table, fps=self.fps)
+
+
+def in_window(xy: np.ndarray, window: Window, model: LPModel) -> np.ndarray:
+    """A model's pixels (..., 2) as the window's: Lightning Pose maps them by multiplication (x · w_window / w_input)."""
+    return xy.astype(np.float64) * (np.array(window.size) / model.input_size)
 
 
 def build(camera: Camera, reader: VideoReader, networks: str | Path | None, device: str, ibl_exact: bool = False,
