@@ -1,9 +1,11 @@
 """AlyxStandInServer: a stand-in for an Alyx database on loopback, just enough of it for ONE's REST client.
 
 It serves a token, an OpenAPI schema, ``tasks`` list/read/create/partial_update with Alyx's filters
-by name, status and session, the dataset types and data formats that registration checks names
-against, and ``register-file``, which records what it was sent. It is not Alyx: no Alyx server can
-run here, so this checks that the queue speaks Alyx's REST dialect through the real ``AlyxClient``.
+by name, status and session, ``sessions`` read/partial_update (what ONE's ``json_field_update`` and
+ibllib's QC use on ``qc`` and ``extended_qc``), the dataset types and data formats that registration
+checks names against (IBL's, from tests/data/alyx: nothing of iblvideo's), and ``register-file``, which
+records what it was sent. It is not Alyx: no Alyx server can run here, so this checks that iblvideo
+speaks Alyx's REST dialect through the real ``AlyxClient``.
 """
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ import threading
 import uuid
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 TOKEN = "stand-in-token"
+LISTS = Path(__file__).parent / "data" / "alyx"
+QC_NAMES = ("NOT_SET", "PASS", "WARNING", "FAIL", "CRITICAL")  # Alyx's session QC choices
 SCHEMA = {
     "openapi": "3.0.3",
     "paths": {
@@ -25,34 +30,43 @@ SCHEMA = {
         "/dataset-types": {"get": {}},
         "/data-formats": {"get": {}},
         "/register-file": {"post": {}},
+        "/sessions/{id}": {
+            "get": {"parameters": [{"name": "id", "in": "path", "schema": {"type": "string"}}]},
+            "patch": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}}}},
+        },
         "/tasks/{id}": {
             "get": {"parameters": [{"name": "id", "in": "path", "schema": {"type": "string"}}]},
             "patch": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}}},
         },
     },
-    "components": {"schemas": {"Task": {"properties": {k: {"type": "string"} for k in (
-        "name", "session", "status", "priority", "log", "version", "time_elapsed_secs", "arguments", "executable")}}}},
+    "components": {"schemas": {
+        "Task": {"properties": {k: {"type": "string"} for k in (
+            "name", "session", "status", "priority", "log", "version", "time_elapsed_secs", "arguments", "executable")}},
+        "Session": {"properties": {k: {"type": "string"} for k in ("qc", "extended_qc", "json")}},
+    }},
 }
 
 
 class AlyxStandInServer(ThreadingHTTPServer):
-    """Alyx's ``tasks`` endpoint and token login on 127.0.0.1, on a free port; records kept in memory."""
+    """Alyx's ``tasks`` and ``sessions`` endpoints and token login on 127.0.0.1, on a free port; records kept in memory."""
 
     daemon_threads = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.tasks: dict[str, dict] = {}
+        self.sessions: dict[str, dict] = {}
         self.registered: list[dict] = []  # the bodies of register-file requests
-        self.dataset_types = [{"name": name, "filename_pattern": pattern} for name, pattern in (
-            ("camera.dlc", "_ibl_*Camera.dlc.*"), ("camera.ROIMotionEnergy", "*Camera.ROIMotionEnergy.*"),
-            ("ROIMotionEnergy.position", "*ROIMotionEnergy.position.*"), ("camera.features", "_ibl_*Camera.features.*"),
-            ("camera.sniff_times", "_iblvideo_*Camera.sniff_times.*"), ("licks.times", ""), ("dlc.qc", "_iblvideo_dlc.qc.*"),
-        )]
-        self.data_formats = [{"file_extension": ext} for ext in (".npy", ".pqt", ".json")]
+        self.dataset_types = [{"name": t["name"], "filename_pattern": t["filename_pattern"]} for t in _list("dataset_types.json")]
+        self.data_formats = [{"name": f["name"], "file_extension": f["file_extension"]} for f in _list("data_formats.json")]
         self.lock = threading.Lock()
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def add_session(self, eid: str, qc: str = "NOT_SET", extended_qc: dict | None = None) -> dict:
+        """A session record as Alyx's ``sessions`` endpoint returns it (the fields QC reads and writes)."""
+        self.sessions[eid] = {"id": eid, "qc": qc, "extended_qc": extended_qc, "json": None}
+        return self.sessions[eid]
 
     def __enter__(self) -> AlyxStandInServer:
         self._thread.start()
@@ -61,6 +75,10 @@ class AlyxStandInServer(ThreadingHTTPServer):
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
         self.server_close()
+
+
+def _list(name: str) -> list[dict]:
+    return json.loads((LISTS / name).read_text())
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -90,11 +108,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(403, {"detail": "Invalid token."})
         return False
 
-    def _task(self, path: str) -> dict | None:
-        task = self.server.tasks.get(path.rstrip("/").split("/")[-1])
-        if task is None:
+    def _record(self, path: str) -> dict | None:
+        """The task or session that ``path`` (``/tasks/<id>``, ``/sessions/<id>``) names; a 404 sent if none."""
+        table = self.server.sessions if path.startswith("/sessions/") else self.server.tasks
+        record = table.get(path.rstrip("/").split("/")[-1])
+        if record is None:
             self._send(404, {"detail": "Not found."})
-        return task
+        return record
 
     def do_POST(self) -> None:
         url = urlparse(self.path)
@@ -129,11 +149,11 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 found = [t for t in self.server.tasks.values() if all(str(t.get(k)) == v for k, v in filters.items())]
             return self._send(200, found)
-        if url.path.startswith("/tasks/"):
+        if url.path.startswith(("/tasks/", "/sessions/")):
             with self.server.lock:
-                task = self._task(url.path)
-            if task is not None:
-                self._send(200, task)
+                record = self._record(url.path)
+            if record is not None:
+                self._send(200, record)
             return
         self._send(404, {"detail": "Not found."})
 
@@ -141,9 +161,12 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         if not self._authorised():
             return
+        body = self._body()
+        if url.path.startswith("/sessions/") and body.get("qc", "NOT_SET") not in QC_NAMES:
+            return self._send(400, {"qc": [f'"{body["qc"]}" is not a valid choice.']})  # as Alyx's serializer answers
         with self.server.lock:
-            task = self._task(url.path)
-            if task is not None:
-                task.update(self._body())
-        if task is not None:
-            self._send(200, task)
+            record = self._record(url.path)
+            if record is not None:
+                record.update(body)  # a JSON field given is replaced whole, as Alyx does
+        if record is not None:
+            self._send(200, record)

@@ -45,6 +45,11 @@ def test_session_qc_matches_ibllib(tmp_path, name):
         assert set(ours["checks"]) - set(Q.NOT_IBL) == set(theirs["checks"])
         for check, outcome in theirs["checks"].items():
             assert_check(ours["checks"][check], outcome)
+        # the same outcomes under IBL's extended_qc keys (tests/test_alyx_qc.py: the whole dict, as ibllib writes it)
+        space = Q.namespace(camera, "DlcQC")
+        assert report["extended_qc"][space] == theirs["outcome"]
+        assert {check: report["extended_qc"][f"_{space}_{check}"] for check in theirs["checks"]} == theirs["checks"]
+    assert not [key for key in report["extended_qc"] if any(key.endswith(n) for n in Q.NOT_IBL) and not key.startswith("_iblvideo")]
 
 
 def test_qc_computes_pupil_itself_without_feature_tables(tmp_path):

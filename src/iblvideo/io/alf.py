@@ -2,6 +2,11 @@
 
 A session is ``<subject>/<yyyy-mm-dd>/<nnn>``; raw videos are in ``raw_video_data/``, everything
 derived in ``alf/``, a synthetic session's ground truth in ``truth/``.
+
+IBL's own datasets keep IBL's names. What iblvideo adds lives in ALF objects of its own (namespace
+``_iblvideo_``, objects IBL does not have), so that ONE's ``load_object`` of IBL's objects (``leftCamera``,
+``licks``) never meets a dataset of another length, and the ground truth never answers a query for a
+real dataset.
 """
 from __future__ import annotations
 
@@ -14,7 +19,6 @@ from iblvideo.cameras import CAMERAS
 SESSION_PATTERN = re.compile(r"(?P<subject>[^/\\]+)[/\\](?P<date>\d{4}-\d{2}-\d{2})[/\\](?P<number>\d{1,3})$")
 CAMERA_NAMES = tuple(CAMERAS)  # IBL's order: left, right, body
 RAW_VIDEO_COLLECTION, ALF_COLLECTION, TRUTH_COLLECTION = "raw_video_data", "alf", "truth"
-TRUTH_ATTRIBUTE = "dlc"  # a synthetic session's ground truth is a pose table in IBL's schema
 
 # session-wide datasets
 LICKS = "licks.times.npy"
@@ -23,7 +27,12 @@ PROVENANCE = "_iblvideo_provenance.json"
 TRIALS = "_ibl_trials.table.pqt"
 WHEEL_POSITION, WHEEL_TIMES = "_ibl_wheel.position.npy", "_ibl_wheel.timestamps.npy"
 RAW_VIDEO_PATTERN = "_iblrig_*Camera.raw.*"
-TRUTH_SPONTANEOUS_LICKS = "licks.spontaneous.npy"  # a synthetic session's licks away from the spout
+LICK_EVENTS = "_iblvideo_lickEvents.table.pqt"  # one row per lick: times, side
+
+# a synthetic session's ground truth, in truth/
+TRUTH_ATTRIBUTE = "dlc"  # the true pose table is in IBL's pose schema
+TRUTH_LICKS = "_iblvideo_trueLicks.times.npy"
+TRUTH_SPONTANEOUS_LICKS = "_iblvideo_trueLicks.spontaneous.npy"  # flags: the lick was away from the spout
 
 
 def raw_video_name(camera: str, extension: str = "mp4") -> str:
@@ -44,7 +53,12 @@ def features_name(camera: str) -> str:
 
 
 def sniffs_name(camera: str) -> str:
-    return f"_iblvideo_{camera}Camera.sniff_times.npy"
+    return f"_iblvideo_{camera}Sniffs.times.npy"
+
+
+def speeds_name(camera: str) -> str:
+    """One row per frame, a column per point (``paw_r``, ``paw_l``, ``nose_tip``), half-resolution pixels per second."""
+    return f"_iblvideo_{camera}Speeds.table.pqt"
 
 
 def motion_energy_names(camera: str) -> tuple[str, str]:
@@ -52,12 +66,16 @@ def motion_energy_names(camera: str) -> tuple[str, str]:
     return f"{camera}Camera.ROIMotionEnergy.npy", f"{camera}ROIMotionEnergy.position.npy"
 
 
+def truth_pose_name(camera: str) -> str:
+    return f"_iblvideo_{camera}TruePose.{TRUTH_ATTRIBUTE}.pqt"
+
+
 def truth_pupil_name(camera: str) -> str:
-    return f"_ibl_{camera}Camera.pupilDiameter.npy"
+    return f"_iblvideo_{camera}TruePupil.diameter.npy"
 
 
 def truth_anchors_name(camera: str) -> str:
-    return f"_ibl_{camera}Camera.anchors.json"
+    return f"_iblvideo_{camera}TrueAnchors.positions.json"
 
 
 def camera_of(name: str) -> str | None:
@@ -107,6 +125,12 @@ class SessionPaths:
 
     def sniffs(self, camera: str) -> Path:
         return self.alf / sniffs_name(camera)
+
+    def speeds(self, camera: str) -> Path:
+        return self.alf / speeds_name(camera)
+
+    def truth_pose(self, camera: str) -> Path:
+        return self.truth / truth_pose_name(camera)
 
     def motion_energy(self, camera: str) -> tuple[Path, Path]:
         energy, roi = motion_energy_names(camera)

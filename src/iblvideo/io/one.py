@@ -212,11 +212,36 @@ def session_eid(one: One, session: Path) -> str:
     return eid
 
 
-def register_remote(one: One, paths: list[Path]) -> None:
-    """Register ``paths`` as datasets of their session on the Alyx database ``one`` talks to."""
+def register_remote(one: One, paths: list[Path]) -> list[Path]:
+    """Register on the Alyx database ``one`` talks to those of ``paths`` that Alyx has a dataset type and a
+    data format for; the others stay local, named in one log line. Returns the files registered."""
     from one.registration import RegistrationClient
 
-    RegistrationClient(one).register_files(file_list=[str(p) for p in paths], server_only=False)
+    client = RegistrationClient(one)
+    # ONE's own filter (extension, then exactly one matching dataset type), which would drop files silently
+    accepted, *_ = client.prepare_files([str(p) for p in paths])
+    kept = {Path(session, rel) for session, files in accepted.items() for rel in files}
+    registered = [p for p in paths if Path(p) in kept]
+    local = [p for p in paths if Path(p) not in kept]
+    if local:
+        log.warning("kept local, not registered on Alyx (no dataset type or data format there for them): %s", ", ".join(p.name for p in local))
+    if registered:
+        client.register_files(file_list=[str(p) for p in registered], server_only=False)
+    return registered
+
+
+def update_alyx_qc(one: One, eid: str, extended_qc: dict) -> str:
+    """Merge ``extended_qc`` into the Alyx session's and raise its QC field to the worst namespace outcome, as ibllib's
+    ``QC.update_extended_qc`` and ``QC.update`` do (a worse outcome already there stays); returns the session's QC now."""
+    from one.alf.spec import QC
+
+    one.alyx.json_field_update(endpoint="sessions", uuid=eid, field_name="extended_qc", data=extended_qc)
+    # keys without a leading underscore are namespaces (dlcLeft, ...), each holding its camera's aggregate
+    outcome = max((QC.validate(v) for k, v in extended_qc.items() if not k.startswith("_")), default=QC.NOT_SET)
+    current = QC.validate(one.alyx.rest("sessions", "read", id=eid, no_cache=True)["qc"])
+    if outcome > current:
+        current = QC.validate(one.alyx.rest("sessions", "partial_update", id=eid, data={"qc": outcome.name})["qc"])
+    return current.name
 
 
 def listed_cameras(one: One, eid: str) -> list[str]:

@@ -7,6 +7,14 @@ traces, the box, lick detection), every one aggregated; DlcQC's pupil and paw ch
 NOT_SET (skipped), which leaves the outcome as LpQC's.
 Where IBL's own QC would crash or be skipped (no camera times, an all-NaN trace, no trials table)
 the check says so with an outcome and a note instead.
+
+The report also carries the session's ``extended_qc`` as IBL writes it to Alyx: ``_<namespace>_<check>``
+per check (namespace ``dlcLeft``, ``lightningPoseBody``, ...) holding the outcome, or (outcome, value)
+for the pupil SNR, the one check IBL gives a value; plus the namespace itself holding the camera's
+aggregate, which IBL raises the session's QC field to. iblvideo's own check (decode errors) goes under
+``_iblvideo<Camera>_<check>``: the damage is worth seeing on Alyx, but not in IBL's namespaces, where
+IBL's tools would take it for theirs, nor in IBL's aggregate, and the leading underscore keeps it out
+of the outcome IBL computes back from the extended QC (``compute_outcome_from_extended_qc``).
 """
 from __future__ import annotations
 
@@ -37,6 +45,7 @@ TRIAL_WINDOW = (-0.5, 2.0)  # seconds from stimulus onset: lag, length
 NOT_AGGREGATED = ("pupil_diameter_snr",)  # DlcQC's ignore_checks; LpQC's are none
 NOT_IN_LP_QC = ("pupil_blocked", "pupil_diameter_snr", "paw_close_nan", "paw_far_nan")  # DlcQC's own checks
 NOT_IBL = ("decode_errors",)  # iblvideo's checks that IBL's QC does not run
+WITH_VALUE = ("pupil_diameter_snr", "decode_errors")  # written as [outcome, value]: IBL does so for the SNR alone
 
 
 class Outcome(IntEnum):
@@ -263,11 +272,37 @@ def camera_data(camera: str, tracks: PoseTracks, times: np.ndarray | None = None
                       lightning_pose=lightning_pose)
 
 
+def namespace(camera: str, ibl_qc: str) -> str:
+    """IBL's extended-QC namespace of a camera's pose QC: ``dlcLeft``, ``lightningPoseBody``, ..."""
+    return f"{'lightningPose' if ibl_qc == 'LpQC' else 'dlc'}{camera.capitalize()}"
+
+
+def _extended_value(name: str, check: dict) -> str | list:
+    """A check as IBL stores it in extended_qc: the outcome, or [outcome, value] (NaN as None)."""
+    return [check["outcome"], check["value"]] if name in WITH_VALUE and "value" in check else check["outcome"]
+
+
+def camera_extended_qc(camera: str, result: dict) -> dict:
+    """One camera's extended_qc keys from its :func:`run_camera_qc` result: IBL's checks and aggregate, iblvideo's own checks apart."""
+    ibl_qc, checks = result["ibl_qc"], result["checks"]
+    ours = {name: check for name, check in checks.items() if name in NOT_IBL}
+    theirs = {name: check for name, check in checks.items() if name not in ours and not (ibl_qc == "LpQC" and name in NOT_IN_LP_QC)}
+    ignored = NOT_AGGREGATED if ibl_qc == "DlcQC" else ()
+    space = namespace(camera, ibl_qc)
+    extended: dict = {f"_{space}_{name}": _extended_value(name, check) for name, check in theirs.items()}
+    extended.update({f"_iblvideo{camera.capitalize()}_{name}": _extended_value(name, check) for name, check in ours.items()})
+    extended[space] = overall_outcome([Outcome[c["outcome"]] for name, c in theirs.items() if name not in ignored]).name
+    return extended
+
+
 def session_report(session: str, cameras: dict[str, CameraData]) -> dict:
-    """Every camera's checks and the session's outcome, the worst camera's."""
+    """Every camera's checks, the session's outcome (the worst camera's) and the session's extended_qc as IBL
+    writes it, which leaves out a camera without camera times (IBL's tasks run no pose QC there)."""
     per_camera = {camera: run_camera_qc(data) for camera, data in cameras.items()}
     outcome = overall_outcome([Outcome[result["outcome"]] for result in per_camera.values()])
-    return {"session": session, "outcome": outcome.name, "cameras": per_camera}
+    extended = {key: value for camera, result in per_camera.items() if cameras[camera].times is not None
+                for key, value in camera_extended_qc(camera, result).items()}
+    return {"session": session, "outcome": outcome.name, "cameras": per_camera, "extended_qc": extended}
 
 
 def format_report(report: dict) -> str:

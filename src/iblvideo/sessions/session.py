@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from iblvideo.errors import IblVideoError
-from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, RAW_VIDEO_PATTERN, SessionPaths, camera_of, pose_name, session_root
+from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, RAW_VIDEO_PATTERN, SessionPaths, camera_of, session_root
 from iblvideo.io.atomic import atomic_path
-from iblvideo.io.one import as_eid, as_folder, check_in_root, data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid
+from iblvideo.io.one import as_eid, as_folder, check_in_root, data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid, update_alyx_qc
+from iblvideo.io.session_files import read_json
 from iblvideo.tracking.registry import TRUTH, attribute
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class Options:
 
 def _copy_truth(paths: SessionPaths, camera: str, options: Options) -> Path:
     """The ground-truth pose of a synthetic session, so that every stage after tracking runs without weights."""
-    truth = paths.truth / pose_name(camera, attribute(TRUTH))
+    truth = paths.truth_pose(camera)
     if not truth.exists():
         raise IblVideoError(truth, "no ground-truth pose; tracker 'truth' works on synthetic sessions (iblvideo synth) only")
     out = paths.pose(camera, attribute(TRUTH))
@@ -211,6 +212,18 @@ def _register(one: One, result: SessionResult) -> None:
         result.errors.append(f"registering outputs with ONE failed: {_failure(err)}")
 
 
+def _update_alyx_qc(one: One, result: SessionResult) -> None:
+    """On Alyx, the session's extended_qc and QC field from the QC report, as IBL's pose QC updates them."""
+    if one.offline or result.qc is None:
+        return
+    try:
+        report = read_json(SessionPaths(result.session).session_file(QC_REPORT))
+        if report is not None:  # qc_stage wrote it, as result.qc says
+            update_alyx_qc(one, result.eid, report["extended_qc"])
+    except Exception as err:  # noqa: BLE001 - the QC report is written; the update failure is the session's error
+        result.errors.append(f"updating the session's QC on Alyx failed: {_failure(err)}")
+
+
 def run_session(eid_or_path: str | Path, one: One | None = None, cameras: tuple[str, ...] | None = None,
                 tracker: str = "dlc", force: bool = False, weights: str | Path | None = None, device: str = "cpu") -> SessionResult:
     """Track, motion energy, features and QC for every camera of a session; outputs in ``alf/`` and in ONE.
@@ -237,6 +250,7 @@ def run_session(eid_or_path: str | Path, one: One | None = None, cameras: tuple[
     result = SessionResult(session, eid, {name: _run_camera(session, name, options) for name in names})
     _run_session_stages(result, options)
     _register(one, result)
+    _update_alyx_qc(one, result)
     result.seconds = time.perf_counter() - start
     log.info("%s: %s in %.1f s", session, result.status, result.seconds)
     return result

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from iblvideo.cameras import CAMERAS
-from iblvideo.io.alf import TRUTH_ATTRIBUTE, SessionPaths, pose_name
+from iblvideo.io.alf import SessionPaths
 from iblvideo.tracking.registry import attribute
 
 CONFIDENT = 0.9  # a visible point should be at least this likely
@@ -19,7 +19,7 @@ def score_tracks(session: str | Path, camera: str, tracks: str | Path | None = N
     fractions of visible frames tracked with likelihood ≥ 0.9 and of absent frames with < 0.5."""
     session = Path(session)
     paths = SessionPaths(session)
-    truth = pd.read_parquet(paths.truth / pose_name(camera, TRUTH_ATTRIBUTE))
+    truth = pd.read_parquet(paths.truth_pose(camera))
     got = pd.read_parquet(tracks or paths.pose(camera, attribute("dlc")))
     if len(got) != len(truth):
         raise ValueError(f"{tracks}: {len(got)} rows for {len(truth)} frames")
