@@ -41,8 +41,12 @@ def test_traces_show_every_point_and_signal(results):
     labels = [ax.get_ylabel() for ax in figure.axes]
     assert labels[2:] == ["pupil diameter (px)", "motion energy (z)", "wheel speed (rad/s)", "licks"]
     assert len(figure.axes[3].get_legend_handles_labels()[1]) == 3  # motion energy of all three cameras
-    licks = figure.axes[5].collections[0].get_positions()
-    np.testing.assert_allclose(sorted(licks), results.licks)
+    licks = figure.axes[5]
+    # one tick per lick event on top, IBL's lick frames (several per lick) below, each row named
+    assert [t.get_text() for t in licks.get_yticklabels()] == ["lick events", "IBL lick frames"]
+    np.testing.assert_allclose(sorted(licks.collections[0].get_positions()), results.lick_events["times"])
+    np.testing.assert_allclose(sorted(licks.collections[1].get_positions()), results.licks)
+    assert len(results.licks) > 3 * len(results.lick_events) > 0
 
 
 def test_trial_averages_split_correct_and_error(results):
@@ -57,6 +61,12 @@ def test_trial_averages_split_correct_and_error(results):
     grid, speed = P.wheel_speed(*results.wheel)
     assert np.isfinite(correct.get_ydata()).all()
     np.testing.assert_allclose(correct.get_ydata(), np.mean(P.peri_event(grid, speed, feedback, correct.get_xdata()), axis=0))
+    rows = [ax.get_ylabel() for ax in figure.axes[::2]]
+    assert "nose speed (px/s), left" in rows and rows[-1] == P.LICK_RATE == "lick events per second"
+    lick_rate = figure.axes[-1].lines[1]  # feedback column, correct trials
+    _, rates = P._lick_rate(results.lick_events["times"].to_numpy(), feedback)
+    np.testing.assert_allclose(lick_rate.get_ydata(), rates.mean(axis=0))
+    assert 0 < lick_rate.get_ydata().max() <= 1 / P.LICK_BIN  # a lick per bin at most: events, not lick frames
 
 
 def test_peri_event_wheel_speed_and_lick_rate():
@@ -68,7 +78,7 @@ def test_peri_event_wheel_speed_and_lick_rate():
     np.testing.assert_allclose(speed[20:-20], 3.0, rtol=1e-6)
     centres, rates = P._lick_rate(np.array([1.01, 1.02, 3.11]), np.array([1.0, 3.0]))
     assert rates.shape == (2, len(centres))
-    assert rates[0, np.argmin(np.abs(centres - 0.025))] == 2 / P.LICK_BIN and rates[1].sum() == 1 / P.LICK_BIN
+    assert rates[0, np.argmin(np.abs(centres - P.LICK_BIN / 2))] == 2 / P.LICK_BIN and rates[1].sum() == 1 / P.LICK_BIN
 
 
 def test_qc_summary_marks_mean_positions_and_outcomes(results):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ibllib_parity import assert_same, copy_session
+from ibllib_parity import assert_features_match, assert_same, copy_session
 from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import LICKS, QC_REPORT, SessionPaths
 from iblvideo.io.session_files import is_lightning_pose, read_pose
@@ -56,19 +56,7 @@ def test_features_and_licks_match_postlp(tmp_path, name):
     alf = session / "alf"
     assert_same(np.load(alf / LICKS), np.load(REF / f"{name}_licks.npy"))
     for camera in side_cameras(name):
-        ours = pd.read_parquet(alf / f"_ibl_{camera}Camera.features.pqt")
-        theirs = pd.read_parquet(REF / f"{name}_{camera}_features.pqt")
-        assert list(theirs.columns) == ["pupilDiameter_raw", "pupilDiameter_smooth"]
-        for column in theirs.columns:
-            assert_same(ours[column], theirs[column])
-        speeds = [REF / f"{name}_{camera}_{point}_speed.npy" for point in F.SPEED_POINTS]
-        if speeds[0].exists():
-            for point, path in zip(F.SPEED_POINTS, speeds, strict=True):
-                assert_same(ours[f"{point}_speed"], np.load(path))
-            assert_same(np.load(written[f"{camera}_sniffs"]), np.load(REF / f"{name}_{camera}_sniffs.npy"))
-        else:  # camera times short of the tracks: no licks, sniffs or speeds from this camera, as in PostLP
-            assert ours[[f"{p}_speed" for p in F.SPEED_POINTS]].isna().all().all()
-            assert f"{camera}_sniffs" not in written
+        assert_features_match(session, written, REF, name, camera)
 
 
 def test_postlp_pupil_diameters_are_not_postdlcs():

@@ -19,7 +19,18 @@ from pynwb import NWBHDF5IO
 from iblvideo.cameras import CAMERAS
 from iblvideo.cli import main
 from iblvideo.io import session_files
-from iblvideo.io.alf import LICKS, PROVENANCE, QC_REPORT, SessionPaths, features_name, motion_energy_names, pose_name, sniffs_name
+from iblvideo.io.alf import (
+    LICK_EVENTS,
+    LICKS,
+    PROVENANCE,
+    QC_REPORT,
+    SessionPaths,
+    features_name,
+    motion_energy_names,
+    pose_name,
+    sniffs_name,
+    speeds_name,
+)
 from iblvideo.io.session_files import provenance, read_json, read_npy, read_pose
 from iblvideo.measures.features import ensemble_pupil_diameter, pupil_diameter
 from iblvideo.measures.motion_energy import roi_from_pose
@@ -73,7 +84,8 @@ def derived(attribute: str) -> dict[str, list[str]]:
     return {
         **{name: [left] for name in motion_energy_names("left")},
         **{name: [body] for name in motion_energy_names("body")},
-        features_name("left"): [left], sniffs_name("left"): [left], LICKS: [left], QC_REPORT: [left, body],
+        features_name("left"): [left], speeds_name("left"): [left], sniffs_name("left"): [left], LICKS: [left], LICK_EVENTS: [left],
+        QC_REPORT: [left, body],
     }
 
 
@@ -94,9 +106,9 @@ def assert_complete(result: SessionResult, attribute: str) -> None:
     """The session ran every stage on both cameras and each camera returned its own files."""
     assert result.status == "Complete", result.error
     assert sorted(p.name for p in result.cameras["left"].outputs) == sorted(
-        [pose_name("left", attribute), *motion_energy_names("left"), features_name("left"), sniffs_name("left")])
+        [pose_name("left", attribute), *motion_energy_names("left"), features_name("left"), speeds_name("left"), sniffs_name("left")])
     assert sorted(p.name for p in result.cameras["body"].outputs) == sorted([pose_name("body", attribute), *motion_energy_names("body")])
-    assert sorted(p.name for p in result.outputs) == sorted([LICKS, QC_REPORT])
+    assert sorted(p.name for p in result.outputs) == sorted([LICKS, LICK_EVENTS, QC_REPORT])
     assert all(path.exists() for path in [*result.outputs, *(p for c in result.cameras.values() for p in c.outputs)])
 
 
@@ -165,7 +177,8 @@ def command(name: str, session: Path, out: Path) -> tuple[list[str], list[Path]]
     paths = SessionPaths(session)
     return {
         "motion-energy": (["motion-energy", str(session)], [*paths.motion_energy("left"), *paths.motion_energy("body")]),
-        "features": (["features", str(session)], [paths.features("left"), paths.sniffs("left"), paths.session_file(LICKS)]),
+        "features": (["features", str(session)], [paths.features("left"), paths.speeds("left"), paths.sniffs("left"),
+                                                   paths.session_file(LICKS), paths.session_file(LICK_EVENTS)]),
         "qc": (["qc", str(session)], [paths.session_file(QC_REPORT)]),
         "plot": (["plot", str(session), "--out", str(out / "figures")], [out / "figures" / f"{figure}.png" for figure in FIGURES]),
         "report": (["report", str(session), "--out", str(out / "report.html")], [out / "report.html"]),

@@ -9,7 +9,8 @@ Two of IBL's tasks, chosen by the pose table's tracker: PostDLC (ibllib's ``Ephy
 the raw pupil diameter (Savitzky-Golay, outliers dropped); PostLP (``PostLP``) takes the raw diameter
 from the pupil ensemble's medians (``<point>_<x|y>_ens_median``, which IBL does not threshold by
 likelihood) and the smoothed one from the Kalman-smoothed points, with no further smoothing. Both
-compute licks the same way. Speeds and sniffs are iblvideo's additions, computed alike for both.
+compute licks the same way. Speeds, sniffs and lick events (``measures.licks``) are iblvideo's
+additions, computed alike for both and kept out of IBL's feature table, which holds IBL's two columns only.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pandas as pd
 from scipy.interpolate import interp1d
 
 from iblvideo.errors import IblVideoError
+from iblvideo.measures.licks import TONGUE_POINTS, lick_events
 from iblvideo.measures.smoothing import smooth_interpolate_savgol
 from iblvideo.tracks import PoseTracks
 
@@ -33,8 +35,8 @@ RESOLUTION = {"left": 2, "right": 1, "body": 1}
 SMOOTHING_WINDOW = {"left": 31, "right": 75}
 SPEED_POINTS = ("paw_r", "paw_l", "nose_tip")
 PUPIL_POINTS = ("pupil_top_r", "pupil_bottom_r", "pupil_left_r", "pupil_right_r")
-TONGUE_POINTS = ("tongue_end_l", "tongue_end_r")
 SIDE_POINTS = (*PUPIL_POINTS, *SPEED_POINTS)  # what a side camera's features need
+PUPIL_COLUMNS = ("pupilDiameter_raw", "pupilDiameter_smooth")  # IBL's camera.features: these and no more
 
 
 def pupil_diameter(tracks: PoseTracks) -> np.ndarray:
@@ -161,11 +163,15 @@ def _usable_times(times: np.ndarray | None, n_frames: int, camera: str) -> np.nd
 
 @dataclass
 class SideFeatures:
-    """What IBL derives from one side camera; events are None when the camera times do not allow them."""
+    """What one side camera gives: IBL's feature table (``pupilDiameter_raw``, ``pupilDiameter_smooth``),
+    iblvideo's per-frame speeds (a column per SPEED_POINTS, NaN without usable camera times), and
+    events on the session clock, None when the camera times do not allow them."""
 
     table: pd.DataFrame
+    speeds: pd.DataFrame
     sniffs: np.ndarray | None
-    licks: np.ndarray | None
+    licks: np.ndarray | None  # IBL's: frames where a tongue coordinate jumps
+    lick_events: np.ndarray | None  # one per lick (measures.licks)
 
 
 def pupil_diameters(tracks: PoseTracks, camera: str, lightning_pose: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -178,18 +184,19 @@ def pupil_diameters(tracks: PoseTracks, camera: str, lightning_pose: bool = Fals
 
 
 def side_camera_features(tracks: PoseTracks, times: np.ndarray | None, camera: str, lightning_pose: bool = False) -> SideFeatures:
-    """Feature table (raw and smoothed pupil diameter, point speeds), sniff times and lick times of a side camera;
+    """Feature table, speeds, sniff times, lick times and lick events of a side camera;
     ``lightning_pose``: the tracks are IBL's Lightning Pose table, whose pupil diameters PostLP computes."""
     missing = [p for p in SIDE_POINTS if p not in tracks.points]
     if missing:
         raise IblVideoError(None, f"{camera} camera: the pose tracks lack the points {', '.join(missing)}")
     raw, smooth = pupil_diameters(tracks, camera, lightning_pose)
-    tracks = tracks.confident()
-    table = pd.DataFrame({"pupilDiameter_raw": raw, "pupilDiameter_smooth": smooth})
+    table = pd.DataFrame(dict(zip(PUPIL_COLUMNS, (raw, smooth), strict=True)))
+    confident = tracks.confident()
     times = _usable_times(times, len(tracks), camera)
-    for point in SPEED_POINTS:
-        table[f"{point}_speed"] = np.nan if times is None else speed(tracks, times, camera, point)
+    speeds = pd.DataFrame({point: np.full(len(tracks), np.nan) if times is None else speed(confident, times, camera, point)
+                           for point in SPEED_POINTS})
     if times is None:
-        return SideFeatures(table, None, None)
-    licks = lick_times(tracks, times) if tracks.has(*TONGUE_POINTS) else None
-    return SideFeatures(table, sniff_times(tracks, times), licks)
+        return SideFeatures(table, speeds, None, None, None)
+    tongue = tracks.has(*TONGUE_POINTS)
+    return SideFeatures(table, speeds, sniff_times(confident, times), lick_times(confident, times) if tongue else None,
+                        lick_events(tracks, times) if tongue else None)

@@ -15,8 +15,10 @@ import pandas as pd
 
 from iblvideo.cameras import CAMERAS
 from iblvideo.errors import IblVideoError
-from iblvideo.io.alf import LICKS, QC_REPORT, SESSION_PATTERN, SessionPaths
+from iblvideo.io.alf import LICK_EVENTS, LICKS, QC_REPORT, SESSION_PATTERN, SessionPaths
 from iblvideo.io.session_files import read_json, read_npy, read_parquet, read_pose, read_times, read_trials, read_wheel, require_pose_tables
+from iblvideo.measures.features import PUPIL_COLUMNS, SPEED_POINTS
+from iblvideo.measures.licks import COLUMNS as LICK_EVENT_COLUMNS
 from iblvideo.measures.motion_energy import Roi, roi_from_pose
 from iblvideo.tracks import PoseTracks
 
@@ -48,7 +50,9 @@ class CameraResults:
     video: Path | None
     roi: Roi | None
     motion_energy: np.ndarray | None
-    features: pd.DataFrame | None
+    features: pd.DataFrame | None  # IBL's: pupilDiameter_raw, pupilDiameter_smooth
+    speeds: pd.DataFrame | None = None  # per frame, a column per features.SPEED_POINTS (half-resolution px/s)
+    sniffs: np.ndarray | None = None  # sniff times (s)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -85,7 +89,8 @@ class SessionResults:
     cameras: dict[str, CameraResults]
     trials: pd.DataFrame | None = None
     wheel: tuple[np.ndarray, np.ndarray] | None = None  # (timestamps, position in radians)
-    licks: np.ndarray | None = None
+    licks: np.ndarray | None = None  # IBL's licks.times: every frame where a tongue coordinate jumps
+    lick_events: pd.DataFrame | None = None  # one row per lick: times (s), side ('left', 'right', 'both')
     qc: dict | None = None
 
     @property
@@ -124,7 +129,7 @@ def _roi(saved: np.ndarray | None, camera: str, tracks: PoseTracks) -> Roi | Non
 
 def load_camera(session: Path, camera: str, tracker: str | None = None) -> CameraResults:
     """One camera's pose table (required; ``tracker``'s, else the only one) and its times, video, ROI,
-    motion energy and features (optional)."""
+    motion energy, features, speeds and sniffs (optional)."""
     pose = require_pose_tables(session, tracker, (camera,))[camera]
     return _camera(SessionPaths(session), camera, pose)
 
@@ -136,7 +141,8 @@ def _camera(paths: SessionPaths, camera: str, pose: Path) -> CameraResults:
     return CameraResults(
         camera=camera, tracks=tracks, source=pose, times=_matching_times(paths.times(camera), camera, len(tracks)),
         video=video if video.exists() else None, roi=_roi(read_npy(roi), camera, tracks),
-        motion_energy=read_npy(energy), features=read_parquet(paths.features(camera)),
+        motion_energy=read_npy(energy), features=read_parquet(paths.features(camera), columns=list(PUPIL_COLUMNS)),
+        speeds=read_parquet(paths.speeds(camera), columns=list(SPEED_POINTS)), sniffs=read_npy(paths.sniffs(camera)),
     )
 
 
@@ -160,5 +166,6 @@ def load_session(session: str | Path, tracker: str | None = None) -> SessionResu
     cameras = {camera: _camera(paths, camera, pose) for camera, pose in require_pose_tables(session, tracker).items()}
     return SessionResults(
         path=session, cameras=cameras, trials=_trials(session), wheel=read_wheel(session),
-        licks=read_npy(paths.session_file(LICKS)), qc=read_json(paths.session_file(QC_REPORT)),
+        licks=read_npy(paths.session_file(LICKS)), lick_events=read_parquet(paths.session_file(LICK_EVENTS), columns=list(LICK_EVENT_COLUMNS)),
+        qc=read_json(paths.session_file(QC_REPORT)),
     )

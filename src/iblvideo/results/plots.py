@@ -1,7 +1,9 @@
 """Figures of a processed session (matplotlib, Agg, no display needed).
 
-* ``traces``: pose, pupil diameter, motion energy, wheel speed and licks over the session;
-* ``trial_averages``: those signals around stimulus onset and feedback, correct and error trials apart;
+* ``traces``: pose, pupil diameter, motion energy, wheel speed and licks over the session (one tick per lick
+  event, and IBL's lick frames, ``licks.times``, beside them);
+* ``trial_averages``: those signals around stimulus onset and feedback, correct and error trials apart, licks
+  as lick events per second;
 * ``qc_summary``: per camera, an example frame with the mean position of every point and the QC checks.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from iblvideo.cameras import CAMERAS
 from iblvideo.extras import needs_extra
-from iblvideo.io.alf import LICKS, QC_REPORT, TRIALS, WHEEL_POSITION, WHEEL_TIMES, SessionPaths
+from iblvideo.io.alf import LICK_EVENTS, LICKS, QC_REPORT, TRIALS, WHEEL_POSITION, WHEEL_TIMES, SessionPaths
 from iblvideo.io.atomic import atomic_path, refuse_overwrite
 from iblvideo.measures.qc import BOUNDING_BOXES
 from iblvideo.results.load import CameraResults, SessionResults, load_session, point_colour
@@ -36,7 +38,8 @@ OUTCOMES = {1: ("correct", "tab:blue"), -1: ("error", "tab:red")}
 MARK_COLOUR = "#ffd000"  # the QC box and the mean of all points: visible on grey frames and white legends
 QC_COLOURS = {"PASS": "#b7e4c7", "WARNING": "#ffe08a", "FAIL": "#f4a3a3", "CRITICAL": "#d46a6a", "NOT_SET": "#e0e0e0"}
 WHEEL_HZ = 250.0
-LICK_BIN = 0.05  # seconds
+LICK_BIN = 0.1  # seconds: a bin holds about one lick of a 6-8 Hz bout
+LICK_RATE = "lick events per second"
 
 
 def _rgb(point: str) -> tuple[float, float, float]:
@@ -119,11 +122,17 @@ def _plot_wheel(ax: Axes, results: SessionResults) -> None:
 
 
 def _plot_licks(ax: Axes, results: SessionResults) -> None:
-    if results.licks is None:
+    """Lick events (one tick per lick) above IBL's lick frames (every frame where a tongue coordinate jumps)."""
+    events = None if results.lick_events is None else results.lick_events["times"].to_numpy(float)
+    rows = [(name, times, colour) for name, times, colour in (("lick events", events, "k"), ("IBL lick frames", results.licks, "0.55"))
+            if times is not None]
+    if not rows:
         return _no_data(ax, "no lick times (iblvideo features)")
-    ax.eventplot(results.licks, colors="k", lineoffsets=0.5, linelengths=0.8, linewidths=0.8)
-    ax.set_yticks([])
-    ax.set_ylim(0, 1)
+    offsets = [len(rows) - row - 0.5 for row in range(len(rows))]  # the first row on top
+    for (_, times, colour), offset in zip(rows, offsets, strict=True):
+        ax.eventplot(times, colors=colour, lineoffsets=offset, linelengths=0.8, linewidths=0.8)
+    ax.set_yticks(offsets, [name for name, _, _ in rows], fontsize=7)
+    ax.set_ylim(0, len(rows))
 
 
 def _mark_trials(ax: Axes, results: SessionResults) -> None:
@@ -188,7 +197,8 @@ def _signals(results: SessionResults) -> dict[str, tuple[np.ndarray, np.ndarray]
     for camera in _side_cameras(results):
         if camera.features is not None:
             signals[f"pupil diameter (px), {camera.camera}"] = (camera.frame_times(), camera.features["pupilDiameter_smooth"].to_numpy(float))
-            signals[f"nose speed (px/s), {camera.camera}"] = (camera.frame_times(), camera.features["nose_tip_speed"].to_numpy(float))
+        if camera.speeds is not None:
+            signals[f"nose speed (px/s), {camera.camera}"] = (camera.frame_times(), camera.speeds["nose_tip"].to_numpy(float))
     for camera in results.cameras.values():
         if camera.motion_energy is not None:
             signals[f"motion energy (z), {camera.camera}"] = (camera.frame_times()[: len(camera.motion_energy)], _zscore(camera.motion_energy))
@@ -196,7 +206,7 @@ def _signals(results: SessionResults) -> dict[str, tuple[np.ndarray, np.ndarray]
 
 
 def _lick_rate(licks: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lick rate (Hz) in 50 ms bins around ``events``: bin centres and (n_events, n_bins) rates."""
+    """Licks per second in LICK_BIN bins around ``events``: bin centres and (n_events, n_bins) rates."""
     edges = np.arange(WINDOW[0], WINDOW[1] + LICK_BIN / 2, LICK_BIN)
     counts = np.stack([np.histogram(licks - event, edges)[0] for event in events]) if len(events) else np.zeros((0, len(edges) - 1))
     return edges[:-1] + LICK_BIN / 2, counts / LICK_BIN
@@ -204,7 +214,8 @@ def _lick_rate(licks: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def trial_average_figure(results: SessionResults) -> Figure:
     signals = _signals(results)
-    rows = [*signals, "lick rate (Hz)"]
+    rows = [*signals, LICK_RATE]
+    licks = None if results.lick_events is None else results.lick_events["times"].to_numpy(float)
     figure = Figure(figsize=(10, 1.9 * len(rows) + 0.8), layout="constrained")
     axes = figure.subplots(len(rows), len(EVENTS), sharex=True, squeeze=False)
     trials = results.trials
@@ -223,9 +234,9 @@ def trial_average_figure(results: SessionResults) -> Figure:
                 if not len(chosen):
                     continue
                 label = f"{label} (n={len(chosen)})"
-                if name == "lick rate (Hz)":
-                    if results.licks is not None:
-                        _mean_sem(ax, *_lick_rate(results.licks, chosen), colour, label)
+                if name == LICK_RATE:
+                    if licks is not None:
+                        _mean_sem(ax, *_lick_rate(licks, chosen), colour, label)
                 elif (signal := signals[name]) is not None:
                     _mean_sem(ax, offsets, peri_event(*signal, chosen, offsets), colour, label)
             if col == 0:
@@ -327,10 +338,10 @@ def render_figures(results: SessionResults) -> dict[str, bytes]:
 def result_inputs(session: Path, cameras: Iterable[CameraResults]) -> list[Path]:
     """Every file the result views read for ``cameras`` of ``session``: an output is never one of them."""
     paths = SessionPaths(session)
-    files = [paths.session_file(name) for name in (TRIALS, WHEEL_TIMES, WHEEL_POSITION, LICKS, QC_REPORT)]
+    files = [paths.session_file(name) for name in (TRIALS, WHEEL_TIMES, WHEEL_POSITION, LICKS, LICK_EVENTS, QC_REPORT)]
     for camera in cameras:
         files += [camera.source, paths.raw_video(camera.camera), paths.times(camera.camera), paths.features(camera.camera),
-                  *paths.motion_energy(camera.camera)]
+                  paths.speeds(camera.camera), paths.sniffs(camera.camera), *paths.motion_energy(camera.camera)]
     return files
 
 

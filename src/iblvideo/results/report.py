@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 REPORT_NAME = "iblvideo_report.html"
 PACKAGES = ("numpy", "pandas", "pyarrow", "av", "torch", "scipy", "matplotlib")
 CAPTIONS = {
-    "traces": "Pose (confident points only), pupil diameter, motion energy, wheel speed and licks over the session.",
-    "trial_averages": "Signals around stimulus onset and feedback; correct and error trials apart (mean ± SEM).",
+    "traces": "Pose (confident points only), pupil diameter, motion energy, wheel speed and licks over the session: one tick "
+              "per lick event, and IBL's lick frames (licks.times: every frame where a tongue point jumps, several per lick).",
+    "trial_averages": "Signals around stimulus onset and feedback; correct and error trials apart (mean ± SEM); licks as "
+                      "lick events per second.",
     "qc_summary": "Middle frame of each video with the mean position of every point, and the pose QC checks.",
 }
 STYLE = """

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from iblvideo.errors import IblVideoError
-from iblvideo.io.alf import CAMERA_NAMES, LICKS, QC_REPORT, TRIALS, SessionPaths
+from iblvideo.io.alf import CAMERA_NAMES, LICK_EVENTS, LICKS, QC_REPORT, TRIALS, SessionPaths
 from iblvideo.io.atomic import refuse_overwrite
 from iblvideo.io.session_files import (
     is_lightning_pose,
@@ -32,6 +32,7 @@ from iblvideo.io.session_files import (
     write_parquet,
 )
 from iblvideo.measures.features import SMOOTHING_WINDOW, side_camera_features
+from iblvideo.measures.licks import merge_lick_events
 from iblvideo.measures.motion_energy import Roi, compute_motion_energy, roi_from_pose
 from iblvideo.measures.qc import camera_data, session_report
 from iblvideo.tracks import PoseTracks
@@ -89,20 +90,24 @@ def motion_energy_stage(session: str | Path, cameras: tuple[str, ...] = CAMERA_N
 
 
 def features_stage(session: str | Path, tracker: str | None = None, force: bool = False) -> dict[str, Path]:
-    """Each side camera's feature table and sniff times, and the licks of both merged on the session clock,
-    as IBL's PostLP computes them from Lightning Pose tables and PostDLC from the others.
+    """Each side camera's feature table, speeds and sniff times, and the licks of both merged on the session
+    clock, as IBL's PostLP computes them from Lightning Pose tables and PostDLC from the others; and the
+    lick events (one row per lick, ``measures.licks``) of both cameras merged.
 
     Camera times (``_ibl_<cam>Camera.times.npy``) put events on the session clock. Returns the written
-    files by name (``left_features``, ``left_sniffs``, ``licks``, ...). ``force``: replace files iblvideo did not make.
+    files by name (``left_features``, ``left_speeds``, ``left_sniffs``, ``licks``, ``lick_events``, ...).
+    ``force``: replace files iblvideo did not make.
     """
     session = Path(session)
     paths = SessionPaths(session)
     tables = require_pose_tables(session, tracker)
     sides = [camera for camera in tables if camera in SMOOTHING_WINDOW]
-    outputs = [out for camera in sides for out in (paths.features(camera), paths.sniffs(camera))]
-    _claim(session, outputs + [paths.session_file(LICKS)] * bool(sides), [*tables.values(), *map(paths.times, sides)], force)
+    outputs = [out for camera in sides for out in (paths.features(camera), paths.speeds(camera), paths.sniffs(camera))]
+    session_outputs = [paths.session_file(LICKS), paths.session_file(LICK_EVENTS)] if sides else []
+    _claim(session, outputs + session_outputs, [*tables.values(), *map(paths.times, sides)], force)
     written: dict[str, Path] = {}
     licks: list[np.ndarray] = []
+    events: dict[str, np.ndarray] = {}
     used: list[Path] = []
     if not sides:
         log.warning("%s: no side camera's pose table; IBL computes features for the left and right cameras only", session)
@@ -113,17 +118,20 @@ def features_stage(session: str | Path, tracker: str | None = None, force: bool 
         except IblVideoError as err:
             raise IblVideoError(pose, err.problem) from None
         written[f"{camera}_features"] = write_parquet(result.table, paths.features(camera))
-        outputs = [written[f"{camera}_features"]]
+        written[f"{camera}_speeds"] = write_parquet(result.speeds, paths.speeds(camera))
+        outputs = [written[f"{camera}_features"], written[f"{camera}_speeds"]]
         if result.sniffs is not None:
             written[f"{camera}_sniffs"] = write_npy(result.sniffs, paths.sniffs(camera))
             outputs.append(written[f"{camera}_sniffs"])
         record_provenance(session, outputs, [pose])
-        if result.licks is not None:
+        if result.licks is not None and result.lick_events is not None:
             licks.append(result.licks)
+            events[camera] = result.lick_events
             used.append(pose)
     if licks:
         written["licks"] = write_npy(np.sort(np.concatenate(licks)), paths.session_file(LICKS))
-        record_provenance(session, [written["licks"]], used)
+        written["lick_events"] = write_parquet(merge_lick_events(events), paths.session_file(LICK_EVENTS))
+        record_provenance(session, [written["licks"], written["lick_events"]], used)
     else:
         log.warning("%s: no lick times (no side camera with tongue points and camera times)", session)
     return written
