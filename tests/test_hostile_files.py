@@ -96,9 +96,9 @@ def test_a_label_video_and_an_nwb_export_do_not_follow_planted_links(session, tm
     _plant(nwb, victim, range(os.getpid(), os.getpid() + 1))
     label_video(video, frames=(0, 3), out=mp4)
     pytest.importorskip("pynwb")
-    from iblvideo.results.nwb import export_nwb
+    from iblvideo.results.nwb import Subject, export_nwb
 
-    export_nwb(session, nwb)
+    export_nwb(session, nwb, subject=Subject(sex="U", species="Mus musculus", age="P90D"))
     assert victim.read_bytes() == VICTIM
     assert not mp4.is_symlink() and not nwb.is_symlink() and mp4.stat().st_size > 1000 and nwb.stat().st_size > 1000
 
@@ -173,8 +173,9 @@ def test_an_existing_output_is_kept_unless_force(session, tmp_path, capsys, comm
     if command == "export":
         pytest.importorskip("pynwb")
     target = tmp_path / "mine"
+    subject = ["--subject-sex", "U", "--subject-species", "Mus musculus", "--subject-age", "P90D"]  # what DANDI needs of an NWB file
     args = {"label-video": [SessionPaths(session).raw_video("body"), "--frames", "0:3", "--out", target],
-            "report": [session, "--out", target], "plot": [session, "--out", target], "export": [session, "--out", target]}[command]
+            "report": [session, "--out", target], "plot": [session, "--out", target], "export": [session, "--out", target, *subject]}[command]
     existing = target / "traces.png" if command == "plot" else target
     existing.parent.mkdir(parents=True, exist_ok=True)
     existing.write_bytes(VICTIM)

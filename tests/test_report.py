@@ -119,7 +119,7 @@ def test_results_from_real_dlc(session_with_dlc, tmp_path):
     from pynwb import NWBHDF5IO
 
     from iblvideo.io.session_files import table_metadata
-    from iblvideo.results.nwb import export_nwb
+    from iblvideo.results.nwb import Subject, export_nwb
     from iblvideo.video.reader import VideoReader
 
     pose_table = session_with_dlc / "alf" / "_ibl_bodyCamera.dlc.pqt"
@@ -132,8 +132,8 @@ def test_results_from_real_dlc(session_with_dlc, tmp_path):
     text = Page((tmp_path / "report.html").read_text()).words
     assert metadata["weights"] in text and metadata["weights_description"] in text
     pose = pd.read_parquet(pose_table)
-    with NWBHDF5IO(export_nwb(session_with_dlc, tmp_path / "pose.nwb"), "r") as io_:
-        estimation = io_.read().processing["behavior"]["bodyCameraPoseEstimation"]
+    with NWBHDF5IO(export_nwb(session_with_dlc, tmp_path / "pose.nwb", subject=Subject(sex="U", species="Mus musculus", age="P90D")), "r") as io_:
+        estimation = io_.read().processing["pose_estimation"]["BodyCamera"]
         assert metadata["weights_description"] in estimation.description
-        tail = estimation.pose_estimation_series["tail_start"]
+        tail = estimation.pose_estimation_series["PoseEstimationSeriesTailStart"]
         np.testing.assert_array_equal(tail.data[:], pose[["tail_start_x", "tail_start_y"]].to_numpy())

@@ -36,6 +36,7 @@ from iblvideo.measures.features import ensemble_pupil_diameter, pupil_diameter
 from iblvideo.measures.motion_energy import roi_from_pose
 from iblvideo.measures.qc import NOT_IN_LP_QC
 from iblvideo.results import load
+from iblvideo.results.nwb import container_name, series_name
 from iblvideo.results.plots import FIGURES
 from iblvideo.sessions import stages
 from iblvideo.sessions.session import SessionResult, run_session
@@ -75,6 +76,7 @@ MEMBERS: tuple[Member, ...] = (
     ("tail-mic-0", "heatmap_mhcrnn", ("tail_start",), 3.0),
 )
 COMMANDS = ("motion-energy", "features", "qc", "plot", "report", "label-video", "export")
+NWB_SUBJECT = ["--subject-sex", "U", "--subject-species", "Mus musculus", "--subject-age", "P90D"]  # what DANDI needs of an NWB file
 LABELED_FRAMES = 5
 
 
@@ -184,7 +186,7 @@ def command(name: str, session: Path, out: Path) -> tuple[list[str], list[Path]]
         "report": (["report", str(session), "--out", str(out / "report.html")], [out / "report.html"]),
         "label-video": (["label-video", str(paths.raw_video("left")), "--frames", f"0:{LABELED_FRAMES}", "--out", str(out / "labeled.mp4")],
                         [out / "labeled.mp4"]),
-        "export": (["export", str(session), "--format", "nwb", "--out", str(out / "pose.nwb")], [out / "pose.nwb"]),
+        "export": (["export", str(session), "--format", "nwb", "--out", str(out / "pose.nwb"), *NWB_SUBJECT], [out / "pose.nwb"]),
     }[name]
 
 
@@ -208,12 +210,12 @@ def assert_output_of(name: str, session: Path, outputs: list[Path], attribute: s
         assert probe(outputs[0]).n_frames == LABELED_FRAMES
     if name == "export":  # the NWB file holds this table's tracks, not the other tracker's
         with NWBHDF5IO(outputs[0], "r") as io:
-            behavior = io.read().processing["behavior"]
+            pose = io.read().processing["pose_estimation"]
             for camera in CAMERAS_TRACKED:
                 tracks = read_pose(SessionPaths(session).pose(camera, attribute))
-                series = behavior[f"{camera}CameraPoseEstimation"].pose_estimation_series
+                series = pose[container_name(camera)].pose_estimation_series
                 for point in tracks.points:
-                    np.testing.assert_array_equal(series[point].data[:], tracks.point_xy(point))
+                    np.testing.assert_array_equal(series[series_name(point)].data[:], tracks.point_xy(point))
 
 
 def test_lightning_pose_session_writes_every_output(lp_session: tuple[Path, SessionResult]) -> None:

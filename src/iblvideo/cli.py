@@ -186,9 +186,10 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> None:
     if args.format == "nwb":
-        from iblvideo.results.nwb import export_nwb
+        from iblvideo.results.nwb import Subject, export_nwb, parse_dob
 
-        print(export_nwb(args.session, args.out, args.tracker, force=args.force))
+        subject = Subject(sex=args.subject_sex, species=args.subject_species, age=args.subject_age, date_of_birth=parse_dob(args.subject_dob))
+        print(export_nwb(args.session, args.out, args.tracker, force=args.force, subject=subject))
         return
     from iblvideo.results.export import export_poses
 
@@ -388,12 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
     _replace(p)
 
     p = command("export", _cmd_export, "export the pose tracks to a shareable format: NWB with ndx-pose, or each camera's table as DeepLabCut or Lightning Pose write theirs")
-    p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/ (and camera times, for nwb)")
+    p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/ (and camera times, for nwb); "
+                                              "nwb also takes an eid of the configured ONE, whose Alyx gives the subject")
     _read_tracker(p)
     p.add_argument("--format", choices=("nwb", "dlc-h5", "dlc-csv", "lp-csv"), default="nwb",
-                   help="nwb, or one file per camera: dlc-h5 / dlc-csv named <video stem><scorer>.h5/.csv, lp-csv <video stem>.csv (default: nwb)")
+                   help="nwb (IBL's NWB layout: pose, pupil, motion energy, licks), or one file per camera: dlc-h5 / dlc-csv named "
+                        "<video stem><scorer>.h5/.csv, lp-csv <video stem>.csv (default: nwb)")
     p.add_argument("--out", type=Path, help="nwb: output file (default: SESSION/sub-<subject>_ses-<date>-<number>_pose.nwb); "
                                             "other formats: a folder (default: beside the raw videos, where DeepLabCut's tools look)")
+    subject = p.add_argument_group("nwb subject (DANDI needs sex, species and age or date of birth; they override Alyx's)")
+    subject.add_argument("--subject-sex", metavar="M|F|U|O", help="the subject's sex: M, F, U (unknown) or O (other)")
+    subject.add_argument("--subject-species", metavar="NAME", help="Latin binomial, e.g. 'Mus musculus'")
+    subject.add_argument("--subject-age", metavar="DURATION", help="age at the session as an ISO 8601 duration, e.g. P90D")
+    subject.add_argument("--subject-dob", metavar="YYYY-MM-DD", help="date of birth")
     _replace(p)
 
     p = command("session", _cmd_session, "run every stage on one session (folder or eid); outputs in alf/ and in ONE; prints a JSON summary; exits 1 unless Complete")

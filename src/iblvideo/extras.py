@@ -24,6 +24,7 @@ DISTRIBUTIONS = {
     "matplotlib": "matplotlib",
     "tables": "tables (PyTables)",
     "pynwb": "pynwb",
+    "ndx_events": "ndx-events",
     "ndx_pose": "ndx-pose",
 }
 
