@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -170,3 +172,15 @@ class _Handler(BaseHTTPRequestHandler):
                 record.update(body)  # a JSON field given is replaced whole, as Alyx does
         if record is not None:
             self._send(200, record)
+
+
+@contextmanager
+def logged_in(tmp_path: Path, monkeypatch) -> Iterator[tuple[AlyxStandInServer, object]]:
+    """A stand-in server and ONE's real AlyxClient logged in to it, ONE's parameters kept under ``tmp_path``."""
+    from one.webclient import AlyxClient
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # ONE keeps its parameters and token under ~/.one
+    (tmp_path / "home").mkdir()
+    with AlyxStandInServer() as server:
+        yield server, AlyxClient(base_url=server.url, username="tester", password="secret", silent=True,
+                                 cache_dir=tmp_path / "alyx-cache", cache_rest=None)

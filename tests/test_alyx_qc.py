@@ -10,9 +10,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from one.webclient import AlyxClient
 
-from alyx_standin import AlyxStandInServer
+from alyx_standin import logged_in
 from iblvideo.io.alf import QC_REPORT
 from iblvideo.io.one import update_alyx_qc
 from iblvideo.measures import qc as Q
@@ -43,11 +42,7 @@ def reports(tmp_path_factory) -> dict[str, dict]:
 
 @pytest.fixture
 def alyx(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # ONE keeps its parameters and token under ~/.one
-    (tmp_path / "home").mkdir()
-    with AlyxStandInServer() as server:
-        client = AlyxClient(base_url=server.url, username="tester", password="secret", silent=True,
-                            cache_dir=tmp_path / "alyx-cache", cache_rest=None)
+    with logged_in(tmp_path, monkeypatch) as (server, client):
         yield server, SimpleNamespace(alyx=client, offline=False)
 
 

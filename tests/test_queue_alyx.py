@@ -11,7 +11,7 @@ from one.alf.spec import QC
 from one.registration import RegistrationClient
 from one.webclient import AlyxClient
 
-from alyx_standin import AlyxStandInServer
+from alyx_standin import logged_in
 from iblvideo import run_queue, run_session
 from iblvideo.io.alf import LICKS, QC_REPORT, features_name, motion_energy_names, pose_name
 from iblvideo.io.one import file_md5, local_one, register_remote
@@ -26,11 +26,7 @@ def rendered(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def alyx(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # ONE keeps its parameters and token under ~/.one
-    (tmp_path / "home").mkdir()
-    with AlyxStandInServer() as server:
-        client = AlyxClient(base_url=server.url, username="tester", password="secret", silent=True,
-                            cache_dir=tmp_path / "alyx-cache", cache_rest=None)
+    with logged_in(tmp_path, monkeypatch) as (server, client):
         yield server, client
 
 

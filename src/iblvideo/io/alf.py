@@ -84,6 +84,12 @@ def camera_of(name: str) -> str | None:
     return match.group(1) if match else None
 
 
+def session_name(session: str | Path) -> str:
+    """``<subject>/<yyyy-mm-dd>/<nnn>`` of an ALF session folder (else the folder's name): where it is, not which disk."""
+    match = SESSION_PATTERN.search(Path(session).resolve().as_posix())
+    return "/".join(match.group("subject", "date", "number")) if match else Path(session).name
+
+
 def session_root(path: str | Path) -> Path | None:
     """The ALF session folder holding ``path`` (``<subject>/<yyyy-mm-dd>/<nnn>``), or None."""
     path = Path(path).resolve()

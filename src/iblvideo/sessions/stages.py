@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from iblvideo.errors import IblVideoError
-from iblvideo.io.alf import CAMERA_NAMES, LICK_EVENTS, LICKS, QC_REPORT, TRIALS, SessionPaths
+from iblvideo.io.alf import CAMERA_NAMES, LICK_EVENTS, LICKS, QC_REPORT, TRIALS, SessionPaths, session_name
 from iblvideo.io.atomic import refuse_overwrite
 from iblvideo.io.session_files import (
     is_lightning_pose,
@@ -168,7 +168,7 @@ def qc_stage(session: str | Path, tracker: str | None = None, force: bool = Fals
         lightning_pose = is_lightning_pose(pose)  # LpQC reads no pupil diameter
         data[camera] = camera_data(camera, _pose(pose, camera), read_times(paths.times(camera)), stim_on,
                                    None if lightning_pose else _pupil(paths, camera), lightning_pose=lightning_pose)
-    report = session_report(str(session), data)
+    report = session_report(session_name(session), data)
     report["pose_tables"] = {camera: pose.name for camera, pose in tables.items()}
     out = write_json(report, paths.session_file(QC_REPORT))
     record_provenance(session, [out], list(tables.values()))
