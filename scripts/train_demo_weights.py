@@ -7,7 +7,7 @@
 2. Cuts, for every network of the cascade, the window that network sees — placed from the true
    anchors with random jitter, as an imperfect ROI network would place it; for the fine paws network,
    around each paw where it was last seen, jittered as the whole-frame paws network errs — and maps
-   the true points into it. A point that is not visible (blink, tongue in the mouth, paw behind the
+   the true points into it (the tongue network's include the spout's, tube_top and tube_bottom). A point that is not visible (blink, tongue in the mouth, paw behind the
    wheel) is NaN: the network learns an empty heatmap there, so its likelihood stays low.
 3. Trains each network (or those named by ``--networks``, keeping the others in ``--out`` as they are)
    with ``iblvideo.pose`` and writes the weights set with its manifest.
@@ -27,12 +27,12 @@ import pandas as pd
 import torch
 
 from iblvideo.cameras import CAMERAS, Camera
-from iblvideo.io.alf import raw_video_path
+from iblvideo.io.alf import TRUTH_COLLECTION, SessionPaths, raw_video_path, truth_anchors_name
 from iblvideo.networks.model_dir import WEIGHTS
 from iblvideo.progress import configure
 from iblvideo.synth import synthesize_session
-from iblvideo.tracking.cascade import Plan, plan_for
 from iblvideo.tracking.crops import View, Window, cut
+from iblvideo.tracking.plan import Plan, plan_for
 from iblvideo.tracking.weights import MANIFEST, write_manifest
 from iblvideo.training.labels import LabeledFrames
 from iblvideo.training.train import Trainer, TrainSettings
@@ -40,10 +40,14 @@ from iblvideo.video.reader import VideoReader
 
 log = logging.getLogger("iblvideo.demo_weights")
 
-NAME = "weights_v1.2"
+NAME = "weights_v1.3"
 DESCRIPTION = ("Demo weights for iblvideo's synthetic IBL rig (iblvideo synth), trained by "
                "scripts/train_demo_weights.py. They track synthetic renders, not real mice.")
+CHANGES = ("v1.3: the synthetic scene moved (head higher, wheel lower, as IBL frames the mouse, so the mean point "
+           "sits inside IBL's QC box; the far paw mostly above the rim); the tongue network also tracks the spout, "
+           "tube_top and tube_bottom, as IBL's does; every network retrained")
 SEEDS = (101, 102, 103, 104, 105, 106)
+STATIC = ("tube_top", "tube_bottom")  # the spout: its truth is the camera's anchors, the same in every frame
 JITTER = 12  # canonical pixels of ROI placement error the specialised networks must tolerate
 PAW_JITTER = 24  # canonical pixels the whole-frame paws network may miss a paw by
 # network input size (w, h) per role: small inputs keep CPU tracking fast; whole fractions of the window
@@ -97,13 +101,14 @@ def frames_to_use(truth: pd.DataFrame, camera: Camera, per_session: int, rng: np
 def session_examples(session: Path, camera: Camera, per_session: int, rng: np.random.Generator) -> dict[str, tuple[list, list]]:
     """(images, points) per network role from one camera of one rendered session."""
     view, plan = View.of(camera), plan_for(camera)
-    truth = pd.read_parquet(session / "truth" / f"_ibl_{camera.label}.dlc.pqt")
-    static = json.loads((session / "truth" / f"_ibl_{camera.label}.anchors.json").read_text())
+    truth = pd.read_parquet(SessionPaths(session).truth_pose(camera.name))
+    static = json.loads((session / TRUTH_COLLECTION / truth_anchors_name(camera.name)).read_text())
     # canonical positions of every point, per frame (NaN where not visible)
     canonical = {}
     for point in camera.points:
-        canonical[point] = np.stack(view.to_canonical(truth[f"{point}_x"].to_numpy(), truth[f"{point}_y"].to_numpy()), -1)
-    for name in ("tube_top", "tube_bottom"):
+        if point not in STATIC:
+            canonical[point] = np.stack(view.to_canonical(truth[f"{point}_x"].to_numpy(), truth[f"{point}_y"].to_numpy()), -1)
+    for name in STATIC:
         if name in static:
             xy = np.asarray(view.to_canonical(*static[name]))
             canonical[name] = np.broadcast_to(xy, (len(truth), 2))
@@ -124,11 +129,19 @@ def session_examples(session: Path, camera: Camera, per_session: int, rng: np.ra
                 size = NETWORKS[role]
                 image = cut(frame, view, window, size)[0, 0].round().clamp(0, 255).to(torch.uint8).numpy()
                 xy = np.stack([to_input(*canonical[p][index], window, size) for p in points])
+                _check_static_inside(role, points, xy, size)
                 if role in WHOLE and np.isnan(xy).any():
                     xy[:] = np.nan
                 examples[role][0].append(image)
                 examples[role][1].append(xy)
     return examples
+
+
+def _check_static_inside(role: str, points: tuple[str, ...], xy: np.ndarray, size: tuple[int, int]) -> None:
+    """The spout must lie inside every window that learns it, or the network learns a point it cannot see."""
+    for point, (x, y) in zip(points, xy, strict=True):
+        if point in STATIC and not (0 <= x < size[0] and 0 <= y < size[1]):
+            raise ValueError(f"{role}: {point} at ({x:.1f}, {y:.1f}) lies outside its {size[0]}x{size[1]} window")
 
 
 def _windows(plan: Plan, anchors: dict[str, tuple[float, float]], seen: dict[str, np.ndarray], view: View, rng: np.random.Generator):
@@ -198,7 +211,7 @@ def main() -> None:
         Trainer(frames, model_dir, settings, args.device).run()
         seconds += sum(epoch.get("seconds", 0.0) for epoch in json.loads((model_dir / "config.json").read_text())["history"])
         _export(model_dir, args.out / role)
-    write_manifest(args.out, NAME, networks, description=DESCRIPTION, trained_on=f"iblvideo synth seeds {list(SEEDS)}, {args.seconds:g} s each",
+    write_manifest(args.out, NAME, networks, description=DESCRIPTION, changes=CHANGES, trained_on=f"iblvideo synth seeds {list(SEEDS)}, {args.seconds:g} s each",
                    training_seconds=round(seconds), **kept)
     log.info("weights set written to %s", args.out)
 

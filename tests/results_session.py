@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from iblvideo.cameras import CAMERAS
+from iblvideo.io.alf import SessionPaths
 from iblvideo.sessions.stages import features_stage, motion_energy_stage, qc_stage
 from iblvideo.synth import synthesize_session
+from iblvideo.tracking.registry import attribute
 
-SEED = 2  # within 3 s: one correct trial and the stimulus onset of an error trial
-SECONDS = 3.0
+SEED = 2  # within 6 s: a correct trial with its reward licks, an error trial and a blink
+SECONDS = 6.0  # a correct and an error trial, each ending before the videos do
 DEMO_MANIFEST = Path(__file__).parents[1] / "src" / "iblvideo" / "weights_demo" / "manifest.json"
 
 
@@ -30,8 +33,9 @@ def _derive(session: Path) -> Path:
 
 def _truth_as_pose(root: Path) -> Path:
     session = synthesize_session(root / "truth_as_pose", seconds=SECONDS, seed=SEED)
-    for table in (session / "truth").glob("_ibl_*Camera.dlc.pqt"):
-        shutil.copy(table, session / "alf" / table.name)
+    paths = SessionPaths(session)
+    for camera in CAMERAS:
+        shutil.copy(paths.truth_pose(camera), paths.pose(camera, attribute("dlc")))
     return _derive(session)
 
 

@@ -3,7 +3,7 @@
 The set is laid out as IBL's ``weights_v2.x``: one DeepLabCut project per network (config.yaml, then
 dlc-models/iteration-0/<Task><date>-trainset95shuffle1/{test,train}), written with our test-only
 TensorBundle writer. The networks are narrow ResNet-50s (``BASE_DEPTHS`` patched) whose backbone only
-carries the grey level of the crop's top-left pixels (the maximum over its first 5×5, every other
+carries the grey level of the crop's top-left pixels (the maximum over its first 5×5 or 3×3, every other
 pixel) to the location refinement: the score map is flat, so DeepLabCut's argmax is cell 0, and each
 joint lands at ``4 + locref_stdev · (bias + gain · grey)`` — a place chosen per joint, moved frame by
 frame by the video. The ROI networks have no gain: their anchors are where the test puts them.
@@ -40,7 +40,7 @@ GAIN = 0.02  # location refinement per grey level: 0.15 px, up to 37 px over the
 SCORE = 6.0  # sigmoid 0.9975: confident
 # (x, y) of each ROI point, in the networks' frame; chosen off whole pixels, to see IBL's truncation (the
 # nose window's corner lies where seed 5's videos move, so that its network's points move too)
-SIDE_ROI = {"nose_tip": (665.3, 873.6), "pupil_top_r": (600.7, 400.2), "tube_top": (701.9, 500.4), "tube_bottom": (704.2, 541.8)}
+SIDE_ROI = {"nose_tip": (607.3, 683.6), "pupil_top_r": (600.7, 400.2), "tube_top": (701.9, 500.4), "tube_bottom": (704.2, 541.8)}
 BODY_ROI = {"tail_start": (301.5, 255.9)}
 JOINTS = {
     "nose_tip": ("nose_tip",),
@@ -157,8 +157,11 @@ def network_view(session: Path, camera: str) -> np.ndarray:
 
 def expected_raw(crops: np.ndarray, places: list[tuple[float, float]], brightened: bool = False) -> np.ndarray:
     """DeepLabCut's read-out (N, J, 2) of the seeded network on luma ``crops``: cell 0 refined by the
-    biases, x moved by the grey its backbone carries (the max of every other pixel of the first 5×5)."""
-    grey = dlc_cascade.rgb_of_luma(brightened)[crops[:, 0:5:2, 0:5:2]].reshape(len(crops), -1).max(axis=1).astype(np.float64)
+    biases, x moved by the grey its backbone carries (the max of every other pixel of the first 5×5 or 3×3)."""
+    # TensorFlow's SAME max pool after the stride-2 first conv pads its map once at the end where the map's
+    # size is even (the pool then takes pixels 0, 2 and 4) and once at each end where it is odd (0 and 2)
+    rows, cols = (slice(0, 5 if (n + 1) // 2 % 2 == 0 else 3, 2) for n in crops.shape[1:3])
+    grey = dlc_cascade.rgb_of_luma(brightened)[crops[:, rows, cols]].reshape(len(crops), -1).max(axis=1).astype(np.float64)
     xy = np.array(places, np.float64)[None].repeat(len(crops), axis=0)
     xy[..., 0] += np.float32(STDEV) * GAIN * grey[:, None]
     return xy
@@ -178,8 +181,8 @@ def test_windows_are_ibls(tracked, camera):
     _, windows, _ = tracked[camera]
     for label, (crop, anchors) in SIDE_CROPS.items():
         assert windows[label].as_whxy() == pytest.approx(ibl_window([SIDE_ROI[a] for a in anchors], crop)), label
-    # the arranged anchors: nose_tip (665, 873) gives an odd corner, tongue's (702.5, 520.5) a half pixel
-    assert windows["nose_tip"].as_whxy()[2:] == (615.0, 823.0) and windows["nose_tip"].origin == (614, 822)
+    # the arranged anchors: nose_tip (607, 683) gives an odd corner, tongue's (702.5, 520.5) a half pixel
+    assert windows["nose_tip"].as_whxy()[2:] == (557.0, 633.0) and windows["nose_tip"].origin == (556, 632)
     assert windows["tongue"].as_whxy()[2:] == (642.5, 420.5) and windows["tongue"].origin == (642, 420)
     assert windows["eye"].origin == (550, 350)
     assert windows["paws"].as_whxy() == (1280.0, 1024.0, 0.0, 0.0)

@@ -9,6 +9,7 @@ import pytest
 
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
+from iblvideo.io.alf import SessionPaths
 from iblvideo.measures.motion_energy import Roi
 from iblvideo.results import label_video as L
 from iblvideo.results.load import CameraResults, load_camera, point_colour
@@ -29,7 +30,7 @@ def _isolated_points(xy: np.ndarray, names: list[str], spacing: float) -> list[s
 def test_frame_range_draws_every_point_where_the_pose_says(session_with_truth_as_pose, tmp_path):
     session = session_with_truth_as_pose
     out = L.label_video(_video(session, "right"), frames=(200, 240), out=tmp_path / "right.mp4")
-    truth = pd.read_parquet(session / "truth" / "_ibl_rightCamera.dlc.pqt")
+    truth = pd.read_parquet(SessionPaths(session).truth_pose("right"))
     camera = load_camera(session, "right")
     with VideoReader(out, grey=False) as labeled, VideoReader(_video(session, "right"), grey=False) as raw:
         assert len(labeled) == 40 and labeled.info.fps == raw.info.fps

@@ -12,7 +12,7 @@ from one.api import One
 
 from iblvideo import run_session
 from iblvideo.cli import main
-from iblvideo.io.alf import SessionPaths, raw_video_path
+from iblvideo.io.alf import LICK_EVENTS, LICKS, SessionPaths, raw_video_path, sniffs_name, speeds_name
 from iblvideo.io.session_files import read_pose
 from iblvideo.measures.motion_energy import Roi, compute_motion_energy, roi_from_pose
 from iblvideo.synth import synthesize_session
@@ -21,7 +21,7 @@ from session_data import copy_session, rendered_session
 
 CAMERA_OUTPUTS = {
     "left": ("_ibl_leftCamera.dlc.pqt", "leftCamera.ROIMotionEnergy.npy", "leftROIMotionEnergy.position.npy",
-             "_ibl_leftCamera.features.pqt", "_iblvideo_leftCamera.sniff_times.npy"),
+             "_ibl_leftCamera.features.pqt", sniffs_name("left"), speeds_name("left")),
     "body": ("_ibl_bodyCamera.dlc.pqt", "bodyCamera.ROIMotionEnergy.npy", "bodyROIMotionEnergy.position.npy"),
 }
 
@@ -40,7 +40,7 @@ def test_session_outputs_are_written_and_loadable_through_one(rendered, tmp_path
     for camera, names in CAMERA_OUTPUTS.items():
         assert sorted(p.name for p in result.cameras[camera].outputs) == sorted(names)
         assert result.cameras[camera].seconds > 0
-    assert {p.name for p in result.outputs} == {"licks.times.npy", "_iblvideo_dlc.qc.json"}
+    assert {p.name for p in result.outputs} == {LICKS, LICK_EVENTS, "_iblvideo_dlc.qc.json"}
     assert result.qc in ("PASS", "WARNING", "FAIL", "CRITICAL")
 
     one = One(cache_dir=tmp_path, mode="local")  # a fresh ONE reads the updated tables from disk
@@ -143,7 +143,7 @@ def test_full_session_with_the_demo_weights(unseen, decoded):
     assert {"dlc", "ROIMotionEnergy", "features", "times"} <= set(left)
     assert len(left["dlc"]) == len(left["times"]) == len(left["ROIMotionEnergy"]) == len(left["features"])
     assert np.isfinite(left["ROIMotionEnergy"]).all()
-    truth = pd.read_parquet(unseen / "truth" / "_ibl_bodyCamera.dlc.pqt")
+    truth = pd.read_parquet(SessionPaths(unseen).truth_pose("body"))
     tracked = pd.read_parquet(unseen / "alf" / "_ibl_bodyCamera.dlc.pqt")
     error = np.hypot(truth["tail_start_x"] - tracked["tail_start_x"], truth["tail_start_y"] - tracked["tail_start_y"])
     assert np.nanmedian(error) < 5.0  # pixels: the cascade's coordinates came back to the camera's frame

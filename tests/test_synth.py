@@ -12,13 +12,19 @@ import pandas as pd
 import pytest
 
 from iblvideo.cameras import BODY_POINTS, CAMERAS, SIDE_POINTS, TRAINING_LEFT
+from iblvideo.demo import DEMO_SEED
 from iblvideo.errors import IblVideoError
+from iblvideo.io.alf import TRUTH_COLLECTION, TRUTH_LICKS, TRUTH_SPONTANEOUS_LICKS, truth_anchors_name, truth_pose_name, truth_pupil_name
+from iblvideo.measures.qc import BOUNDING_BOXES, TRIAL_WINDOW
 from iblvideo.synth import synthesize_session
-from iblvideo.synth.side import PAW_AXES
+from iblvideo.synth.behaviour import simulate
+from iblvideo.synth.body import BodyScene
+from iblvideo.synth.session import _frame_times
+from iblvideo.synth.side import PAW_AXES, SideScene
 from iblvideo.video.reader import VideoReader
 
 SECONDS = 3.0
-SEED = 6  # this seed's first 3 s hold rewarded licks, a blink and a far paw dipping behind the wheel
+SEED = 79  # this seed's first 3 s hold rewarded licks, a blink and a far paw dipping behind the wheel on both sides
 STRIDE = {"left": 2, "right": 3, "body": 1}  # keep every n-th decoded frame: enough for pixel checks, little memory
 
 
@@ -38,11 +44,11 @@ def frames(session: Path) -> dict[str, dict[int, np.ndarray]]:
 
 
 def truth(session: Path, name: str) -> pd.DataFrame:
-    return pd.read_parquet(session / "truth" / f"_ibl_{name}Camera.dlc.pqt")
+    return pd.read_parquet(session / TRUTH_COLLECTION / truth_pose_name(name))
 
 
 def anchors(session: Path, name: str) -> dict:
-    return json.loads((session / "truth" / f"_ibl_{name}Camera.anchors.json").read_text())
+    return json.loads((session / TRUTH_COLLECTION / truth_anchors_name(name)).read_text())
 
 
 def sha256s(folder: Path) -> dict[str, str]:
@@ -72,7 +78,7 @@ def test_layout_sizes_rates_and_counts(session: Path) -> None:
         hidden = table.filter(like="_x").to_numpy()[likelihood == 0]
         assert np.isnan(hidden).all()
         if name != "body":
-            diameter = np.load(session / "truth" / f"_ibl_{name}Camera.pupilDiameter.npy")
+            diameter = np.load(session / TRUTH_COLLECTION / truth_pupil_name(name))
             assert len(diameter) == n and np.array_equal(np.isnan(diameter), table.pupil_top_r_likelihood.to_numpy() == 0)
             assert {"tube_top", "tube_bottom"} <= set(anchors(session, name))
     wheel_t = np.load(session / "alf" / "_ibl_wheel.timestamps.npy")
@@ -174,7 +180,7 @@ def test_pupil_is_hidden_while_blinking(session: Path) -> None:
     eye = anchors(session, "left")
     crop, _, _ = _crop(image, *eye["eye_centre"], int(eye["eye_axes"][1] * 0.8))
     assert (crop < 50).sum() < 5
-    assert np.isnan(np.load(session / "truth" / "_ibl_leftCamera.pupilDiameter.npy")[shut])
+    assert np.isnan(np.load(session / TRUTH_COLLECTION / truth_pupil_name("left"))[shut])
 
 
 def test_pupil_points_are_hidden_from_the_top_down(session: Path) -> None:
@@ -256,6 +262,9 @@ def test_tongue_pixels_only_when_tongue_is_visible(session: Path, frames: dict, 
 def test_spout_anchors_mark_the_tube_tip(session: Path, frames: dict, name: str) -> None:
     scene, table = anchors(session, name), truth(session, name)
     top, bottom, tip = (np.array(scene[k]) for k in ("tube_top", "tube_bottom", "spout_tip"))
+    for point, xy in (("tube_top", top), ("tube_bottom", bottom)):  # the truth's spout points are the anchors
+        assert (table[f"{point}_likelihood"] == 1).all()
+        np.testing.assert_allclose(table[[f"{point}_x", f"{point}_y"]].to_numpy() - xy, 0, atol=1e-3)
     np.testing.assert_allclose((top + bottom) / 2, tip, atol=1e-2)
     assert top[1] < bottom[1]
     across = (top - bottom) / np.hypot(*(top - bottom))
@@ -283,8 +292,8 @@ def test_right_camera_is_the_mirror_image(session: Path) -> None:
     # one mouse: the same pupil (at half the pixel size) and the same licks at the same moments
     t_left = np.load(session / "alf" / "_ibl_leftCamera.times.npy")
     t_right = np.load(session / "alf" / "_ibl_rightCamera.times.npy")
-    d_left = np.load(session / "truth" / "_ibl_leftCamera.pupilDiameter.npy")
-    d_right = np.interp(t_left, t_right, np.load(session / "truth" / "_ibl_rightCamera.pupilDiameter.npy"))
+    d_left = np.load(session / TRUTH_COLLECTION / truth_pupil_name("left"))
+    d_right = np.interp(t_left, t_right, np.load(session / TRUTH_COLLECTION / truth_pupil_name("right")))
     ok = ~np.isnan(d_left) & ~np.isnan(d_right)
     np.testing.assert_allclose(d_right[ok], d_left[ok] / 2, rtol=0.02)
     nearest = np.clip(np.searchsorted(t_right, t_left), 0, len(t_right) - 1)
@@ -329,8 +338,8 @@ def test_tail_start_is_where_the_tail_leaves_the_trunk(session: Path, frames: di
 
 def test_licks_follow_rewards_and_show_the_tongue(session: Path) -> None:
     trials = pd.read_parquet(session / "alf" / "_ibl_trials.table.pqt")
-    licks = np.load(session / "truth" / "licks.times.npy")
-    spontaneous = np.load(session / "truth" / "licks.spontaneous.npy")
+    licks = np.load(session / TRUTH_COLLECTION / TRUTH_LICKS)
+    spontaneous = np.load(session / TRUTH_COLLECTION / TRUTH_SPONTANEOUS_LICKS)
     rewarded = trials.loc[trials.feedbackType == 1, "feedback_times"].to_numpy()
     assert len(licks) >= 3 and set(trials.choice) <= {-1, 0, 1}
     assert ((trials.rewardVolume > 0) == (trials.feedbackType == 1)).all()
@@ -361,6 +370,43 @@ def test_wheel_turns_between_first_movement_and_response(session: Path) -> None:
     speed = np.abs(np.gradient(left.paw_r_x.to_numpy(), times))
     during = np.interp(times, t, moving.astype(float)) > 0.5
     assert speed[during].mean() > 3 * speed[~during].mean()
+
+
+# ---- IBL's QC on the truth of longer sessions (no video rendered) ----------------------------------------------
+
+QC_SECONDS = 20.0
+QC_SEEDS = sorted({*range(8), DEMO_SEED})
+
+
+def _truth_and_times(seed: int, name: str, seconds: float = QC_SECONDS) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """A session's true pose and frame times for one camera, and its trials, without rendering the video."""
+    camera, behaviour = CAMERAS[name], simulate(seconds, seed)
+    times = _frame_times(camera, seconds, seed)
+    scene = BodyScene(camera, seed) if name == "body" else SideScene(camera, seed)
+    return scene.truth(scene.geometry(behaviour.sample(times))), times, behaviour.trials
+
+
+@pytest.mark.parametrize("seed", QC_SEEDS)
+def test_mean_point_sits_well_inside_ibl_qc_box_and_trials_inside_the_video(seed: int) -> None:
+    """IBL's DlcQC box around the mean of all confident points (spout included), 40 px of margin on each camera;
+    every trial event within every camera's frames; the far paw seen in over 93 % of IBL's trial windows (it
+    does hide behind the wheel: test_paws_are_bright_blobs_at_their_truth)."""
+    for name in CAMERAS:
+        table, times, trials = _truth_and_times(seed, name)
+        points = [c.removesuffix("_x") for c in table.columns if c.endswith("_x")]
+        confident = {p: table[f"{p}_likelihood"].to_numpy() >= 0.9 for p in points}
+        mean = [np.mean([table[f"{p}_{axis}"][confident[p]].mean() for p in points]) for axis in "xy"]
+        for value, allowed in zip(mean, BOUNDING_BOXES[name], strict=True):
+            assert allowed.start + 40 < value < allowed.stop - 40, (name, mean)
+        events = trials.filter(regex="_times$|^intervals").to_numpy()
+        assert len(trials) >= 5 and times[0] < np.nanmin(events) and np.nanmax(events) < times[-1]
+        if name == "body":
+            continue
+        start = trials.stimOn_times.to_numpy()[:, None] + TRIAL_WINDOW[0]
+        window = ((times >= start) & (times < start + TRIAL_WINDOW[1])).any(axis=0)
+        far_seen = confident["paw_l"]
+        assert far_seen[window].mean() > 0.93, name
+        assert all(confident["tube_top"]) and all(confident["tube_bottom"])
 
 
 # ---- command line --------------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ MEMBERS: tuple[Member, ...] = (
     ("eye-mic-0", "heatmap", PUPIL, 1.0),
     ("eye-mic-1", "heatmap", PUPIL, 1.0),
     ("nose_tip-0", "heatmap", ("nose_tip",), 1.0),
-    ("tongue-mic-0", "heatmap", ("tongue_end_l", "tongue_end_r"), 0.15),
+    ("tongue-mic-0", "heatmap", ("tongue_end_l", "tongue_end_r", "tube_top", "tube_bottom"), 0.15),  # IBL's tongue tracks the spout
     ("paw2-mic-0", "heatmap_mhcrnn", ("paw_r", "paw_l"), 0.15),
     ("paw2-mic-1", "heatmap_mhcrnn", ("paw_r", "paw_l"), 0.15),
     ("tail-mic-0", "heatmap_mhcrnn", ("tail_start",), 3.0),

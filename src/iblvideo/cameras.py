@@ -10,6 +10,7 @@ from iblvideo.errors import IblVideoError, VideoError
 SIDE_POINTS = (
     "pupil_top_r", "pupil_right_r", "pupil_bottom_r", "pupil_left_r",
     "nose_tip", "tongue_end_r", "tongue_end_l", "paw_r", "paw_l",
+    "tube_top", "tube_bottom",  # the spout's tip, as IBL's tongue network tracks it
 )
 BODY_POINTS = ("tail_start",)
 

@@ -24,13 +24,19 @@ CONTRASTS = np.array([1.0, 0.25, 0.125, 0.0625, 0.0])
 NOGO_TIMEOUT = 4.0  # shorter than IBL's 60 s so that a few seconds of video still hold several trials
 LICK_DURATION = 0.085  # seconds the tongue is out per lick: protrusion and retraction
 LICK_VISIBLE = 0.08  # the tongue counts as visible when it is out more than this fraction of its reach
+CAMERA_START = (0.02, 0.2)  # s after the session clock's zero that a camera's first frame comes
+# every trial ends this long before the session's nominal end, which the slowest camera (30 Hz, its first
+# frame at 0.02 s at the earliest) still films; the first starts late enough that IBL's QC window (from
+# 0.5 s before its stimulus, itself at least 0.2 s into the trial) lies inside every camera's frames
+TRIALS_MARGIN = 0.05
+FIRST_TRIAL = CAMERA_START[1] + 0.5 - 0.2 + TRIALS_MARGIN
 
 
 @dataclass(frozen=True)
 class Behaviour:
     """One synthetic session's behaviour; ``sample`` reads its state at any times on the session clock."""
 
-    span: float  # seconds of session clock covered: the video, a margin, and the last trial's end
+    span: float  # seconds of session clock covered: the video and a margin
     trials: pd.DataFrame
     wheel_times: np.ndarray
     wheel_position: np.ndarray
@@ -122,9 +128,9 @@ def _block_probabilities(rng: np.random.Generator) -> Iterator[float]:
 
 
 def _trials(rng: np.random.Generator, duration: float) -> pd.DataFrame:
-    """IBL biased-choice-world trials that start before ``duration`` (the last may run past it)."""
+    """IBL biased-choice-world trials, every event of each inside every camera's frames (of ``duration`` s)."""
     rows = []
-    t = rng.uniform(0.05, 0.3)
+    t = FIRST_TRIAL + rng.uniform(0.0, 0.25)
     blocks = _block_probabilities(rng)
     while t < duration:
         stim_on = t + rng.uniform(0.2, 0.5)  # the quiescence period the mouse must hold the wheel still
@@ -154,6 +160,8 @@ def _trials(rng: np.random.Generator, duration: float) -> pd.DataFrame:
         row["rewardVolume"] = 2.0 if row["feedbackType"] == 1 else 0.0
         # IBL holds the screen 1 s after a reward and 2 s after an error before the next trial
         row["intervals_1"] = row["feedback_times"] + (1.0 if row["feedbackType"] == 1 else 2.0)
+        if row["intervals_1"] > duration - TRIALS_MARGIN:
+            break
         rows.append(row)
         t = row["intervals_1"] + rng.uniform(0.05, 0.4)
     columns = ["intervals_0", "intervals_1", "stimOn_times", "goCue_times", "response_times", "firstMovement_times",
@@ -217,7 +225,8 @@ def _paw(rng: np.random.Generator, wheel: np.ndarray, n: int, lag: float) -> tup
     a = np.exp(-1 / (GRID_HZ * tau))
     carried = wheel - lfilter([1 - a], [1, -a], wheel, zi=[a * wheel[0]])[0]
     travel = 60 * np.tanh(WHEEL_RADIUS_PX * carried / 60) + _ou(rng, n, 0.5, 2.0, smooth=0.03)
-    height = 8 + _ou(rng, n, 1.5, 12.0, smooth=0.05)  # negative: the paw dips below the rim
+    # negative: the paw dips below the rim, briefly and now and then (the far paw is then hidden)
+    height = 16 + _ou(rng, n, 0.4, 7.0, smooth=0.05)
     return travel, height
 
 
@@ -226,7 +235,6 @@ def simulate(seconds: float, seed: int) -> Behaviour:
     rng = np.random.default_rng(seed)
     span = seconds + 1.0
     trials = _trials(rng, seconds)
-    span = max(span, float(trials.intervals_1.max()) + 0.5) if len(trials) else span
     wheel_times, wheel_position = _wheel(rng, trials, span)
     lick_times, lick_spontaneous = _licks(rng, trials, span)
     blink_onsets, blink_durations = _blinks(rng, span)

@@ -25,7 +25,8 @@ class BodyScene:
     def __init__(self, camera: Camera, seed: int):
         self.camera = camera
         rng = np.random.default_rng([seed, 3])
-        self.centre = np.array([330.0, 256.0]) + rng.uniform(-20, 20, 2)
+        # the trunk left of centre, so that tail_start sits inside IBL's QC box (x 201-500, y 81-330)
+        self.centre = np.array([235.0, 215.0]) + rng.uniform(-20, 20, 2)
         self.brightness = rng.uniform(0.85, 1.15)
         shape = (camera.height, camera.width)
         self.fur = (115.0 + 8 * draw.smooth_noise(rng, shape, 2.0) + 6 * draw.smooth_noise(rng, shape, 10.0)) * self.brightness

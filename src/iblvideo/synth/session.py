@@ -5,10 +5,10 @@ Layout of the session folder (``root/synth_mouse_<seed>/2026-01-01/001``)::
     raw_video_data/_iblrig_<cam>Camera.raw.mp4       H.264 yuv420p at the camera's real size and rate
     alf/_ibl_<cam>Camera.times.npy                   frame times on the session clock (s)
     alf/_ibl_trials.table.pqt, alf/_ibl_wheel.position.npy, alf/_ibl_wheel.timestamps.npy
-    truth/_ibl_<cam>Camera.dlc.pqt                   true pose in the pose-output schema
-    truth/_ibl_<cam>Camera.pupilDiameter.npy         true pupil diameter (camera px, NaN while the lid covers it)
-    truth/_ibl_<cam>Camera.anchors.json              static points (spout tube_top/tube_bottom, ...)
-    truth/licks.times.npy, truth/licks.spontaneous.npy
+    truth/_iblvideo_<cam>TruePose.dlc.pqt           true pose in the pose-output schema
+    truth/_iblvideo_<cam>TruePupil.diameter.npy     true pupil diameter (camera px, NaN while the lid covers it)
+    truth/_iblvideo_<cam>TrueAnchors.positions.json static points (spout tube_top/tube_bottom, ...)
+    truth/_iblvideo_trueLicks.times.npy, truth/_iblvideo_trueLicks.spontaneous.npy
 
 Truth is in each camera's own pixels, pixel centres at integers. The scene is defined in canonical
 left-camera pixels and the right camera sees it mirrored and halved: ``x_r = (1280 - x_c) / 2``,
@@ -41,22 +41,21 @@ from iblvideo.cameras import CAMERAS, TRAINING_LEFT, Camera
 from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.io.alf import (
     ALF_COLLECTION,
-    LICKS,
     TRIALS,
-    TRUTH_ATTRIBUTE,
     TRUTH_COLLECTION,
+    TRUTH_LICKS,
     TRUTH_SPONTANEOUS_LICKS,
     WHEEL_POSITION,
     WHEEL_TIMES,
-    pose_name,
     raw_video_path,
     times_name,
     truth_anchors_name,
+    truth_pose_name,
     truth_pupil_name,
 )
 from iblvideo.io.atomic import atomic_dir
 from iblvideo.progress import progress_bar
-from iblvideo.synth.behaviour import Behaviour, simulate
+from iblvideo.synth.behaviour import CAMERA_START, Behaviour, simulate
 from iblvideo.synth.body import BodyScene
 from iblvideo.synth.side import SideScene
 
@@ -121,7 +120,7 @@ def _frame_times(camera: Camera, seconds: float, seed: int) -> np.ndarray:
     """Frame times: a start offset after the session clock's zero, the nominal period, and 20 µs of jitter."""
     rng = np.random.default_rng([seed, 4, list(CAMERAS).index(camera.name)])
     n = int(round(seconds * camera.fps))
-    return rng.uniform(0.02, 0.2) + np.arange(n) / camera.fps + rng.normal(0, 2e-5, n)
+    return rng.uniform(*CAMERA_START) + np.arange(n) / camera.fps + rng.normal(0, 2e-5, n)
 
 
 def _write_behaviour(folder: Path, behaviour: Behaviour) -> None:
@@ -129,7 +128,7 @@ def _write_behaviour(folder: Path, behaviour: Behaviour) -> None:
     behaviour.trials.to_parquet(alf / TRIALS, index=False)
     np.save(alf / WHEEL_POSITION, behaviour.wheel_position)
     np.save(alf / WHEEL_TIMES, behaviour.wheel_times)
-    np.save(truth / LICKS, behaviour.lick_times)
+    np.save(truth / TRUTH_LICKS, behaviour.lick_times)
     np.save(truth / TRUTH_SPONTANEOUS_LICKS, behaviour.lick_spontaneous)
 
 
@@ -199,7 +198,7 @@ def _render_camera(folder: Path, camera: Camera, times: np.ndarray, behaviour: B
         encoder.close()
     alf, truth = folder / ALF_COLLECTION, folder / TRUTH_COLLECTION
     np.save(alf / times_name(camera.name), times)
-    pd.concat(truths, ignore_index=True).to_parquet(truth / pose_name(camera.name, TRUTH_ATTRIBUTE), index=False)
+    pd.concat(truths, ignore_index=True).to_parquet(truth / truth_pose_name(camera.name), index=False)
     if diameters:
         np.save(truth / truth_pupil_name(camera.name), np.concatenate(diameters))
     (truth / truth_anchors_name(camera.name)).write_text(json.dumps(scene.anchors(), indent=1) + "\n")

@@ -56,7 +56,10 @@ class Layout:
 
 def random_layout(rng: np.random.Generator) -> Layout:
     """Jitter anatomy, spout and wheel by tens of pixels and the light by ~15 % so seeds look different."""
-    anchor = np.array([560.0, 470.0]) + rng.uniform([-35, -30], [35, 30])
+    # the head high in the frame and the wheel's top in its lower half, as IBL's cameras frame the mouse: the
+    # mean of the tracked points then sits inside IBL's QC box (x 301-700, y 181-470; mirrored and halved on
+    # the right camera, x 80-678 and y 220-550 in these pixels)
+    anchor = np.array([510.0, 280.0]) + rng.uniform([-35, -30], [35, 30])
     heading = np.pi - 0.2 + rng.uniform(-0.08, 0.08)
     h = np.array([np.cos(heading), np.sin(heading)])
     nose = anchor + 180 * h + rng.uniform(-6, 6, 2)
@@ -67,7 +70,7 @@ def random_layout(rng: np.random.Generator) -> Layout:
         eye=anchor + np.array([40.0, -95.0]) + rng.uniform(-8, 8, 2), eye_axes=(34.0, 25.0),
         mouth=mouth, spout_tip=spout_tip, spout_base=spout_tip + np.array([-150.0, -190.0]) + rng.uniform(-30, 30, 2),
         spout_radius=11.0 + rng.uniform(-1, 1),
-        wheel=np.array([640.0, 1330.0]) + rng.uniform([-30, -15], [30, 15]),
+        wheel=np.array([590.0, 1140.0]) + rng.uniform([-30, -15], [30, 15]),
         paw_angles=(-1.62 + rng.uniform(-0.04, 0.04), -1.40 + rng.uniform(-0.04, 0.04)),
         shoulders=(anchor + np.array([110.0, 210.0]), anchor + np.array([160.0, 190.0])),
         background=28.0 + rng.uniform(-6, 6), brightness=rng.uniform(0.85, 1.15),
@@ -251,6 +254,9 @@ class SideScene:
             put(f"paw_{role}", lay.wheel[0] + radius * np.cos(angle), lay.wheel[1] + radius * np.sin(angle))
             out[f"paw_{role}_angle"] = angle
             out[f"paw_{role}_visible"] = lift > 0 if role == "far" else np.ones(len(lift), bool)
+        for name in ("tube_top", "tube_bottom"):
+            x, y = self.anchor_points[name]
+            out[f"{name}_x"], out[f"{name}_y"] = np.full(len(state["sniff"]), x), np.full(len(state["sniff"]), y)
         out["wheel"] = state["wheel"]
         out["whisk"] = state["whisk"] * self.s
         out["gain"] = state["gain"]
@@ -258,8 +264,9 @@ class SideScene:
 
     def truth(self, geometry: dict[str, np.ndarray]) -> pd.DataFrame:
         """The pose table the networks should output: NaN and likelihood 0 where a point is hidden."""
+        always = np.ones(len(geometry["pupil_hidden"]), bool)
         visible = {
-            "nose_tip": np.ones(len(geometry["pupil_hidden"]), bool),
+            "nose_tip": always, "tube_top": always, "tube_bottom": always,  # the spout never moves
             "tongue": geometry["tongue_visible"], "paw_r": geometry["paw_near_visible"], "paw_l": geometry["paw_far_visible"],
             **{point: ~geometry[f"{point}_hidden"] for point in self.camera.points if point.startswith("pupil")},
         }

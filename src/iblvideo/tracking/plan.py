@@ -52,7 +52,7 @@ class Plan:
 SIDE_PLAN = Plan("roi", (
     Stage("eye", ("pupil_top_r", "pupil_right_r", "pupil_bottom_r", "pupil_left_r"), ("pupil_top_r",), (100, 100), (50, 50)),
     Stage("nose_tip", ("nose_tip",), ("nose_tip",), (100, 100), (50, 50)),
-    Stage("tongue", ("tongue_end_r", "tongue_end_l"), ("tube_top", "tube_bottom"), (160, 160), (60, 100)),
+    Stage("tongue", ("tongue_end_r", "tongue_end_l", "tube_top", "tube_bottom"), ("tube_top", "tube_bottom"), (160, 160), (60, 100)),
     Stage("paws", ("paw_r", "paw_l")),
     # not IBL's: a weights set may add a network that finds each paw again, at five times the
     # resolution, in a window around where the whole-frame network placed it
