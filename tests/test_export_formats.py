@@ -2,6 +2,7 @@
 Lightning Pose write theirs, read back by movement's own readers with their defaults."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from iblvideo.io.alf import SessionPaths
 from iblvideo.io.pose_formats import DLC_HDF_KEY, LP_SCORER
 from iblvideo.results.export import export_poses
 from iblvideo.results.load import load_session
+from iblvideo.tracking.weights import MANIFEST, demo_weights_dir
 
 # DeepLabCut 3's scorer (pose_estimation_pytorch get_scorer_name), with no project date
 DLC_SCORER = re.compile(r"DLC_[A-Za-z0-9]+_[A-Za-z0-9-]+shuffle\d+_snapshot_[A-Za-z0-9-]+")
@@ -105,5 +107,6 @@ def test_out_folder(session, tmp_path):
 
 def test_scorer_names_the_tracker_and_weights(session_with_dlc, tmp_path):
     (path,) = export_poses(session_with_dlc, "dlc-h5", out=tmp_path)
-    assert path.name == "_iblrig_bodyCamera.rawDLC_Dlc_iblvideoweightsv1-2shuffle1_snapshot_1-2.h5"  # demo weights_v1.2
+    version = json.loads((demo_weights_dir() / MANIFEST).read_text())["version"].replace(".", "-")  # demo weights_v1.3: 1-3
+    assert path.name == f"_iblrig_bodyCamera.rawDLC_Dlc_iblvideoweightsv{version}shuffle1_snapshot_{version}.h5"
     assert load_poses.from_dlc_file(path).keypoints.values.tolist() == ["tail_start"]
