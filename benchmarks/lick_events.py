@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 
 from iblvideo.io.alf import LICK_EVENTS, LICKS, TRUTH_LICKS, SessionPaths
-from iblvideo.measures.licks import TOLERANCE, match_licks, recorded_span
+from iblvideo.measures.licks import TOLERANCE
 from iblvideo.progress import configure
 from iblvideo.sessions.session import run_session
 from iblvideo.synth import synthesize_session
+from iblvideo.synth.scoring import match_licks, recorded_span
 
 TRACKERS = {"truth": ("truth", None), "demo": ("dlc", "demo")}
 

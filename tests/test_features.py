@@ -14,6 +14,7 @@ from iblvideo.io.alf import LICK_EVENTS, TRUTH_LICKS, SessionPaths, pose_name, t
 from iblvideo.io.session_files import provenance, read_pose
 from iblvideo.measures import features as F, licks as L
 from iblvideo.sessions.stages import features_stage
+from iblvideo.synth import scoring
 from iblvideo.tracks import PoseTracks
 from reference import inputs
 
@@ -141,7 +142,7 @@ def test_merged_lick_events_pair_the_two_cameras_once():
 
 
 def test_match_licks_counts_each_lick_once():
-    precision, recall, errors = L.match_licks(np.array([0.99, 1.01, 2.5]), np.array([1.0, 2.0]))
+    precision, recall, errors = scoring.match_licks(np.array([0.99, 1.01, 2.5]), np.array([1.0, 2.0]))
     assert (precision, recall) == (pytest.approx(1 / 3), 0.5)
     np.testing.assert_allclose(np.abs(errors), [0.01])
 
@@ -153,7 +154,7 @@ def test_lick_events_on_true_tracks_are_the_true_licks(tmp_path):
     written = features_stage(session)
     events = pd.read_parquet(written["lick_events"])
     true = np.load(SessionPaths(session).truth / TRUTH_LICKS)
-    precision, recall, errors = L.match_licks(events["times"].to_numpy(), true)
+    precision, recall, errors = scoring.match_licks(events["times"].to_numpy(), true)
     assert len(true) >= 10 and precision >= 0.95 and recall >= 0.95
     assert np.abs(errors).max() < 0.01 and set(events["side"]) == {"both"}
     assert len(np.load(written["licks"])) > 3 * len(events)
@@ -176,7 +177,7 @@ def test_lick_events_from_demo_weights_are_the_true_licks(demo_tracked_session):
     paths = SessionPaths(demo_tracked_session)
     events = pd.read_parquet(paths.session_file(LICK_EVENTS))
     true = np.load(paths.truth / TRUTH_LICKS)
-    span = L.recorded_span([np.load(paths.times("left"))])
-    precision, recall, _ = L.match_licks(events["times"].to_numpy(), true, span=span)
+    span = scoring.recorded_span([np.load(paths.times("left"))])
+    precision, recall, _ = scoring.match_licks(events["times"].to_numpy(), true, span=span)
     assert np.sum((true >= span[0]) & (true <= span[1])) >= 5 and precision >= 0.95 and recall >= 0.95
     assert set(events["side"]) == {"left"}

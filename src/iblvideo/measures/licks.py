@@ -19,7 +19,6 @@ MAX_GAP = 0.04  # s between two sightings of the tongue within one lick: bridges
 TOLERANCE = 0.04  # s between the two cameras' times of one lick
 COLUMNS = ("times", "side")
 BOTH = "both"
-LICK_DURATION = 0.085  # s the tongue is out per lick
 
 
 def tongue_seen(tracks: PoseTracks) -> np.ndarray:
@@ -60,26 +59,3 @@ def merge_lick_events(events: dict[str, np.ndarray], tolerance: float = TOLERANC
             k += 1
     return pd.DataFrame({"times": np.array([t for t, _ in merged], dtype=float), "side": [s for _, s in merged]},
                         columns=list(COLUMNS))
-
-
-def match_licks(detected: np.ndarray, true: np.ndarray, tolerance: float = TOLERANCE,
-                span: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float, np.ndarray]:
-    """Precision, recall and the timing errors (s, detected minus true) of lick times against a known truth,
-    each true lick matched to at most one detection within ``tolerance`` s, nearest first. Only licks and
-    detections inside ``span`` count (a lick that the video's start or end cuts is neither missed nor found)."""
-    detected, true = (np.sort([t for t in np.asarray(x, dtype=float) if span[0] <= t <= span[1]]) for x in (detected, true))
-    pairs = sorted((abs(d - t), i, j) for i, d in enumerate(detected) for j, t in enumerate(true) if abs(d - t) <= tolerance)
-    used_detected, used_true, errors = set(), set(), []
-    for _, i, j in pairs:
-        if i not in used_detected and j not in used_true:
-            used_detected.add(i)
-            used_true.add(j)
-            errors.append(detected[i] - true[j])
-    precision = len(errors) / len(detected) if len(detected) else 1.0
-    recall = len(errors) / len(true) if len(true) else 1.0
-    return precision, recall, np.array(errors)
-
-
-def recorded_span(times: list[np.ndarray]) -> tuple[float, float]:
-    """The session-clock span every camera of ``times`` filmed, less half a lick at each end."""
-    return max(t[0] for t in times) + LICK_DURATION / 2, min(t[-1] for t in times) - LICK_DURATION / 2

@@ -1,4 +1,4 @@
-"""Tracks scored against a synthetic session's ground truth: the figures the demo weights are judged by."""
+"""Tracks and lick events scored against a synthetic session's ground truth: the figures the demo weights are judged by."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,8 @@ import pandas as pd
 
 from iblvideo.cameras import CAMERAS
 from iblvideo.io.alf import SessionPaths
+from iblvideo.measures.licks import TOLERANCE
+from iblvideo.synth.behaviour import LICK_DURATION
 from iblvideo.tracking.registry import attribute
 
 CONFIDENT = 0.9  # a visible point should be at least this likely
@@ -35,3 +37,26 @@ def score_tracks(session: str | Path, camera: str, tracks: str | Path | None = N
             "doubtful_when_absent": float(np.mean(likelihood[~visible] < DOUBTFUL)) if (~visible).any() else np.nan,
         })
     return pd.DataFrame(rows).set_index("point")
+
+
+def match_licks(detected: np.ndarray, true: np.ndarray, tolerance: float = TOLERANCE,
+                span: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float, np.ndarray]:
+    """Precision, recall and the timing errors (s, detected minus true) of lick times against a known truth,
+    each true lick matched to at most one detection within ``tolerance`` s, nearest first. Only licks and
+    detections inside ``span`` count (a lick that the video's start or end cuts is neither missed nor found)."""
+    detected, true = (np.sort([t for t in np.asarray(x, dtype=float) if span[0] <= t <= span[1]]) for x in (detected, true))
+    pairs = sorted((abs(d - t), i, j) for i, d in enumerate(detected) for j, t in enumerate(true) if abs(d - t) <= tolerance)
+    used_detected, used_true, errors = set(), set(), []
+    for _, i, j in pairs:
+        if i not in used_detected and j not in used_true:
+            used_detected.add(i)
+            used_true.add(j)
+            errors.append(detected[i] - true[j])
+    precision = len(errors) / len(detected) if len(detected) else 1.0
+    recall = len(errors) / len(true) if len(true) else 1.0
+    return precision, recall, np.array(errors)
+
+
+def recorded_span(times: list[np.ndarray]) -> tuple[float, float]:
+    """The session-clock span every camera of ``times`` filmed, less half a lick at each end."""
+    return max(t[0] for t in times) + LICK_DURATION / 2, min(t[-1] for t in times) - LICK_DURATION / 2
