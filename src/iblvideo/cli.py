@@ -139,6 +139,13 @@ def _cmd_features(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _cmd_pawstates(args: argparse.Namespace) -> None:
+    from iblvideo.sessions.stages import paw_states_stage
+
+    for path in paw_states_stage(args.session, force=args.force, networks=args.networks).values():
+        print(path)
+
+
 def _cmd_qc(args: argparse.Namespace) -> None:
     from iblvideo.measures.qc import format_report
     from iblvideo.sessions.stages import qc_stage
@@ -360,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/ and .times.npy")
     _read_tracker(p)
     _replace(p, "existing files that iblvideo did not make (its own are recomputed)")
+
+    p = command("pawstates", _cmd_pawstates, "IBL's Lightning Action paw states per side camera from its Lightning Pose table and the wheel")
+    p.add_argument("session", type=Path, help="ALF session folder with Lightning Pose tables, camera times and wheel data in alf/")
+    p.add_argument("--networks", help="Lightning Action network set: a folder or the URL of a zip (default: $IBLVIDEO_LA_NETWORKS, else IBL's networks_v1.2)")
+    _replace(p, "existing paw-state tables that iblvideo did not make (its own are recomputed)")
 
     p = command("qc", _cmd_qc, "IBL's pose QC per camera: prints a table, writes alf/_iblvideo_dlc.qc.json")
     p.add_argument("session", type=Path, help="ALF session folder with a pose table in alf/")

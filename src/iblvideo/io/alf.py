@@ -19,6 +19,7 @@ from iblvideo.cameras import CAMERAS
 SESSION_PATTERN = re.compile(r"(?P<subject>[^/\\]+)[/\\](?P<date>\d{4}-\d{2}-\d{2})[/\\](?P<number>\d{1,3})$")
 CAMERA_NAMES = tuple(CAMERAS)  # IBL's order: left, right, body
 RAW_VIDEO_COLLECTION, ALF_COLLECTION, TRUTH_COLLECTION = "raw_video_data", "alf", "truth"
+PAWSTATES_COLLECTION = f"{ALF_COLLECTION}/lightningaction"  # IBL's Lightning Action outputs
 
 # session-wide datasets
 LICKS = "licks.times.npy"
@@ -66,6 +67,11 @@ def motion_energy_names(camera: str) -> tuple[str, str]:
     return f"{camera}Camera.ROIMotionEnergy.npy", f"{camera}ROIMotionEnergy.position.npy"
 
 
+def pawstates_name(camera: str) -> str:
+    """IBL's paw states of a side camera, in ``alf/lightningaction/``: one row per frame, each paw's state probabilities."""
+    return f"_ibl_{camera}Camera.pawstates.pqt"
+
+
 def truth_pose_name(camera: str) -> str:
     return f"_iblvideo_{camera}TruePose.{TRUTH_ATTRIBUTE}.pqt"
 
@@ -76,6 +82,11 @@ def truth_pupil_name(camera: str) -> str:
 
 def truth_anchors_name(camera: str) -> str:
     return f"_iblvideo_{camera}TrueAnchors.positions.json"
+
+
+def truth_paw_states_name(camera: str) -> str:
+    """One row per frame of a side camera: ``paw_r``, ``paw_l`` each hold the paw's true state (``still``, ``move``, ...)."""
+    return f"_iblvideo_{camera}TruePawStates.table.pqt"
 
 
 def camera_of(name: str) -> str | None:
@@ -134,6 +145,9 @@ class SessionPaths:
 
     def speeds(self, camera: str) -> Path:
         return self.alf / speeds_name(camera)
+
+    def pawstates(self, camera: str) -> Path:
+        return self.root / PAWSTATES_COLLECTION / pawstates_name(camera)
 
     def truth_pose(self, camera: str) -> Path:
         return self.truth / truth_pose_name(camera)
