@@ -14,17 +14,25 @@ import pytest
 from iblvideo.cameras import BODY_POINTS, CAMERAS, SIDE_POINTS, TRAINING_LEFT
 from iblvideo.demo import DEMO_SEED
 from iblvideo.errors import IblVideoError
-from iblvideo.io.alf import TRUTH_COLLECTION, TRUTH_LICKS, TRUTH_SPONTANEOUS_LICKS, truth_anchors_name, truth_pose_name, truth_pupil_name
+from iblvideo.io.alf import (
+    TRUTH_COLLECTION,
+    TRUTH_LICKS,
+    TRUTH_SPONTANEOUS_LICKS,
+    truth_anchors_name,
+    truth_paw_states_name,
+    truth_pose_name,
+    truth_pupil_name,
+)
 from iblvideo.measures.qc import BOUNDING_BOXES, TRIAL_WINDOW
 from iblvideo.synth import synthesize_session
-from iblvideo.synth.behaviour import simulate
+from iblvideo.synth.behaviour import PAW_STATES, STILL_SPEED, WHEEL_TURNING, simulate
 from iblvideo.synth.body import BodyScene
 from iblvideo.synth.session import _frame_times
 from iblvideo.synth.side import PAW_AXES, SideScene
 from iblvideo.video.reader import VideoReader
 
 SECONDS = 3.0
-SEED = 79  # this seed's first 3 s hold rewarded licks, a blink and a far paw dipping behind the wheel on both sides
+SEED = 322  # this seed's first 3 s hold rewarded licks, a blink and a far paw dipping behind the wheel on both sides
 STRIDE = {"left": 2, "right": 3, "body": 1}  # keep every n-th decoded frame: enough for pixel checks, little memory
 
 
@@ -407,6 +415,110 @@ def test_mean_point_sits_well_inside_ibl_qc_box_and_trials_inside_the_video(seed
         far_seen = confident["paw_l"]
         assert far_seen[window].mean() > 0.93, name
         assert all(confident["tube_top"]) and all(confident["tube_bottom"])
+
+
+# ---- each paw's true state over a minute (no video rendered) ----------------------------------------------------
+
+STATES_SECONDS, STATES_SEED = 60.0, 0  # this seed grooms three times in its first minute
+
+
+@pytest.fixture(scope="module")
+def paw_states() -> dict[str, tuple[pd.DataFrame, pd.DataFrame, np.ndarray, dict]]:
+    """Per side camera: the true pose and paw states at its frame times, the times, and the scene's anchors."""
+    behaviour, out = simulate(STATES_SECONDS, STATES_SEED), {}
+    for name in ("left", "right"):
+        camera, scene = CAMERAS[name], SideScene(CAMERAS[name], STATES_SEED)
+        times = _frame_times(camera, STATES_SECONDS, STATES_SEED)
+        out[name] = scene.truth(scene.geometry(behaviour.sample(times))), scene.paw_states(behaviour, times), times, scene.anchors()
+    return out
+
+
+def test_paw_states_come_in_sensible_proportions(paw_states: dict) -> None:
+    """Mostly still, often moving, turning the wheel on every trial, grooming a few times a minute at most."""
+    bouts = simulate(STATES_SECONDS, STATES_SEED).groom_bouts
+    assert 1 <= len(bouts) <= 4
+    for name, (_, states, _, _) in paw_states.items():
+        for paw in ("paw_r", "paw_l"):
+            share = states[paw].value_counts(normalize=True)
+            print(name, paw, ", ".join(f"{state} {share.get(state, 0):.1%}" for state in PAW_STATES))
+            assert set(share.index) == set(PAW_STATES)
+            assert 0.45 < share["still"] < 0.8 and 0.1 < share["move"] < 0.35
+            assert 0.03 < share["wheel_turn"] < 0.15 and 0.01 < share["groom"] < 0.15
+
+
+def test_wheel_turn_only_while_the_wheel_turns_under_the_paw(paw_states: dict) -> None:
+    behaviour = simulate(STATES_SECONDS, STATES_SEED)
+    for name, (pose, states, times, anchors) in paw_states.items():
+        scale = CAMERAS[name].width / 1280
+        period = 1 / CAMERAS[name].fps
+        # the encoder's own record: over two frame periods, the wheel turns a good part of WHEEL_TURNING
+        turned = np.abs(np.interp(times + period, behaviour.wheel_times, behaviour.wheel_position)
+                        - np.interp(times - period, behaviour.wheel_times, behaviour.wheel_position))
+        for paw in ("paw_r", "paw_l"):
+            turning = states[paw].to_numpy() == "wheel_turn"
+            assert turning.sum() > 100 and turned[turning].min() > WHEEL_TURNING * period
+            # on the rim: the paw's centre at most three paw widths above it (a hidden far paw dips behind it)
+            rim = np.hypot(pose[f"{paw}_x"] - anchors["wheel_centre"][0], pose[f"{paw}_y"] - anchors["wheel_centre"][1])
+            on_rim = np.abs(rim - anchors["wheel_radius"]) < 3 * PAW_AXES[1] * scale
+            assert on_rim[turning & pose[f"{paw}_x"].notna().to_numpy()].all()
+            # and the wheel turning under a resting paw is a turn: no other state shows a fast wheel
+            assert turned[~turning & on_rim.to_numpy()].max() < turned[turning].max()
+
+
+def test_still_paws_do_not_move(paw_states: dict) -> None:
+    for name, (pose, states, times, _) in paw_states.items():
+        scale = CAMERAS[name].width / 1280
+        for paw in ("paw_r", "paw_l"):
+            speed = np.hypot(np.gradient(pose[f"{paw}_x"], times), np.gradient(pose[f"{paw}_y"], times))
+            still = (states[paw].to_numpy() == "still") & np.isfinite(speed)
+            moving = np.isin(states[paw].to_numpy(), ["move", "wheel_turn"]) & np.isfinite(speed)
+            # np.gradient reaches one frame to each side, so a still frame next to a moving one shows some speed
+            assert np.median(speed[still]) < 1e-6 and np.percentile(speed[still], 95) < STILL_SPEED * scale
+            assert np.median(speed[moving]) > 10 * STILL_SPEED * scale
+
+
+def test_grooming_paws_are_at_the_face_outside_trials(paw_states: dict) -> None:
+    behaviour = simulate(STATES_SECONDS, STATES_SEED)
+    trials = behaviour.trials
+    for name, (pose, states, times, anchors) in paw_states.items():
+        scale = CAMERAS[name].width / 1280
+        grooming = (states.paw_r == "groom").to_numpy()
+        assert (grooming == (states.paw_l == "groom").to_numpy()).all()  # both paws groom together
+        in_trial = ((times >= trials.intervals_0.to_numpy()[:, None]) & (times <= trials.intervals_1.to_numpy()[:, None])).any(axis=0)
+        assert grooming.sum() > 60 and not (grooming & in_trial).any()
+        for paw in ("paw_r", "paw_l"):
+            assert (pose[f"{paw}_likelihood"][grooming] == 1).all()  # both paws in view
+            nose = np.hypot(pose[f"{paw}_x"] - pose.nose_tip_x, pose[f"{paw}_y"] - pose.nose_tip_y).to_numpy()
+            rim = np.hypot(pose[f"{paw}_x"] - anchors["wheel_centre"][0], pose[f"{paw}_y"] - anchors["wheel_centre"][1])
+            assert nose[grooming].max() < 140 * scale and (rim[grooming] - anchors["wheel_radius"]).min() > 250 * scale
+            assert np.nanmin(nose[np.isin(states[paw], ["still", "wheel_turn"])]) > 300 * scale
+
+
+@pytest.mark.parametrize("name", ["left", "right"])
+def test_grooming_paws_are_bright_blobs_at_their_truth(paw_states: dict, name: str) -> None:
+    """Drawn (no video: the scene's own frames) where the truth puts them, so a tracker can follow them."""
+    pose, states, times, _ = paw_states[name]
+    scene, behaviour = SideScene(CAMERAS[name], STATES_SEED), simulate(STATES_SECONDS, STATES_SEED)
+    frames = np.flatnonzero((states.paw_r == "groom").to_numpy())[::25]
+    geometry = scene.geometry(behaviour.sample(times[frames]))
+    size = PAW_AXES[0] * CAMERAS[name].width / 1280
+    errors = []
+    for i, frame in enumerate(frames):
+        image = scene.draw(geometry, geometry, geometry, i)[:CAMERAS[name].height]
+        for paw in ("paw_r", "paw_l"):
+            x, y = pose[f"{paw}_x"][frame], pose[f"{paw}_y"][frame]
+            errors.append(np.hypot(*np.subtract(_bright_blob(image, x, y, int(1.2 * size)), (x, y))))
+    assert len(errors) >= 10 and np.max(errors) < 1.0, np.round(errors, 2)
+
+
+def test_paw_state_tables_have_a_row_per_frame(session: Path) -> None:
+    for name in ("left", "right"):
+        with VideoReader(session / "raw_video_data" / f"_iblrig_{name}Camera.raw.mp4") as reader:
+            n_frames = reader.info.n_frames
+        states = pd.read_parquet(session / TRUTH_COLLECTION / truth_paw_states_name(name))
+        assert list(states.columns) == ["paw_r", "paw_l"] and len(states) == n_frames
+        assert set(np.unique(states.to_numpy())) <= set(PAW_STATES)
+    assert not (session / TRUTH_COLLECTION / truth_paw_states_name("body")).exists()
 
 
 # ---- command line --------------------------------------------------------------------------------------------

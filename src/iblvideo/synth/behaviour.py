@@ -30,6 +30,16 @@ CAMERA_START = (0.02, 0.2)  # s after the session clock's zero that a camera's f
 # 0.5 s before its stimulus, itself at least 0.2 s into the trial) lies inside every camera's frames
 TRIALS_MARGIN = 0.05
 FIRST_TRIAL = CAMERA_START[1] + 0.5 - 0.2 + TRIALS_MARGIN
+# each paw's true state, as a person labelling the video would call it (IBL's Lightning Action states)
+PAW_STATES = ("still", "move", "wheel_turn", "groom")
+STILL_SPEED = 6.0  # canonical px/s: a paw slower than this (a tenth of a pixel a frame) is still
+WHEEL_TURNING = 0.3  # rad/s: the wheel visibly turns (its ribs move over 2 px a frame on the left camera)
+DIP_CHANCE = 0.1  # an idle shift of a paw is a dip below the rim this often
+GROOM_CHANCE = 0.1  # a grooming bout follows a trial this often: about two a minute
+GROOM_RISE = (0.3, 0.45)  # s the paws take from the rim to the face, and back
+GROOM_RUB = (1.2, 3.0)  # s of rubbing at the face
+GROOM_HZ = (4.0, 6.0)  # strokes per second
+LICKS_END = 2.0  # s after feedback by which a reward's lick bout is over (at most 8 licks at 6 Hz from 0.5 s)
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,9 @@ class Behaviour:
     lick_reach: np.ndarray
     blink_onsets: np.ndarray
     blink_durations: np.ndarray
+    groom_bouts: np.ndarray  # one row per bout: lift-off, paws at the face, paws leave the face, paws back on the rim
     signals: dict[str, np.ndarray]  # name -> values on the GRID_HZ grid starting at 0
+    paw_states: dict[str, np.ndarray]  # paw (left, right) -> index into PAW_STATES on the GRID_HZ grid
 
     def sample(self, times: np.ndarray) -> dict[str, np.ndarray]:
         """Every signal at ``times``: grid signals interpolated, plus tongue, eyelid and wheel state."""
@@ -55,6 +67,12 @@ class Behaviour:
         state["eyelid"] = self._eyelid(times)
         state["wheel"] = np.interp(times, self.wheel_times, self.wheel_position)
         return state
+
+    def paw_state(self, times: np.ndarray, paw: str) -> np.ndarray:
+        """The ``paw``'s (left or right) true state at ``times``, as names from PAW_STATES: the nearest grid sample's."""
+        codes = self.paw_states[paw]
+        index = np.clip(np.rint(np.asarray(times) * GRID_HZ).astype(int), 0, len(codes) - 1)
+        return np.array(PAW_STATES)[codes[index]]
 
     def _tongue(self, times: np.ndarray) -> np.ndarray:
         """Tongue protrusion as a fraction of the way to the spout: a parabola peaking at each lick time."""
@@ -127,9 +145,15 @@ def _block_probabilities(rng: np.random.Generator) -> Iterator[float]:
         probability = 1.0 - probability
 
 
-def _trials(rng: np.random.Generator, duration: float) -> pd.DataFrame:
-    """IBL biased-choice-world trials, every event of each inside every camera's frames (of ``duration`` s)."""
-    rows = []
+def _trials(rng: np.random.Generator, duration: float, groom_rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """IBL biased-choice-world trials, every event of each inside every camera's frames (of ``duration`` s), and
+    the grooming bouts between them.
+
+    Grooming comes from its own generator so that it adds bouts (and delays the trials after one) without
+    changing any other draw. A bout starts once the trial is over and any reward's licks are done, and the
+    next trial waits for it, as a mouse grooming at the end of a trial takes its time to start the next.
+    """
+    rows, bouts = [], []
     t = FIRST_TRIAL + rng.uniform(0.0, 0.25)
     blocks = _block_probabilities(rng)
     while t < duration:
@@ -164,11 +188,20 @@ def _trials(rng: np.random.Generator, duration: float) -> pd.DataFrame:
             break
         rows.append(row)
         t = row["intervals_1"] + rng.uniform(0.05, 0.4)
+        if groom_rng.random() < GROOM_CHANCE:
+            lift = max(row["intervals_1"], row["feedback_times"] + LICKS_END) + groom_rng.uniform(0.1, 0.4)
+            rise, rub, fall = groom_rng.uniform(*GROOM_RISE), groom_rng.uniform(*GROOM_RUB), groom_rng.uniform(*GROOM_RISE)
+            bout = np.cumsum([lift, rise, rub, fall])
+            if bout[-1] > duration - TRIALS_MARGIN:
+                break
+            bouts.append(bout)
+            t = max(t, bout[-1] + groom_rng.uniform(0.3, 0.6))
     columns = ["intervals_0", "intervals_1", "stimOn_times", "goCue_times", "response_times", "firstMovement_times",
                "choice", "feedback_times", "feedbackType", "contrastLeft", "contrastRight", "probabilityLeft",
                "rewardVolume"]
     table = pd.DataFrame(rows, columns=columns)
-    return table.astype({c: "float64" for c in columns} | {"choice": "int64", "feedbackType": "int64"})
+    table = table.astype({c: "float64" for c in columns} | {"choice": "int64", "feedbackType": "int64"})
+    return table, np.array(bouts).reshape(-1, 4)
 
 
 def _wheel(rng: np.random.Generator, trials: pd.DataFrame, span: float) -> tuple[np.ndarray, np.ndarray]:
@@ -186,8 +219,9 @@ def _wheel(rng: np.random.Generator, trials: pd.DataFrame, span: float) -> tuple
     return times, position
 
 
-def _licks(rng: np.random.Generator, trials: pd.DataFrame, span: float) -> tuple[np.ndarray, np.ndarray]:
-    """Lick times: a bout of 3-8 licks at 6-8 Hz 0.1-0.5 s after each reward, plus rare spontaneous licks."""
+def _licks(rng: np.random.Generator, trials: pd.DataFrame, span: float, grooming: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lick times: a bout of 3-8 licks at 6-8 Hz 0.1-0.5 s after each reward, plus rare spontaneous licks
+    (none while grooming, when the paws are at the mouth)."""
     times: list[float] = []
     for feedback in trials.loc[trials.feedbackType == 1, "feedback_times"]:
         rate = rng.uniform(6, 8)
@@ -197,7 +231,8 @@ def _licks(rng: np.random.Generator, trials: pd.DataFrame, span: float) -> tuple
     spontaneous = []
     for t in np.cumsum(rng.exponential(1 / 0.05, size=int(span * 0.05) + 5)):
         # a spontaneous lick keeps clear of reward bouts so that each lick belongs to one story
-        if t < span and (not len(rewarded) or np.abs(rewarded - t).min() > 0.3):
+        busy = ((grooming[:, 0] - 0.3 < t) & (t < grooming[:, 3] + 0.3)).any()
+        if t < span and not busy and (not len(rewarded) or np.abs(rewarded - t).min() > 0.3):
             spontaneous.append(t)
     lick_times = np.concatenate([rewarded, spontaneous])
     flags = np.r_[np.zeros(len(rewarded), bool), np.ones(len(spontaneous), bool)]
@@ -215,28 +250,97 @@ def _blinks(rng: np.random.Generator, span: float) -> tuple[np.ndarray, np.ndarr
     return np.array(onsets), rng.uniform(0.15, 0.3, size=len(onsets))
 
 
-def _paw(rng: np.random.Generator, wheel: np.ndarray, n: int, lag: float) -> tuple[np.ndarray, np.ndarray]:
+def _adjustments(rng: np.random.Generator, n: int, rest: tuple[float, float], sd: tuple[float, float]) -> np.ndarray:
+    """A paw's idle placement on the grid (travel and height, two rows): held still, then shifted to a new
+    place (drawn about ``rest`` with ``sd``) by a short minimum-jerk movement, every 2.5 s or so; now and
+    then the shift is a brief dip below the rim (height -12 to -3 px), held for a tenth of a second or so."""
+    out = np.empty((2, n))
+    rest_, sd_ = np.array(rest)[:, None], np.array(sd)[:, None]
+    level, t, dipped = rest_ + sd_ * rng.standard_normal((2, 1)), 0, False
+    while t < n:
+        hold = int((rng.uniform(0.05, 0.2) if dipped else rng.exponential(2.5)) * GRID_HZ)
+        out[:, t:t + hold] = level
+        t += hold
+        target = rest_ + sd_ * rng.standard_normal((2, 1))
+        back, dipped = dipped, not dipped and rng.random() < DIP_CHANCE
+        if dipped:
+            target[1] = rng.uniform(-12, -3)
+        # a dip is a quick drop and a quick return
+        steps = max(2, int(rng.uniform(*((0.1, 0.2) if dipped or back else (0.15, 0.4))) * GRID_HZ))
+        shift = out[:, t:t + steps]
+        shift[:] = level + (target - level) * _minimum_jerk(np.arange(1, shift.shape[1] + 1) / steps)
+        level, t = target, t + steps
+    return out
+
+
+def _carried(trials: pd.DataFrame, wheel: np.ndarray, lag: float) -> np.ndarray:
+    """How far (canonical px along the rim) the wheel carries a paw that grips it: with the wheel from first
+    movement to response (60 px at most, as the paw lets the rim slip), then back to where it was in a
+    minimum-jerk slide that starts ``lag`` s after the response and takes 0.3-0.45 s."""
+    t = np.arange(len(wheel)) / GRID_HZ
+    out = np.zeros(len(wheel))
+    for trial in trials.itertuples():
+        if trial.choice == 0:
+            continue
+        first, last = np.searchsorted(t, [trial.firstMovement_times, trial.response_times])
+        turn = 60 * np.tanh(WHEEL_RADIUS_PX * (wheel[first:last] - wheel[first]) / 60)
+        out[first:last] = turn
+        slide = 0.3 + 1.5 * lag  # the lagging paw also slides back more slowly
+        back = t[last:] - trial.response_times - lag
+        held = turn[-1] if len(turn) else 0.0
+        out[last:] += held * (1 - _minimum_jerk(back / slide))
+    return out
+
+
+def _paw(rng: np.random.Generator, trials: pd.DataFrame, wheel: np.ndarray, lag: float) -> tuple[np.ndarray, np.ndarray]:
     """Travel along the wheel rim and height above it (canonical px) of one paw.
 
-    The paw grips the rim and is carried by it, then slides back: travel is the wheel angle minus its
-    slow average, in pixels, plus small idle fidgeting.
+    The paw grips the rim and is carried by it while the wheel turns, then slides back; otherwise it
+    stays where it is but for its idle shifts. The next turn comes long after the slide is over.
     """
-    tau = 0.3 + lag
-    a = np.exp(-1 / (GRID_HZ * tau))
-    carried = wheel - lfilter([1 - a], [1, -a], wheel, zi=[a * wheel[0]])[0]
-    travel = 60 * np.tanh(WHEEL_RADIUS_PX * carried / 60) + _ou(rng, n, 0.5, 2.0, smooth=0.03)
-    # negative: the paw dips below the rim, briefly and now and then (the far paw is then hidden)
-    height = 16 + _ou(rng, n, 0.4, 7.0, smooth=0.05)
-    return travel, height
+    # the far paw is hidden while it dips below the rim
+    travel, height = _adjustments(rng, len(wheel), (0.0, 16.0), (3.0, 5.0))
+    return travel + _carried(trials, wheel, lag), height
+
+
+def _grooming(bouts: np.ndarray, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Grooming on the grid: ``groom`` goes 0 (paws on the rim) to 1 (paws at the face) and back, and
+    ``rub_along``, ``rub_across`` (canonical px, along the snout and across it) stroke the face meanwhile."""
+    t = np.arange(n) / GRID_HZ
+    groom, along, across = np.zeros(n), np.zeros(n), np.zeros(n)
+    for lift, face, leave, down in bouts:
+        groom += _minimum_jerk((t - lift) / (face - lift)) - _minimum_jerk((t - leave) / (down - leave))
+        rubbing = (t >= face) & (t < leave)
+        u = (t[rubbing] - face) / (leave - face)
+        phase = 2 * np.pi * rng.uniform(*GROOM_HZ) * (t[rubbing] - face)
+        envelope = np.sin(np.pi * u) ** 0.5
+        along[rubbing] = rng.uniform(12, 20) * envelope * np.sin(phase)
+        across[rubbing] = rng.uniform(5, 10) * envelope * np.cos(phase)
+    return {"groom": groom, "rub_along": along, "rub_across": across}
+
+
+def _paw_states(signals: dict[str, np.ndarray], wheel: np.ndarray, side: str) -> np.ndarray:
+    """One paw's state on the grid: groom at the face, move on the way there and back, wheel_turn while it
+    rides the turning wheel, move while it shifts or slides back, still otherwise."""
+    speed = np.hypot(np.gradient(signals[f"paw_{side}_travel"]), np.gradient(signals[f"paw_{side}_height"])) * GRID_HZ
+    # the encoder's ticks are smoothed away (10 ms) before the wheel's speed is read
+    turning = np.abs(np.gradient(gaussian_filter1d(wheel, 0.01 * GRID_HZ))) * GRID_HZ > WHEEL_TURNING
+    groom = signals["groom"]
+    states = np.where(speed > STILL_SPEED, PAW_STATES.index("move"), PAW_STATES.index("still"))
+    states[(groom == 0) & turning] = PAW_STATES.index("wheel_turn")
+    states[groom > 0] = PAW_STATES.index("move")
+    states[groom >= 1] = PAW_STATES.index("groom")
+    return states
 
 
 def simulate(seconds: float, seed: int) -> Behaviour:
     """The behaviour of synthetic session ``seed`` over ``seconds`` (plus a margin for camera start offsets)."""
     rng = np.random.default_rng(seed)
+    groom_rng = np.random.default_rng([seed, 7])
     span = seconds + 1.0
-    trials = _trials(rng, seconds)
+    trials, groom_bouts = _trials(rng, seconds, groom_rng)
     wheel_times, wheel_position = _wheel(rng, trials, span)
-    lick_times, lick_spontaneous = _licks(rng, trials, span)
+    lick_times, lick_spontaneous = _licks(rng, trials, span, groom_bouts)
     blink_onsets, blink_durations = _blinks(rng, span)
     n = int(span * GRID_HZ) + 2
     wheel_grid = np.interp(np.arange(n) / GRID_HZ, wheel_times, wheel_position)
@@ -255,7 +359,9 @@ def simulate(seconds: float, seed: int) -> Behaviour:
         "tail_bend": _ou(rng, n, 1.0, 0.35, smooth=0.1),
     }
     for side, lag in (("left", 0.0), ("right", 0.08)):  # the two paws push slightly out of step
-        signals[f"paw_{side}_travel"], signals[f"paw_{side}_height"] = _paw(rng, wheel_grid, n, lag)
+        signals[f"paw_{side}_travel"], signals[f"paw_{side}_height"] = _paw(rng, trials, wheel_grid, lag)
     reach = rng.uniform(0.9, 1.05, size=len(lick_times))
+    signals |= _grooming(groom_bouts, groom_rng, n)
+    states = {side: _paw_states(signals, wheel_grid, side) for side in ("left", "right")}
     return Behaviour(span, trials, wheel_times, wheel_position, lick_times, lick_spontaneous, reach,
-                     blink_onsets, blink_durations, signals)
+                     blink_onsets, blink_durations, groom_bouts, signals, states)

@@ -8,6 +8,7 @@ Layout of the session folder (``root/synth_mouse_<seed>/2026-01-01/001``)::
     truth/_iblvideo_<cam>TruePose.dlc.pqt           true pose in the pose-output schema
     truth/_iblvideo_<cam>TruePupil.diameter.npy     true pupil diameter (camera px, NaN while the lid covers it)
     truth/_iblvideo_<cam>TrueAnchors.positions.json static points (spout tube_top/tube_bottom, ...)
+    truth/_iblvideo_<cam>TruePawStates.table.pqt    each paw's true state per frame (still, move, wheel_turn, groom)
     truth/_iblvideo_trueLicks.times.npy, truth/_iblvideo_trueLicks.spontaneous.npy
 
 Truth is in each camera's own pixels, pixel centres at integers. The scene is defined in canonical
@@ -15,7 +16,10 @@ left-camera pixels and the right camera sees it mirrored and halved: ``x_r = (12
 ``y_r = y_c / 2``. A point is hidden (NaN, likelihood 0) when: a pupil point, while the blinking lid has come down to it; the
 tongue, while it is out less than 8 % of the way to the spout; the far paw (``paw_l``), while its centre
 is below the wheel's rim line. ``paw_r`` is the paw nearer the camera (the mouse's left paw on the left
-camera, its right paw on the right camera).
+camera, its right paw on the right camera), in the pose and in the paw states alike. A paw's state
+(``synth.behaviour.PAW_STATES``) is ``groom`` while both paws rub the face (rare bouts between trials),
+``wheel_turn`` while it rides the turning wheel, ``move`` while it moves otherwise (to and from the face,
+an idle shift, the slide back after a turn) and ``still`` otherwise.
 
 The folder is written under a temporary name and renamed at the end, so an interrupted render leaves
 nothing behind. The same seed gives the same bytes: x264 runs single-threaded (one core draws while
@@ -50,6 +54,7 @@ from iblvideo.io.alf import (
     raw_video_path,
     times_name,
     truth_anchors_name,
+    truth_paw_states_name,
     truth_pose_name,
     truth_pupil_name,
 )
@@ -181,7 +186,7 @@ def _render_camera(folder: Path, camera: Camera, times: np.ndarray, behaviour: B
     """Encode one camera's video frame by frame and write its times and ground truth."""
     scene = BodyScene(camera, seed) if camera.name == "body" else SideScene(camera, seed)
     half_exposure = EXPOSURE / camera.fps / 2
-    truths, diameters = [], []
+    truths, diameters, paw_states = [], [], []
     encoder = _Encoder(raw_video_path(folder, camera.name), camera)
     try:
         with progress_bar(total=len(times), desc=f"{camera.label}", unit="frame") as bar:
@@ -191,6 +196,7 @@ def _render_camera(folder: Path, camera: Camera, times: np.ndarray, behaviour: B
                 truths.append(scene.truth(now))
                 if isinstance(scene, SideScene):
                     diameters.append(scene.pupil_diameter(now))
+                    paw_states.append(scene.paw_states(behaviour, t))
                 for i in range(len(t)):
                     encoder.write(scene.draw(now, before, after, i))
                 bar.update(len(t))
@@ -201,5 +207,6 @@ def _render_camera(folder: Path, camera: Camera, times: np.ndarray, behaviour: B
     pd.concat(truths, ignore_index=True).to_parquet(truth / truth_pose_name(camera.name), index=False)
     if diameters:
         np.save(truth / truth_pupil_name(camera.name), np.concatenate(diameters))
+        pd.concat(paw_states, ignore_index=True).to_parquet(truth / truth_paw_states_name(camera.name), index=False)
     (truth / truth_anchors_name(camera.name)).write_text(json.dumps(scene.anchors(), indent=1) + "\n")
     log.info("%s: %d frames rendered", camera.label, len(times))

@@ -16,7 +16,7 @@ import pandas as pd
 
 from iblvideo.cameras import Camera
 from iblvideo.synth import draw
-from iblvideo.synth.behaviour import LICK_VISIBLE, WHEEL_RADIUS_PX
+from iblvideo.synth.behaviour import LICK_VISIBLE, WHEEL_RADIUS_PX, Behaviour
 
 TONGUE_HALF_WIDTH = 8.0  # canonical px
 PAW_AXES = (19.0, 13.0)  # canonical px, along and across the wheel rim
@@ -50,6 +50,7 @@ class Layout:
     wheel: np.ndarray
     paw_angles: tuple[float, float]  # near, far: where each paw rests on the rim
     shoulders: tuple[np.ndarray, np.ndarray]  # near, far: where each foreleg leaves the body
+    groom: tuple[np.ndarray, np.ndarray]  # near, far: where each paw rubs the face while grooming
     background: float
     brightness: float
 
@@ -73,6 +74,9 @@ def random_layout(rng: np.random.Generator) -> Layout:
         wheel=np.array([590.0, 1140.0]) + rng.uniform([-30, -15], [30, 15]),
         paw_angles=(-1.62 + rng.uniform(-0.04, 0.04), -1.40 + rng.uniform(-0.04, 0.04)),
         shoulders=(anchor + np.array([110.0, 210.0]), anchor + np.array([160.0, 190.0])),
+        # under the snout, behind its tip and below the whisker pad, so that the nose tip and the tongue stay
+        # in view; the far paw higher and further back than the near one, so that neither hides the other
+        groom=(nose - 75 * h + np.array([0.0, 50.0]), nose - 105 * h + np.array([0.0, 14.0])),
         background=28.0 + rng.uniform(-6, 6), brightness=rng.uniform(0.85, 1.15),
     )
 
@@ -244,6 +248,8 @@ class SideScene:
         put("tongue_end_r", tip[0] - across[0], tip[1] - across[1])
         out["tongue_visible"] = state["tongue"] > LICK_VISIBLE
 
+        groom = state["groom"]
+        rub = np.outer(h, state["rub_along"]) + np.outer([-h[1], h[0]], state["rub_across"])
         for role, side in (("near", self.near_side), ("far", self.far_side)):
             angle = lay.paw_angles[role == "far"] + state[f"paw_{side}_travel"] / WHEEL_RADIUS_PX
             # the near paw stands on the rim in front of the wheel; the far paw is behind the wheel face and
@@ -251,9 +257,13 @@ class SideScene:
             height = state[f"paw_{side}_height"]
             lift = height if role == "far" else PAW_AXES[1] + 0.5 * height
             radius = WHEEL_RADIUS_PX + lift
-            put(f"paw_{role}", lay.wheel[0] + radius * np.cos(angle), lay.wheel[1] + radius * np.sin(angle))
+            rim = lay.wheel[:, None] + radius * np.array([np.cos(angle), np.sin(angle)])
+            # grooming: both paws rise from the rim to the face and stroke it together
+            paw = rim + groom * (lay.groom[role == "far"][:, None] + rub - rim)
+            put(f"paw_{role}", paw[0], paw[1])
             out[f"paw_{role}_angle"] = angle
-            out[f"paw_{role}_visible"] = lift > 0 if role == "far" else np.ones(len(lift), bool)
+            above_rim = np.hypot(*(paw - lay.wheel[:, None])) > WHEEL_RADIUS_PX
+            out[f"paw_{role}_visible"] = above_rim if role == "far" else np.ones(len(lift), bool)
         for name in ("tube_top", "tube_bottom"):
             x, y = self.anchor_points[name]
             out[f"{name}_x"], out[f"{name}_y"] = np.full(len(state["sniff"]), x), np.full(len(state["sniff"]), y)
@@ -279,6 +289,10 @@ class SideScene:
             columns[f"{point}_y"] = np.where(seen, geometry[f"{key}_y"], np.nan)
             columns[f"{point}_likelihood"] = seen.astype(np.float64)
         return pd.DataFrame(columns)
+
+    def paw_states(self, behaviour: Behaviour, times: np.ndarray) -> pd.DataFrame:
+        """The true state of each tracked paw at ``times``, with the pose table's names: ``paw_r`` is the near paw."""
+        return pd.DataFrame({"paw_r": behaviour.paw_state(times, self.near_side), "paw_l": behaviour.paw_state(times, self.far_side)})
 
     def pupil_diameter(self, geometry: dict[str, np.ndarray]) -> np.ndarray:
         return np.where(geometry["pupil_hidden"], np.nan, 2 * geometry["pupil_radius"])
