@@ -240,12 +240,12 @@ def test_unknown_set_name_is_refused(networks):
 
 
 def test_stage_runs_our_lightning_action_loader(tmp_path):
-    """With networks.lightning_action's loader on a seeded IBL-shaped model (tests/data/la-reference/ibl-dtcn), one
+    """With networks.lightning_action's loader on a seeded IBL-shaped model (tests/data/la-reference/ibl-dtcn-0.2.4), one
     member per paw: IBL's table, the states summing to one where predicted, no spread with one member."""
     session = _copy_session(tmp_path)
     for name in ("_ibl_rightCamera.lightningPose.pqt", "_ibl_rightCamera.times.npy"):
         (session / "alf" / name).unlink()
-    model = DATA / "la-reference" / "ibl-dtcn"
+    model = DATA / "la-reference" / "ibl-dtcn-0.2.4"
     for paw in paw_states.PAWS:
         member = tmp_path / "networks_v1.2" / f"{paw}_networks" / "network-0"
         member.mkdir(parents=True)
