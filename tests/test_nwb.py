@@ -17,7 +17,7 @@ from iblvideo.cli import main
 from iblvideo.io.alf import LICKS, SessionPaths
 from iblvideo.io.session_files import write_table
 from iblvideo.results.load import load_session
-from iblvideo.results.nwb import Subject, export_nwb
+from iblvideo.results.nwb import Subject, export_nwb, paw_states_name
 
 TRACKED = {"tracker": "dlc", "weights": "weights_v9.9", "weights_version": "9.9", "weights_description": "demo nets", "iblvideo_version": "0.0.test"}
 SUBJECT_FLAGS = ["--subject-sex", "F", "--subject-species", "Mus musculus", "--subject-age", "P90D"]
@@ -103,6 +103,12 @@ def test_pupil_motion_energy_and_licks_are_on_the_camera_times(exported):
         licks = nwbfile.processing["lick_times"]["EventsLickTimes"]
         np.testing.assert_array_equal(licks.timestamps[:], np.load(paths.session_file(LICKS)))
         assert len(licks.timestamps) > 0
+
+
+def test_paw_state_series_names_follow_ibls_camera_and_paw_names():
+    """Our layout for the paw states (IBL-to-nwb has none): the camera's container name, then the paw's side and name."""
+    assert paw_states_name("right", "paw_l") == "RightCameraLeftPawStates"
+    assert paw_states_name("left", "paw_r") == "LeftCameraRightPawStates"
 
 
 @pytest.mark.parametrize("config", [None, "dandi"])

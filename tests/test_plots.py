@@ -105,3 +105,8 @@ def test_figures_without_optional_datasets(session_with_truth_as_pose, tmp_path)
     texts = " ".join(_texts(make(bare)) for make in P.FIGURES.values())
     for missing in ("no trials table", "no motion energy", "no wheel data", "no lick times", "no QC report", "no feature tables"):
         assert missing in texts
+
+
+def test_no_paw_states_figure_without_a_paw_states_table(results):
+    """The paw-states figure is made only for a session with a table in alf/lightningaction (tests/test_paw_states_session.py)."""
+    assert not P.has_paw_states(results) and P.figures_of(results) is P.FIGURES and "paw_states" not in P.FIGURES

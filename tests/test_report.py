@@ -79,6 +79,12 @@ def test_report_lists_versions_and_run_times(report):
     assert "No tracking metadata in the pose tables of: right, body" in text
 
 
+def test_no_paw_states_section_without_a_paw_states_table(report):
+    """The section (tests/test_paw_states_session.py) is there only when alf/lightningaction has a table."""
+    page = report.read_text()
+    assert 'id="paw-states"' not in page and 'data-figure="paw_states"' not in page
+
+
 def _chromium() -> tuple[str, str] | None:
     browser, driver = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
     return (browser, driver) if browser and driver else None

@@ -20,6 +20,7 @@ from iblvideo.io.session_files import read_json, read_npy, read_parquet, read_po
 from iblvideo.measures.features import PUPIL_COLUMNS, SPEED_POINTS
 from iblvideo.measures.licks import COLUMNS as LICK_EVENT_COLUMNS
 from iblvideo.measures.motion_energy import Roi, roi_from_pose
+from iblvideo.measures.paw_states import PAWS, VARIANCE_SUFFIX
 from iblvideo.tracks import PoseTracks
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class CameraResults:
     features: pd.DataFrame | None  # IBL's: pupilDiameter_raw, pupilDiameter_smooth
     speeds: pd.DataFrame | None = None  # per frame, a column per features.SPEED_POINTS (half-resolution px/s)
     sniffs: np.ndarray | None = None  # sniff times (s)
+    pawstates: pd.DataFrame | None = None  # IBL's Lightning Action table (side cameras): per paw, state probabilities and ensemble variances
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -79,6 +81,28 @@ class CameraResults:
     def confident_xy(self, point: str) -> np.ndarray:
         """(n_frames, 2) positions of ``point``, NaN where the likelihood is below 0.9."""
         return self.tracks.confident_xy(point)
+
+    @property
+    def paws(self) -> list[str]:
+        """The paws of the paw-states table, in IBL's order (none without one)."""
+        if self.pawstates is None:
+            return []
+        return [paw for paw in PAWS if self.paw_states(paw)[0]]
+
+    def paw_states(self, paw: str, variance: bool = False) -> tuple[list[str], np.ndarray]:
+        """``paw``'s state names in the table's order and their (n_frames, n_states) probabilities (NaN where no
+        prediction), or with ``variance`` their variance over the ensemble."""
+        table = self.pawstates if self.pawstates is not None else pd.DataFrame()
+        prefix = f"{paw}_"
+        states = [c[len(prefix):] for c in table.columns if c.startswith(prefix) and not c.endswith(VARIANCE_SUFFIX)]
+        suffix = VARIANCE_SUFFIX if variance else ""
+        return states, table[[f"{prefix}{state}{suffix}" for state in states]].to_numpy(float)
+
+    def paw_state_ethogram(self, paw: str) -> np.ndarray:
+        """Per frame, the index of ``paw``'s most probable state, -1 where there is no prediction."""
+        _, probabilities = self.paw_states(paw)
+        finite = np.isfinite(probabilities).all(axis=1)
+        return np.where(finite, np.argmax(np.nan_to_num(probabilities, nan=-1.0), axis=1), -1)
 
 
 @dataclass
@@ -143,7 +167,17 @@ def _camera(paths: SessionPaths, camera: str, pose: Path) -> CameraResults:
         video=video if video.exists() else None, roi=_roi(read_npy(roi), camera, tracks),
         motion_energy=read_npy(energy), features=read_parquet(paths.features(camera), columns=list(PUPIL_COLUMNS)),
         speeds=read_parquet(paths.speeds(camera), columns=list(SPEED_POINTS)), sniffs=read_npy(paths.sniffs(camera)),
+        pawstates=_pawstates(paths, camera, len(tracks)),
     )
+
+
+def _pawstates(paths: SessionPaths, camera: str, n_frames: int) -> pd.DataFrame | None:
+    """The camera's paw-states table when it has a row per pose frame (a warning and None otherwise)."""
+    table = read_parquet(paths.pawstates(camera))
+    if table is not None and len(table) != n_frames:
+        log.warning("%s camera: %d paw-state rows for %d pose frames; the views show no paw states", camera, len(table), n_frames)
+        return None
+    return table
 
 
 def _trials(session: Path) -> pd.DataFrame | None:

@@ -7,6 +7,11 @@ the ``Skeletons``; module ``pupil``: ``<Side>PupilDiameter`` and ``<Side>PupilDi
 side cameras' feature tables; module ``motion_energy``: ``<Cam>CameraMotionEnergy``, its ROI in the
 description; module ``lick_times``: ndx-events ``EventsLickTimes`` of ``licks.times``.
 
+IBL-to-nwb has no layout for the Lightning Action paw states (none of its data interfaces reads
+``pawstates.pqt``), so ours is this: module ``paw_states`` with, per side camera and paw, a TimeSeries
+``<Cam>Camera<Side>PawStates`` of the (frames, states) ensemble-mean probabilities and one
+``<Cam>Camera<Side>PawStatesEnsembleVariance`` of their variance, the states' order in the description.
+
 One addition for movement's NWB reader, whose defaults read ``behavior/PoseEstimation``: that holds the
 left camera's (else the first camera's) pose as HDF5 links to the series of ``pose_estimation``, stored once.
 
@@ -33,7 +38,7 @@ from iblvideo.extras import needs_extra
 from iblvideo.io.alf import LICKS, SessionPaths
 from iblvideo.io.atomic import atomic_path, refuse_overwrite
 from iblvideo.io.one import as_eid, as_folder, default_one
-from iblvideo.io.session_files import read_npy, read_parquet
+from iblvideo.io.session_files import read_npy, read_parquet, table_metadata
 from iblvideo.results.load import PUPIL_COLUMNS, CameraResults, SessionResults, load_session
 from iblvideo.results.plots import result_inputs
 
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POSE_MODULE, PUPIL_MODULE, MOTION_ENERGY_MODULE, LICK_MODULE = "pose_estimation", "pupil", "motion_energy", "lick_times"
+PAW_STATES_MODULE = "paw_states"
 SKELETONS, LICK_EVENTS = "Skeletons", "EventsLickTimes"
 MOVEMENT_MODULE, MOVEMENT_POSE = "behavior", "PoseEstimation"  # movement's from_nwb_file defaults
 PUPIL_SERIES = dict(zip(PUPIL_COLUMNS, ("PupilDiameter", "PupilDiameterSmoothed"), strict=True))
@@ -295,6 +301,32 @@ def _add_motion_energy(nwbfile, pynwb, paths: SessionPaths, camera: CameraResult
     ))
 
 
+def paw_states_name(camera: str, paw: str) -> str:
+    """Our name of a camera's paw-state series: ``left``, ``paw_r`` → ``LeftCameraRightPawStates``."""
+    return f"{container_name(camera)}{series_name(paw).removeprefix('PoseEstimationSeries')}States"
+
+
+def _add_paw_states(nwbfile, pynwb, paths: SessionPaths, camera: CameraResults, clock) -> None:
+    """Each paw's Lightning Action state probabilities and their ensemble variance, if the camera has a paw-states table."""
+    if not camera.paws:
+        return
+    module = _module(nwbfile, PAW_STATES_MODULE, "Paw states: IBL's Lightning Action networks' segmentation of each paw's movement, "
+                                                 "from the paw's Lightning Pose track and the wheel velocity, per side camera")
+    networks = table_metadata(paths.pawstates(camera.camera)).get("network_set", "IBL's Lightning Action networks")
+    for paw in camera.paws:
+        states, probabilities = camera.paw_states(paw)
+        _, variance = camera.paw_states(paw, variance=True)
+        order = ", ".join(states)
+        name = paw_states_name(camera.camera, paw)
+        module.add(pynwb.TimeSeries(
+            name=name, data=probabilities, unit="probability", timestamps=clock,
+            description=f"Probability of each state of {paw} on the {camera.camera} camera, the mean over the ensemble of {networks}; "
+                        f"columns: {order}; NaN on frames without a prediction (the frames after the last whole sequence)"))
+        module.add(pynwb.TimeSeries(
+            name=f"{name}EnsembleVariance", data=variance, unit="probability squared", timestamps=clock,
+            description=f"Variance over the ensemble (ddof=1) of each state's probability of {paw} on the {camera.camera} camera; columns: {order}"))
+
+
 def _add_licks(nwbfile, ndx_events, paths: SessionPaths) -> None:
     """IBL's ``licks.times``: every frame of either side camera where a tongue point jumps, as ndx-events Events."""
     path = paths.session_file(LICKS)
@@ -372,6 +404,7 @@ def export_nwb(session: str | Path, out: str | Path | None = None, tracker: str 
         if camera.camera != "body":  # IBL has pupil diameters of the side cameras only
             _add_pupil(nwbfile, pynwb, paths, camera, clock)
         _add_motion_energy(nwbfile, pynwb, paths, camera, clock)
+        _add_paw_states(nwbfile, pynwb, paths, camera, clock)
     _add_licks(nwbfile, ndx_events, paths)
     with atomic_path(out) as tmp, warnings.catch_warnings():
         # the temporary name of the atomic write does not end in .nwb; the final name does

@@ -4,7 +4,10 @@
   event, and IBL's lick frames, ``licks.times``, beside them);
 * ``trial_averages``: those signals around stimulus onset and feedback, correct and error trials apart, licks
   as lick events per second;
-* ``qc_summary``: per camera, an example frame with the mean position of every point and the QC checks.
+* ``qc_summary``: per camera, an example frame with the mean position of every point and the QC checks;
+* ``paw_states`` (only with a paw-states table): per side camera and paw, an ethogram of the most probable
+  Lightning Action state over the session, and each state's probability around stimulus onset and feedback,
+  correct and error trials apart.
 """
 from __future__ import annotations
 
@@ -247,6 +250,80 @@ def trial_average_figure(results: SessionResults) -> Figure:
     return figure
 
 
+# --- paw states --------------------------------------------------------------------------------
+
+# IBL's states; a set of other states gets tab10's colours in its own order
+STATE_COLOURS = {"background": "#d9d9d9", "still": "#4c72b0", "move": "#dd8452", "wheel_turn": "#55a868", "groom": "#c44e52"}
+NO_STATE_COLOUR = "white"  # frames without a prediction (IBL's last T mod 500)
+OUTCOME_STYLES = {1: ("correct", "-"), -1: ("error", "--")}
+
+
+def state_colours(states: list[str]) -> list[str]:
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    other = colormaps["tab10"]
+    return [STATE_COLOURS.get(state) or to_hex(other(k % 10)) for k, state in enumerate(states)]
+
+
+def _plot_ethogram(ax: Axes, camera: CameraResults, paw: str) -> None:
+    from matplotlib.colors import ListedColormap
+
+    states, _ = camera.paw_states(paw)
+    ethogram = np.ma.masked_less(camera.paw_state_ethogram(paw), 0)
+    cmap = ListedColormap(state_colours(states)).with_extremes(bad=NO_STATE_COLOUR)
+    times = camera.frame_times()
+    ax.imshow(ethogram[None, :], aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(states) - 0.5, interpolation="nearest",
+              extent=(times[0], times[-1], 0, 1))
+    ax.set_yticks([])
+    ax.set_ylabel(f"{camera.camera}\n{paw}", fontsize=8)
+
+
+def _plot_state_averages(ax: Axes, results: SessionResults, camera: CameraResults, paw: str, event: str) -> None:
+    states, probabilities = camera.paw_states(paw)
+    trials = results.trials
+    ax.axvline(0, color="0.5", lw=0.8)
+    if trials is None:
+        _no_data(ax, "no trials table")
+        return
+    offsets = np.arange(WINDOW[0], WINDOW[1], 0.01)
+    times = camera.frame_times()
+    for outcome, (label, style) in OUTCOME_STYLES.items():
+        chosen = trials[trials["feedbackType"] == outcome][event].dropna().to_numpy(float)
+        if not len(chosen):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # offsets with no predicted trial
+            for k, (state, colour) in enumerate(zip(states, state_colours(states), strict=True)):
+                mean = np.nanmean(peri_event(times, probabilities[:, k], chosen, offsets), axis=0)
+                ax.plot(offsets, mean, style, color=colour, lw=1.2, label=f"{state}, {label} (n={len(chosen)})")
+    ax.set_ylim(0, 1)
+
+
+def paw_states_figure(results: SessionResults) -> Figure:
+    rows = [(camera, paw) for camera in _side_cameras(results) for paw in camera.paws]
+    figure = Figure(figsize=(14, 1.9 * len(rows) + 1.2), layout="constrained")
+    axes = figure.subplots(len(rows), 1 + len(EVENTS), squeeze=False, width_ratios=[2.4, 1, 1])
+    for row, (camera, paw) in enumerate(rows):
+        _plot_ethogram(axes[row, 0], camera, paw)
+        for col, event in enumerate(EVENTS, start=1):
+            _plot_state_averages(axes[row, col], results, camera, paw, event)
+    axes[0, 0].set_title("most probable state (white: no prediction)")
+    for col, event_name in enumerate(EVENTS.values(), start=1):
+        axes[0, col].set_title(f"P(state) aligned to {event_name}")
+        axes[-1, col].set_xlabel(f"time from {event_name} (s)")
+    axes[-1, 0].set_xlabel("session time (s)")
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=7, frameon=False)
+    figure.suptitle(f"{results.name}: paw states (Lightning Action); solid: correct, dashed: error trials")
+    return figure
+
+
+def has_paw_states(results: SessionResults) -> bool:
+    return any(camera.paws for camera in _side_cameras(results))
+
+
 # --- QC summary --------------------------------------------------------------------------------
 
 def example_frame(camera: CameraResults) -> np.ndarray | None:
@@ -330,9 +407,14 @@ def render_png(figure: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
+def figures_of(results: SessionResults) -> dict[str, Callable[[SessionResults], Figure]]:
+    """The figures the session has data for: every one of FIGURES, and the paw states when it has them."""
+    return {**FIGURES, "paw_states": paw_states_figure} if has_paw_states(results) else FIGURES
+
+
 def render_figures(results: SessionResults) -> dict[str, bytes]:
     """Every figure of the session as PNG bytes, by name."""
-    return {name: render_png(make(results)) for name, make in FIGURES.items()}
+    return {name: render_png(make(results)) for name, make in figures_of(results).items()}
 
 
 def result_inputs(session: Path, cameras: Iterable[CameraResults]) -> list[Path]:
@@ -341,7 +423,7 @@ def result_inputs(session: Path, cameras: Iterable[CameraResults]) -> list[Path]
     files = [paths.session_file(name) for name in (TRIALS, WHEEL_TIMES, WHEEL_POSITION, LICKS, LICK_EVENTS, QC_REPORT)]
     for camera in cameras:
         files += [camera.source, paths.raw_video(camera.camera), paths.times(camera.camera), paths.features(camera.camera),
-                  paths.speeds(camera.camera), paths.sniffs(camera.camera), *paths.motion_energy(camera.camera)]
+                  paths.speeds(camera.camera), paths.sniffs(camera.camera), *paths.motion_energy(camera.camera), paths.pawstates(camera.camera)]
     return files
 
 
@@ -351,7 +433,7 @@ def save_figures(session: str | Path, out: str | Path | None = None, tracker: st
     results = load_session(session, tracker)
     folder = Path(out) if out else Path(session) / "figures"
     inputs = result_inputs(results.path, results.cameras.values())
-    written = [refuse_overwrite(folder / f"{name}.png", inputs, force) for name in FIGURES]
+    written = [refuse_overwrite(folder / f"{name}.png", inputs, force) for name in figures_of(results)]
     for path, png in zip(written, render_figures(results).values(), strict=True):
         with atomic_path(path) as tmp:
             tmp.write_bytes(png)

@@ -12,6 +12,8 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from iblvideo import __version__
 from iblvideo.io.atomic import atomic_path, refuse_overwrite
 from iblvideo.measures.qc import CHECKS
@@ -28,6 +30,9 @@ CAPTIONS = {
     "trial_averages": "Signals around stimulus onset and feedback; correct and error trials apart (mean ± SEM); licks as "
                       "lick events per second.",
     "qc_summary": "Middle frame of each video with the mean position of every point, and the pose QC checks.",
+    "paw_states": "Per side camera and paw, the most probable Lightning Action state frame by frame (white: no prediction, as "
+                  "IBL's last frames after the last whole 500-frame sequence), and each state's mean probability around stimulus "
+                  "onset and feedback, correct (solid) and error (dashed) trials apart.",
 }
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
@@ -106,6 +111,25 @@ def versions_section(results: SessionResults) -> str:
     )
 
 
+def paw_states_section(results: SessionResults) -> str:
+    """Per side camera and paw, the share of predicted frames in which each state is the most probable ("" without paw states)."""
+    cameras = [camera for camera in results.cameras.values() if camera.paws]
+    if not cameras:
+        return ""
+    states = list(dict.fromkeys(state for camera in cameras for paw in camera.paws for state in camera.paw_states(paw)[0]))
+    rows = []
+    for camera in cameras:
+        for paw in camera.paws:
+            own, _ = camera.paw_states(paw)
+            ethogram = camera.paw_state_ethogram(paw)
+            predicted = ethogram[ethogram >= 0]
+            shares = {state: np.mean(predicted == k) if len(predicted) else np.nan for k, state in enumerate(own)}
+            rows.append([_td(camera.camera), _td(paw), _td(f"{len(predicted)} of {len(ethogram)}"),
+                         *(_td(f"{shares[s]:.1%}" if s in shares else "—") for s in states)])
+    return '<h2 id="paw-states">Paw states</h2>\n<p>Most probable Lightning Action state, share of the predicted frames.</p>' + \
+        _table(["camera", "paw", "frames predicted", *states], rows)
+
+
 def run_times_section(results: SessionResults) -> str:
     rows = []
     for name, camera in results.cameras.items():
@@ -131,6 +155,7 @@ def render_report(results: SessionResults, pngs: dict[str, bytes]) -> str:
 <p class="muted">{_e(results.path.resolve())}<br>generated {generated} by iblvideo {_e(__version__)}</p>
 <h2>Quality control</h2>
 {qc_section(results)}
+{paw_states_section(results)}
 <h2>Figures</h2>
 {figures_section(pngs)}
 <h2>Versions</h2>

@@ -19,7 +19,8 @@ then, so motion energy is still the only pass. Should the sample not place the R
 confidently tracked in it), motion energy falls back to the final tracks, at the cost of a second
 decode; so does a tracker that keeps no sample: Lightning Pose, whose ROI is thus IBL's, from the
 Kalman-smoothed points of its table, as IBL's LightningPose task places it. Features and QC then run
-as IBL's PostLP and LpQC on Lightning Pose tables, PostDLC and DlcQC on the others (``stages``).
+as IBL's PostLP and LpQC on Lightning Pose tables, PostDLC and DlcQC on the others (``stages``); after
+Lightning Pose, the side cameras get IBL's Lightning Action paw states when a network set is there.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, RAW_VIDEO_PATTERN, SessionPaths, camera_of, session_root
 from iblvideo.io.atomic import atomic_path
 from iblvideo.io.one import as_eid, as_folder, check_in_root, data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid, update_alyx_qc
-from iblvideo.io.session_files import read_json
+from iblvideo.io.session_files import LIGHTNING_POSE, read_json
 from iblvideo.tracking.registry import TRUTH, attribute
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class Options:
     weights: str | None = None  # the tracker's: a name, folder or URL; None for its default
     device: str = "cpu"
     force: bool = False
+    pawstates: str | None = None  # the Lightning Action network set (a folder or URL); None: the set found locally, if any
 
 
 def _copy_truth(paths: SessionPaths, camera: str, options: Options) -> Path:
@@ -102,6 +104,7 @@ class SessionResult:
     outputs: list[Path] = field(default_factory=list)
     qc: str | None = None
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # stages skipped by design, not failures
     seconds: float = 0.0
 
     @property
@@ -122,7 +125,7 @@ class SessionResult:
     def to_json(self) -> dict:
         return {
             "session": str(self.session), "eid": self.eid, "status": self.status, "qc": self.qc,
-            "seconds": round(self.seconds, 3), "outputs": [str(p) for p in self.outputs], "errors": self.errors,
+            "seconds": round(self.seconds, 3), "outputs": [str(p) for p in self.outputs], "errors": self.errors, "notes": self.notes,
             "cameras": {name: result.to_json() for name, result in self.cameras.items()},
         }
 
@@ -171,6 +174,31 @@ def _run_session_stages(result: SessionResult, options: Options) -> None:
         result.outputs.append(SessionPaths(result.session).session_file(QC_REPORT))
     except Exception as err:  # noqa: BLE001 - reported as the session's error; the camera outputs stand
         result.errors.append(_failure(err))
+
+
+def _run_paw_states(result: SessionResult, options: Options) -> None:
+    """IBL's Lightning Action paw states after the Lightning Pose tracker, when its networks are there; a failure is
+    the session's one-line error and touches no other output."""
+    from iblvideo.measures.paw_states import SIDE_CAMERAS
+    from iblvideo.sessions.stages import paw_states_stage
+    from iblvideo.tracking import la_networks
+
+    networks = la_networks.found(options.pawstates)
+    if not any(c.status == "Complete" and c.camera in SIDE_CAMERAS for c in result.cameras.values()):
+        return
+    if networks is None:
+        if options.tracker == LIGHTNING_POSE:
+            result.notes.append("paw states not run: no Lightning Action network set found (pass pawstates=, or set $IBLVIDEO_LA_NETWORKS)")
+        return
+    if options.tracker != LIGHTNING_POSE:
+        result.notes.append(f"paw states skipped: IBL's Lightning Action networks read Lightning Pose tables, and the tracker is {options.tracker}")
+        return
+    try:
+        for camera, path in paw_states_stage(result.session, options.force, networks).items():
+            owner = result.cameras.get(camera)
+            (owner.outputs if owner is not None else result.outputs).append(path)
+    except Exception as err:  # noqa: BLE001 - reported as the session's error; the other outputs stand
+        result.errors.append(f"paw states: {_failure(err)}")
 
 
 def find_cameras(session: Path, listed: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -225,13 +253,17 @@ def _update_alyx_qc(one: One, result: SessionResult) -> None:
 
 
 def run_session(eid_or_path: str | Path, one: One | None = None, cameras: tuple[str, ...] | None = None,
-                tracker: str = "dlc", force: bool = False, weights: str | Path | None = None, device: str = "cpu") -> SessionResult:
+                tracker: str = "dlc", force: bool = False, weights: str | Path | None = None, device: str = "cpu",
+                pawstates: str | Path | None = None) -> SessionResult:
     """Track, motion energy, features and QC for every camera of a session; outputs in ``alf/`` and in ONE.
 
     ``eid_or_path`` is a session folder (ONE runs in local mode on its data root) or an eid of the
     ``one`` given (or of the configured ONE). ``cameras`` defaults to every camera with a raw video.
     ``tracker`` is ``dlc`` (``weights``: a weights set, default the demo weights), ``lightning-pose``
     (``weights``: a network set, default IBL's), or ``truth`` to take a synthetic session's ground-truth pose.
+    After Lightning Pose, the side cameras get IBL's paw states (``stages.paw_states_stage``) from the Lightning
+    Action set ``pawstates`` (a folder or URL), else the one found locally (``$IBLVIDEO_LA_NETWORKS``, or IBL's
+    set already in the cache); with no set found they are left out, and another tracker skips them with a note.
     """
     if tracker != TRUTH:
         from iblvideo.tracking.run import check_arguments  # imports torch: only when tracking for real
@@ -240,7 +272,8 @@ def run_session(eid_or_path: str | Path, one: One | None = None, cameras: tuple[
     unknown = [c for c in cameras or () if c not in CAMERA_NAMES]
     if unknown:
         raise IblVideoError(None, f"unknown camera {unknown[0]!r}; expected left, right or body")
-    options = Options(tuple(cameras) if cameras else None, tracker, None if weights is None else str(weights), device, force)
+    options = Options(tuple(cameras) if cameras else None, tracker, None if weights is None else str(weights), device, force,
+                      None if pawstates is None else str(pawstates))
     start = time.perf_counter()
     session, eid, one = resolve(eid_or_path, one)
     available = find_cameras(session, listed_cameras(one, eid))
@@ -249,6 +282,7 @@ def run_session(eid_or_path: str | Path, one: One | None = None, cameras: tuple[
     log.info("%s (%s): cameras %s", session, eid, ", ".join(names) or "none")
     result = SessionResult(session, eid, {name: _run_camera(session, name, options) for name in names})
     _run_session_stages(result, options)
+    _run_paw_states(result, options)
     _register(one, result)
     _update_alyx_qc(one, result)
     result.seconds = time.perf_counter() - start

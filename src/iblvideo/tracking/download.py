@@ -116,6 +116,12 @@ def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 6
     return dest
 
 
+def archive_path(url: str, root: Path | None = None) -> Path:
+    """Where the cache keeps the zip downloaded from ``url``: under the URL's hash."""
+    name = Path(urlparse(url).path).name or "download.zip"
+    return Path(root or cache_dir()) / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+
+
 def fetch_zip(url: str, members: Members, sha256: str | None = None, root: Path | None = None,
               verify: Callable[[Path], object] | None = None) -> Path:
     """The folder a zip at ``url`` unpacks to, in the cache: downloaded once, unpacked once, checked at every use.
@@ -126,10 +132,9 @@ def fetch_zip(url: str, members: Members, sha256: str | None = None, root: Path 
     refuses is never kept. Every later use re-hashes the unpacked files against what was unpacked.
     """
     root = Path(root or cache_dir())
-    name = Path(urlparse(url).path).name or "download.zip"
-    archive = download(url, root / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16] / name, sha256)
+    archive = download(url, archive_path(url, root), sha256)
     digest = sha256 or sha256sum(archive)
-    target = root / f"{Path(name).stem}-{digest[:16]}"
+    target = root / f"{archive.stem}-{digest[:16]}"
     with file_lock(target.with_name(f".{target.name}.lock")):
         if target.is_dir():
             _check_unpacked(target)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iblvideo.errors import IblVideoError
-from iblvideo.tracking.download import MAC_FOLDER, files_in_folders, set_folder
+from iblvideo.tracking.download import MAC_FOLDER, archive_path, files_in_folders, set_folder
 from iblvideo.tracking.lp_networks import set_name
 
 DEFAULT_URL = "https://ibl-brain-wide-map-public.s3.amazonaws.com/resources/lightning_action/networks_v1.2.zip"
@@ -83,6 +83,15 @@ def networks_dir(spec: str | Path | None = None, sha256: str | None = None) -> P
     """A Lightning Action set folder: ``spec`` (a folder, or the http(s) URL of a zip), else ``$IBLVIDEO_LA_NETWORKS``, else IBL's set."""
     return set_folder(str(spec or os.environ.get(URL_VARIABLE) or DEFAULT_URL), model_members,
                       sha256 or os.environ.get(SHA256_VARIABLE) or None, "Lightning Action network folder not found")
+
+
+def found(spec: str | Path | None = None) -> str | Path | None:
+    """The set to run without asking for a download: ``spec``, else ``$IBLVIDEO_LA_NETWORKS``, else IBL's set if the
+    cache already holds its zip; None when there is none (paw states are an extra a session gets when its networks are there)."""
+    spec = spec or os.environ.get(URL_VARIABLE)
+    if spec:
+        return spec
+    return DEFAULT_URL if archive_path(DEFAULT_URL).is_file() else None
 
 
 def model_members(bundle: zipfile.ZipFile) -> list[str]:
