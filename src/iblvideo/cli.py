@@ -217,6 +217,8 @@ def _session_options(p: argparse.ArgumentParser) -> None:
                    help=f"{', '.join(TRACKERS)}, or truth: a synthetic session's ground-truth pose (default: dlc)")
     p.add_argument("--weights", help="the tracker's weights: demo, a folder or a zip URL (default: IBL's weights_v2.2 for dlc, networks_v2.2 for lightning-pose)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--pawstates", metavar="DIR|URL", help="IBL's Lightning Action networks for the paw states after lightning-pose "
+                                                         "(default: $IBLVIDEO_LA_NETWORKS, else IBL's networks_v1.2 if already downloaded)")
     p.add_argument("--force", action="store_true", help="replace existing pose tables")
 
 
@@ -225,7 +227,8 @@ def _cmd_session(args: argparse.Namespace) -> int:
     from iblvideo.sessions.session import run_session
 
     one = local_one(args.root) if args.root else None
-    result = run_session(args.session, one=one, cameras=args.cameras, tracker=args.tracker, force=args.force, weights=args.weights, device=args.device)
+    result = run_session(args.session, one=one, cameras=args.cameras, tracker=args.tracker, force=args.force, weights=args.weights, device=args.device,
+                         pawstates=args.pawstates)
     print(json.dumps(result.to_json(), indent=2))
     return 0 if result.status == "Complete" else 1
 
@@ -265,7 +268,7 @@ def _cmd_queue_run(args: argparse.Namespace) -> int:
             client = stack.enter_context(connect(args.scheduler))
         outcomes = run_queue(args.n_sessions, db=queue, one=local_one(args.root) if args.root else None, cameras=args.cameras,
                              tracker=args.tracker, force=args.force, weights=args.weights, device=args.device, client=client,
-                             lease_seconds=args.lease, max_attempts=args.max_attempts)
+                             lease_seconds=args.lease, max_attempts=args.max_attempts, pawstates=args.pawstates)
     for outcome in outcomes:
         print(f"{outcome.status:<8}  {outcome.seconds:7.1f}s  {outcome.session}")
     return 0 if all(o.status in ("Complete", "Empty") for o in outcomes) else 1

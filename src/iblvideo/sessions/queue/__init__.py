@@ -152,11 +152,12 @@ def open_queue(db: str | Path | None = None, lease_seconds: float = LEASE_SECOND
 def run_queue(n_sessions: int = 10, db: str | Path | TaskQueue | None = None, one: One | None = None,
               cameras: tuple[str, ...] | None = None, tracker: str = "dlc", force: bool = False, weights: str | Path | None = None,
               device: str = "cpu", client: Client | None = None, lease_seconds: float = LEASE_SECONDS,
-              max_attempts: int = MAX_ATTEMPTS, worker: str | None = None) -> list[Outcome]:
+              max_attempts: int = MAX_ATTEMPTS, worker: str | None = None, pawstates: str | Path | None = None) -> list[Outcome]:
     """Run up to ``n_sessions`` queued sessions here, or on the Dask cluster of ``client``; returns how each ended.
 
     ``db`` is a queue (a :class:`Queue` or an :class:`~.alyx.AlyxQueue`), ``alyx``, a database URL,
-    or an SQLite file (default ``./iblvideo-queue.sqlite``, or ``$IBLVIDEO_QUEUE_DB``).
+    or an SQLite file (default ``./iblvideo-queue.sqlite``, or ``$IBLVIDEO_QUEUE_DB``). ``pawstates``: the Lightning
+    Action set for the paw states after Lightning Pose (see :func:`~iblvideo.sessions.session.run_session`).
     """
     check_settings(lease_seconds, max_attempts)
     if tracker != TRUTH:
@@ -164,7 +165,8 @@ def run_queue(n_sessions: int = 10, db: str | Path | TaskQueue | None = None, on
 
         check_arguments(tracker, weights, device)
     queue = open_queue(db, lease_seconds, max_attempts) if db is None or isinstance(db, (str, Path)) else db
-    options = Options(tuple(cameras) if cameras else None, tracker, None if weights is None else str(weights), device, force)
+    options = Options(tuple(cameras) if cameras else None, tracker, None if weights is None else str(weights), device, force,
+                      None if pawstates is None else str(pawstates))
     if client is None:
         return work(queue, n_sessions, options, one=one, worker=worker)
     from iblvideo.sessions.queue.cluster import work_on_cluster
