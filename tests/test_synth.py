@@ -27,7 +27,7 @@ from iblvideo.measures.qc import BOUNDING_BOXES, TRIAL_WINDOW
 from iblvideo.synth import synthesize_session
 from iblvideo.synth.behaviour import PAW_STATES, STILL_SPEED, WHEEL_TURNING, simulate
 from iblvideo.synth.body import BodyScene
-from iblvideo.synth.session import _frame_times
+from iblvideo.synth.session import frame_times
 from iblvideo.synth.side import PAW_AXES, SideScene
 from iblvideo.video.reader import VideoReader
 
@@ -389,7 +389,7 @@ QC_SEEDS = sorted({*range(8), DEMO_SEED})
 def _truth_and_times(seed: int, name: str, seconds: float = QC_SECONDS) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """A session's true pose and frame times for one camera, and its trials, without rendering the video."""
     camera, behaviour = CAMERAS[name], simulate(seconds, seed)
-    times = _frame_times(camera, seconds, seed)
+    times = frame_times(camera, seconds, seed)
     scene = BodyScene(camera, seed) if name == "body" else SideScene(camera, seed)
     return scene.truth(scene.geometry(behaviour.sample(times))), times, behaviour.trials
 
@@ -428,7 +428,7 @@ def paw_states() -> dict[str, tuple[pd.DataFrame, pd.DataFrame, np.ndarray, dict
     behaviour, out = simulate(STATES_SECONDS, STATES_SEED), {}
     for name in ("left", "right"):
         camera, scene = CAMERAS[name], SideScene(CAMERAS[name], STATES_SEED)
-        times = _frame_times(camera, STATES_SECONDS, STATES_SEED)
+        times = frame_times(camera, STATES_SECONDS, STATES_SEED)
         out[name] = scene.truth(scene.geometry(behaviour.sample(times))), scene.paw_states(behaviour, times), times, scene.anchors()
     return out
 

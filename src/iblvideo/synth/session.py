@@ -116,12 +116,12 @@ def synthesize_session(root: str | Path, cameras: Iterable[str] = ("left", "righ
             (folder / sub).mkdir()
         _write_behaviour(folder, behaviour)
         for camera in selected:
-            _render_camera(folder, camera, _frame_times(camera, seconds, seed), behaviour, seed)
+            _render_camera(folder, camera, frame_times(camera, seconds, seed), behaviour, seed)
     log.info("synthetic session written to %s", session)
     return session
 
 
-def _frame_times(camera: Camera, seconds: float, seed: int) -> np.ndarray:
+def frame_times(camera: Camera, seconds: float, seed: int) -> np.ndarray:
     """Frame times: a start offset after the session clock's zero, the nominal period, and 20 µs of jitter."""
     rng = np.random.default_rng([seed, 4, list(CAMERAS).index(camera.name)])
     n = int(round(seconds * camera.fps))
