@@ -176,7 +176,7 @@ def test_a_dlc_table_is_not_read(tmp_path, networks):
     session = _copy_session(tmp_path, DLC_SOURCE, "dlc")
     with pytest.raises(IblVideoError) as err:
         paw_states_stage(session, networks=networks, model_loader=la_standin.load)
-    assert "no side camera's Lightning Pose table" in _one_line(err)
+    assert "no side camera's lightning-pose pose table (_ibl_<left|right>Camera.lightningPose.pqt)" in _one_line(err)
 
 
 def test_a_table_without_paws_skips_its_camera_only(session, networks, caplog):

@@ -19,6 +19,7 @@ from iblvideo import __doc__ as package_doc, __version__
 from iblvideo.errors import BadArgument, IblVideoError
 from iblvideo.extras import MissingExtra
 from iblvideo.io.alf import CAMERA_NAMES
+from iblvideo.io.session_files import LIGHTNING_POSE
 from iblvideo.progress import configure
 from iblvideo.tracking.registry import TRACKERS, TRUTH
 from iblvideo.video.batching import BATCH_SIZE
@@ -142,7 +143,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
 def _cmd_pawstates(args: argparse.Namespace) -> None:
     from iblvideo.sessions.stages import paw_states_stage
 
-    for path in paw_states_stage(args.session, force=args.force, networks=args.networks).values():
+    for path in paw_states_stage(args.session, force=args.force, networks=args.networks, tracker=args.tracker).values():
         print(path)
 
 
@@ -373,7 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("pawstates", _cmd_pawstates, "IBL's Lightning Action paw states per side camera from its Lightning Pose table and the wheel")
     p.add_argument("session", type=Path, help="ALF session folder with Lightning Pose tables, camera times and wheel data in alf/")
-    p.add_argument("--networks", help="Lightning Action network set: a folder or the URL of a zip (default: $IBLVIDEO_LA_NETWORKS, else IBL's networks_v1.2)")
+    p.add_argument("--networks", help="Lightning Action network set: demo (the synthetic rig's), a folder or the URL of a zip "
+                                      "(default: $IBLVIDEO_LA_NETWORKS, else IBL's networks_v1.2)")
+    p.add_argument("--tracker", choices=(*TRACKERS, TRUTH), default=LIGHTNING_POSE,
+                   help="whose pose tables the networks read (default: lightning-pose, as IBL's; the demo set reads any)")
     _replace(p, "existing paw-state tables that iblvideo did not make (its own are recomputed)")
 
     p = command("qc", _cmd_qc, "IBL's pose QC per camera: prints a table, writes alf/_iblvideo_dlc.qc.json")

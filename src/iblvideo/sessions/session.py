@@ -190,11 +190,11 @@ def _run_paw_states(result: SessionResult, options: Options) -> None:
         if options.tracker == LIGHTNING_POSE:
             result.notes.append("paw states not run: no Lightning Action network set found (pass pawstates=, or set $IBLVIDEO_LA_NETWORKS)")
         return
-    if options.tracker != LIGHTNING_POSE:
+    if options.tracker != LIGHTNING_POSE and str(networks) != la_networks.DEMO:  # the demo set reads the synthetic rig's tables
         result.notes.append(f"paw states skipped: IBL's Lightning Action networks read Lightning Pose tables, and the tracker is {options.tracker}")
         return
     try:
-        for camera, path in paw_states_stage(result.session, options.force, networks).items():
+        for camera, path in paw_states_stage(result.session, options.force, networks, tracker=options.tracker).items():
             owner = result.cameras.get(camera)
             (owner.outputs if owner is not None else result.outputs).append(path)
     except Exception as err:  # noqa: BLE001 - reported as the session's error; the other outputs stand

@@ -46,6 +46,7 @@ from iblvideo.measures.qc import camera_data, session_report
 from iblvideo.tracking import la_networks
 from iblvideo.tracking.download import unpacked_sha256
 from iblvideo.tracking.la_networks import ActionSet
+from iblvideo.tracking.registry import attribute
 from iblvideo.tracks import PoseTracks
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ def _wheel(session: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def paw_states_stage(session: str | Path, force: bool = False, networks: str | Path | None = None,
-                     model_loader: ModelLoader | None = None) -> dict[str, Path]:
+                     model_loader: ModelLoader | None = None, tracker: str = LIGHTNING_POSE) -> dict[str, Path]:
     """IBL's paw states of each side camera with a Lightning Pose table: ``alf/lightningaction/_ibl_<cam>Camera.pawstates.pqt``.
 
     Each paw's Lightning Action ensemble (``networks``: a set folder or URL, else IBL's networks_v1.2) reads
@@ -265,13 +266,14 @@ def paw_states_stage(session: str | Path, force: bool = False, networks: str | P
     networks, no wheel data or no Lightning Pose table is a one-line error; a camera whose table or
     times cannot serve is skipped with a warning (an error when no camera can). Nothing else is written
     over. ``model_loader`` loads one member folder (default ``networks.lightning_action.load_action_model``).
+    ``tracker``: whose pose tables (IBL's networks read Lightning Pose's; the demo set, any with the paw columns).
     """
     session = Path(session)
     paths = SessionPaths(session)
-    tables = pose_tables(session, LIGHTNING_POSE, paw_states.SIDE_CAMERAS)
+    tables = pose_tables(session, tracker, paw_states.SIDE_CAMERAS)
     if not tables:
-        raise IblVideoError(paths.alf, "no side camera's Lightning Pose table (_ibl_<left|right>Camera.lightningPose.pqt): "
-                                       "IBL's paw-state networks read its smoothed paws")
+        raise IblVideoError(paths.alf, f"no side camera's {tracker} pose table (_ibl_<left|right>Camera.{attribute(tracker)}.pqt): "
+                                       "the paw-state networks read its smoothed paws")
     wheel = _wheel(session)
     outputs = [paths.pawstates(camera) for camera in tables]
     wheel_files = [paths.session_file(WHEEL_POSITION), paths.session_file(WHEEL_TIMES)]

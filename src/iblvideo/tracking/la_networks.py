@@ -18,6 +18,7 @@ from pathlib import Path
 from iblvideo.errors import IblVideoError
 from iblvideo.tracking.download import MAC_FOLDER, archive_path, files_in_folders, set_folder
 from iblvideo.tracking.lp_networks import set_name
+from iblvideo.tracking.weights import demo_weights_dir
 
 DEFAULT_URL = "https://ibl-brain-wide-map-public.s3.amazonaws.com/resources/lightning_action/networks_v1.2.zip"
 URL_VARIABLE = "IBLVIDEO_LA_NETWORKS"
@@ -25,6 +26,7 @@ SHA256_VARIABLE = "IBLVIDEO_LA_NETWORKS_SHA256"
 MEMBER_PATTERN = "network-*"
 CONFIGS = ("config.yaml", "hparams.yaml")  # what lightning-action reads a model folder's settings from, in that order
 MODEL_FILES = (".yaml", ".ckpt", ".pt")
+DEMO = "demo"  # the demo set that ships in the package (weights_demo/lightning_action): the synthetic rig's paws
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,9 @@ class ActionSet:
 
 
 V1_2 = ActionSet("networks_v1.2", paws=("paw_r", "paw_l"), sequence_length=500)
-PROFILES = {profile.name: profile for profile in (V1_2,)}
+# the demo set: V1_2's layout and settings, trained on the synthetic rig (scripts/train_demo_action_networks.py)
+DEMO_SET = ActionSet("lightning_action", paws=V1_2.paws, sequence_length=V1_2.sequence_length)
+PROFILES = {profile.name: profile for profile in (V1_2, DEMO_SET)}
 
 
 def profile_for(root: Path, any_set: bool = False) -> ActionSet:
@@ -80,7 +84,9 @@ def layout_problem(root: Path, profile: ActionSet) -> str:
 
 
 def networks_dir(spec: str | Path | None = None, sha256: str | None = None) -> Path:
-    """A Lightning Action set folder: ``spec`` (a folder, or the http(s) URL of a zip), else ``$IBLVIDEO_LA_NETWORKS``, else IBL's set."""
+    """A Lightning Action set folder: ``spec`` (``demo``, a folder, or the http(s) URL of a zip), else ``$IBLVIDEO_LA_NETWORKS``, else IBL's set."""
+    if str(spec) == DEMO:
+        return demo_weights_dir() / DEMO_SET.name
     return set_folder(str(spec or os.environ.get(URL_VARIABLE) or DEFAULT_URL), model_members,
                       sha256 or os.environ.get(SHA256_VARIABLE) or None, "Lightning Action network folder not found")
 
