@@ -2,6 +2,8 @@
 IBL's own code run on the same session (tests/reference/make_paw_states_reference.py), with stand-in networks."""
 from __future__ import annotations
 
+import hashlib
+import io
 import shutil
 import zipfile
 from pathlib import Path
@@ -11,6 +13,7 @@ import pandas as pd
 import pytest
 
 import la_standin
+from http_server import FileServer
 from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import WHEEL_POSITION, WHEEL_TIMES, SessionPaths
@@ -256,3 +259,29 @@ def test_stage_runs_our_lightning_action_loader(tmp_path):
     states = table.filter(regex=r"^paw_[rl]_[a-z_]+(?<!_ens_var)$").to_numpy()
     np.testing.assert_allclose(states[:1000].reshape(1000, 2, 5).sum(axis=2), 1.0, atol=1e-5)
     assert np.isnan(states[1000:]).all() and table.filter(like="_ens_var").isna().all().all()
+
+
+def test_the_set_is_downloaded_verified_and_checked_at_every_use(networks, tmp_path, monkeypatch):
+    """IBL's zip from a server on loopback: fetched once into the cache, its sha256 checked, only the model files
+    unpacked, and a file damaged afterwards refused with one line at the next use."""
+    monkeypatch.setenv("IBLVIDEO_CACHE", str(tmp_path / "cache"))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        for path in sorted(networks.rglob("*")):
+            if path.is_file():
+                out.write(path, f"networks_v1.2/{path.relative_to(networks)}")
+        out.writestr("networks_v1.2/notes/readme.txt", "not a network")
+    data = buffer.getvalue()
+    with FileServer({"networks_v1.2.zip": data}) as server:
+        url = server.url("networks_v1.2.zip")
+        with pytest.raises(IblVideoError) as err:
+            la_networks.networks_dir(url, sha256="0" * 64)
+        assert "checksum mismatch" in _one_line(err)
+        root = la_networks.networks_dir(url, sha256=hashlib.sha256(data).hexdigest())
+    assert la_networks.profile_for(root) is la_networks.V1_2 and not (root / "notes").exists()
+    assert la_networks.found() is None  # $IBLVIDEO_LA_NETWORKS unset, IBL's own URL never fetched
+    member = la_networks.V1_2.members(root, "paw_r")[0] / "config.yaml"
+    member.write_text(member.read_text() + "# changed\n")
+    with FileServer({"networks_v1.2.zip": data}) as server, pytest.raises(IblVideoError) as err:
+        la_networks.networks_dir(server.url("networks_v1.2.zip"))
+    assert "delete" in _one_line(err) or "changed" in _one_line(err)
