@@ -1,10 +1,12 @@
 """Figures of a synthetic session whose ground truth stands in for the pose outputs."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -39,9 +41,12 @@ def test_traces_show_every_point_and_signal(results):
     np.testing.assert_allclose(nose.get_xdata(), left.times)
     np.testing.assert_allclose(nose.get_ydata(), left.confident_xy("nose_tip")[:, 0])
     labels = [ax.get_ylabel() for ax in figure.axes]
-    assert labels[2:] == ["pupil diameter (px)", "motion energy (z)", "wheel speed (rad/s)", "licks"]
-    assert len(figure.axes[3].get_legend_handles_labels()[1]) == 3  # motion energy of all three cameras
-    licks = figure.axes[5]
+    # left and right pupils (about 27 and 13 px) each on their own axis
+    assert labels[2:] == ["pupil diameter (px), left", "pupil diameter (px), right", "motion energy (z)", "wheel speed (rad/s)", "licks"]
+    for ax, camera in zip(figure.axes[2:4], ("left", "right"), strict=True):
+        np.testing.assert_allclose(ax.lines[1].get_ydata(), results.cameras[camera].features["pupilDiameter_smooth"])
+    assert len(figure.axes[4].get_legend_handles_labels()[1]) == 3  # motion energy of all three cameras
+    licks = figure.axes[6]
     # one tick per lick event on top, IBL's lick frames (several per lick) below, each row named
     assert [t.get_text() for t in licks.get_yticklabels()] == ["lick events", "IBL lick frames"]
     np.testing.assert_allclose(sorted(licks.collections[0].get_positions()), results.lick_events["times"])
@@ -53,7 +58,8 @@ def test_trial_averages_split_correct_and_error(results):
     figure = P.trial_average_figure(results)
     n_correct, n_error = (int((results.trials.feedbackType == k).sum()) for k in (1, -1))
     legend = [t.get_text() for t in figure.axes[1].get_legend().get_texts()]  # top right: feedback column
-    assert legend == [f"correct (n={n_correct})", f"error (n={n_error})"]
+    assert legend == [P.condition_label("correct", n_correct), P.condition_label("error", n_error)]
+    assert all(f"(n={n}" in text for n, text in zip((n_correct, n_error), legend, strict=True))
     assert "aligned to stimulus onset" in _texts(figure) and "aligned to feedback" in _texts(figure)
     wheel_feedback = figure.axes[1]
     correct = wheel_feedback.lines[1]  # after the zero line
@@ -110,3 +116,36 @@ def test_figures_without_optional_datasets(session_with_truth_as_pose, tmp_path)
 def test_no_paw_states_figure_without_a_paw_states_table(results):
     """The paw-states figure is made only for a session with a table in alf/lightningaction (tests/test_paw_states_session.py)."""
     assert not P.has_paw_states(results) and P.figures_of(results) is P.FIGURES and "paw_states" not in P.FIGURES
+
+
+def test_conditions_under_min_trials_say_so_and_have_no_band(results):
+    """A mean over one or two trials is drawn faint and without its SEM band, and its legend says why."""
+    assert P.condition_label("error", 1) == f"error (n=1 < {P.MIN_TRIALS}: no band)"
+    assert P.condition_label("correct", P.MIN_TRIALS) == f"correct (n={P.MIN_TRIALS})"
+    trials = results.trials
+    correct = trials[trials.feedbackType == 1].iloc[[0]]
+    shifted = [correct.assign(stimOn_times=correct.stimOn_times + k * 0.2, feedback_times=correct.feedback_times + k * 0.2)
+               for k in range(P.MIN_TRIALS)]  # the session has one trial of each: MIN_TRIALS correct ones, one error
+    few = pd.concat([*shifted, trials[trials.feedbackType == -1].iloc[[0]]], ignore_index=True)
+    figure = P.trial_average_figure(dataclasses.replace(results, trials=few))
+    wheel_feedback = figure.axes[1]
+    legend = [t.get_text() for t in wheel_feedback.get_legend().get_texts()]
+    assert legend == [f"correct (n={P.MIN_TRIALS})", f"error (n=1 < {P.MIN_TRIALS}: no band)"]
+    assert len(wheel_feedback.collections) == 1  # the correct trials' band alone
+    error_line = next(line for line in wheel_feedback.lines if line.get_label().startswith("error"))
+    assert error_line.get_alpha() == 0.5 and error_line.get_linestyle() == ":"
+
+
+def test_qc_values_have_units_and_ibl_thresholds():
+    from iblvideo.measures.qc import BOUNDING_BOXES, PAW_NAN_FAIL, PAW_NAN_WARNING, PUPIL_STD_LIMIT
+
+    assert P.qc_value("pupil_blocked", {"value": 2.345}) == "2.35 px"
+    assert P.qc_value("paw_close_nan", {"value": 0.125}) == "12.5% NaN"
+    assert P.qc_value("decode_errors", {"value": 3.0}) == "3 frames"
+    assert P.qc_value("trace_all_nan", {"value": None}) == ""
+    assert P.qc_threshold("pupil_blocked", "right") == f"FAIL above {PUPIL_STD_LIMIT['right']} px"
+    assert P.qc_threshold("pupil_diameter_snr", "left") == f"FAIL below {PUPIL_STD_LIMIT['left']}"
+    assert P.qc_threshold("pupil_blocked", "body") == P.qc_threshold("paw_close_nan", "body") == ""
+    assert P.qc_threshold("paw_far_nan", "left") == f"WARNING above {PAW_NAN_WARNING:.0%}, FAIL above {PAW_NAN_FAIL:.0%}"
+    xrange, yrange = BOUNDING_BOXES["left"]
+    assert P.qc_threshold("mean_in_bbox", "left") == f"FAIL outside x {xrange[0]}-{xrange[-1]}, y {yrange[0]}-{yrange[-1]} px"

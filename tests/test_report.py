@@ -16,8 +16,8 @@ from PIL import Image
 from iblvideo import __version__
 from iblvideo.cli import main
 from iblvideo.io.session_files import write_table
-from iblvideo.measures.qc import CHECKS
-from iblvideo.results.plots import FIGURES
+from iblvideo.measures.qc import BOUNDING_BOXES, CHECKS, PAW_NAN_FAIL, PAW_NAN_WARNING, PUPIL_STD_LIMIT
+from iblvideo.results.plots import FIGURES, QC_UNITS
 
 TRACKED = {"iblvideo_version": "0.0.test", "weights": "weights_v9.9", "weights_version": "9.9",
            "weights_description": "test <weights> & co", "device": "cpu", "seconds": 4.0, "frames": 180, "video": "_iblrig_leftCamera.raw.mp4"}
@@ -69,6 +69,37 @@ def test_report_embeds_every_figure_and_the_qc(report):
     assert f"Session outcome: {qc['outcome']}" in text
     assert all(name in text for name in CHECKS)
     assert "src=\"http" not in report.read_text() and "<script" not in report.read_text()  # self-contained
+
+
+def test_qc_values_carry_units_and_ibl_thresholds(report):
+    text = Page(report.read_text()).words
+    qc = json.loads((report.parent / "alf" / "_iblvideo_dlc.qc.json").read_text())
+    assert "check unit left right body" in text
+    assert f"pupil_blocked {QC_UNITS['pupil_blocked']}" in text
+    for camera in ("left", "right"):
+        assert f"threshold: FAIL above {PUPIL_STD_LIMIT[camera]} px" in text and f"threshold: FAIL below {PUPIL_STD_LIMIT[camera]}" in text
+        snr = qc["cameras"][camera]["checks"]["pupil_diameter_snr"]
+        assert f"{snr['outcome']} {snr['value']:.3g} ratio threshold: FAIL below {PUPIL_STD_LIMIT[camera]}" in text
+    assert f"threshold: WARNING above {PAW_NAN_WARNING:.0%}, FAIL above {PAW_NAN_FAIL:.0%}" in text
+    xrange, yrange = BOUNDING_BOXES["body"]
+    assert f"threshold: FAIL outside x {xrange[0]}-{xrange[-1]}, y {yrange[0]}-{yrange[-1]} px" in text
+
+
+def test_a_camera_without_pose_table_is_shown(report, tmp_path):
+    """A camera whose tracking errored leaves its video and no pose table: the page names it and the file it lacks."""
+    session = tmp_path / "synth_mouse_2" / "2026-01-01" / "001"
+    shutil.copytree(report.parent, session)
+    (session / "alf" / "_ibl_rightCamera.dlc.pqt").unlink()
+    qc_path = session / "alf" / "_iblvideo_dlc.qc.json"
+    qc = json.loads(qc_path.read_text())
+    del qc["cameras"]["right"]  # as run_session's QC of the cameras that were tracked
+    qc_path.write_text(json.dumps(qc))
+    assert main(["-q", "report", str(session), "--force"]) == 0
+    text = Page((session / "iblvideo_report.html").read_text()).words
+    qc_text = text.split("Quality control")[1].split("Figures")[0]
+    assert "right camera: no pose table (expected alf/_ibl_rightCamera.dlc.pqt)" in qc_text
+    assert "left camera" not in qc_text and "body camera" not in qc_text
+    assert "check unit left body right" in qc_text and qc_text.count("no pose table") == 2 + len(CHECKS)
 
 
 def test_report_lists_versions_and_run_times(report):

@@ -15,6 +15,7 @@ import io
 import logging
 import warnings
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from iblvideo.cameras import CAMERAS
 from iblvideo.extras import needs_extra
 from iblvideo.io.alf import LICK_EVENTS, LICKS, QC_REPORT, TRIALS, WHEEL_POSITION, WHEEL_TIMES, SessionPaths
 from iblvideo.io.atomic import atomic_path, refuse_overwrite
-from iblvideo.measures.qc import BOUNDING_BOXES
+from iblvideo.measures.qc import BOUNDING_BOXES, PAW_NAN_FAIL, PAW_NAN_WARNING, PUPIL_STD_LIMIT
 from iblvideo.results.load import CameraResults, SessionResults, load_session, point_colour
 from iblvideo.video.reader import VideoReader
 
@@ -43,6 +44,10 @@ QC_COLOURS = {"PASS": "#b7e4c7", "WARNING": "#ffe08a", "FAIL": "#f4a3a3", "CRITI
 WHEEL_HZ = 250.0
 LICK_BIN = 0.1  # seconds: a bin holds about one lick of a 6-8 Hz bout
 LICK_RATE = "lick events per second"
+MIN_TRIALS = 3  # fewer trials of a condition make a mean without meaning: drawn faint, without a SEM band
+# what each QC check's value counts; checks without one only pass or fail
+QC_UNITS = {"mean_in_bbox": "px", "pupil_blocked": "px (SD of raw diameter)", "pupil_diameter_snr": "ratio (var smooth / var residual)",
+            "paw_close_nan": "NaN fraction", "paw_far_nan": "NaN fraction", "decode_errors": "frames"}
 
 
 def _rgb(point: str) -> tuple[float, float, float]:
@@ -81,8 +86,11 @@ def _trace_panels(results: SessionResults) -> list[tuple[str, Callable[[Axes], N
         (f"x (px), {main.camera}", lambda ax: _plot_pose(ax, main, 0)),
         (f"y (px), {main.camera}", lambda ax: _plot_pose(ax, main, 1)),
     ]
-    if side:
-        panels.append(("pupil diameter (px)", lambda ax: _plot_pupil(ax, side)))
+    # each side camera on its own axis: the left video's pupil is about twice the right's in pixels
+    with_pupil = [camera for camera in side if camera.features is not None]
+    panels += [(f"pupil diameter (px), {c.camera}", partial(_plot_pupil, camera=c)) for c in with_pupil]
+    if side and not with_pupil:
+        panels.append(("pupil diameter (px)", lambda ax: _no_data(ax, "no feature tables (iblvideo features)")))
     panels.append(("motion energy (z)", lambda ax: _plot_motion_energy(ax, results)))
     panels.append(("wheel speed (rad/s)", lambda ax: _plot_wheel(ax, results)))
     panels.append(("licks", lambda ax: _plot_licks(ax, results)))
@@ -97,17 +105,11 @@ def _plot_pose(ax: Axes, camera: CameraResults, axis: int) -> None:
         ax.invert_yaxis()  # image rows grow downwards: up on the plot is up in the frame
 
 
-def _plot_pupil(ax: Axes, side: list[CameraResults]) -> None:
-    plotted = False
-    for camera, colour in zip(side, ("tab:purple", "tab:olive"), strict=False):
-        if camera.features is None:
-            continue
-        times = camera.frame_times()
-        ax.plot(times, camera.features["pupilDiameter_raw"], lw=0.5, color=colour, alpha=0.35)
-        ax.plot(times, camera.features["pupilDiameter_smooth"], lw=1.2, color=colour, label=f"{camera.camera} (smoothed)")
-        plotted = True
-    if not plotted:
-        _no_data(ax, "no feature tables (iblvideo features)")
+def _plot_pupil(ax: Axes, camera: CameraResults) -> None:
+    assert camera.features is not None
+    times = camera.frame_times()
+    ax.plot(times, camera.features["pupilDiameter_raw"], lw=0.5, color="tab:purple", alpha=0.35, label="raw")
+    ax.plot(times, camera.features["pupilDiameter_smooth"], lw=1.2, color="tab:purple", label="smoothed")
 
 
 def _plot_motion_energy(ax: Axes, results: SessionResults) -> None:
@@ -183,12 +185,21 @@ def peri_event(times: np.ndarray, values: np.ndarray, events: np.ndarray, offset
     return samples
 
 
+def condition_label(label: str, n: int) -> str:
+    """``label (n=…)``, saying so when the condition has too few trials for its mean to be trusted."""
+    return f"{label} (n={n})" if n >= MIN_TRIALS else f"{label} (n={n} < {MIN_TRIALS}: no band)"
+
+
 def _mean_sem(ax: Axes, offsets: np.ndarray, samples: np.ndarray, colour: str, label: str) -> None:
+    """Mean and SEM band over trials; a condition of fewer than MIN_TRIALS trials is a faint dashed mean alone."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # offsets with no trial, or a single trial
         mean = np.nanmean(samples, axis=0)
         sem = np.nanstd(samples, axis=0) / np.sqrt(np.sum(np.isfinite(samples), axis=0))
-    ax.plot(offsets, mean, color=colour, lw=1.3, label=label)
+    if len(samples) < MIN_TRIALS:
+        ax.plot(offsets, mean, color=colour, lw=1.0, ls=":", alpha=0.5, label=condition_label(label, len(samples)))
+        return
+    ax.plot(offsets, mean, color=colour, lw=1.3, label=condition_label(label, len(samples)))
     ax.fill_between(offsets, mean - sem, mean + sem, color=colour, alpha=0.25, lw=0)
 
 
@@ -236,7 +247,6 @@ def trial_average_figure(results: SessionResults) -> Figure:
                 chosen = trials[trials["feedbackType"] == outcome][event].dropna().to_numpy(float)
                 if not len(chosen):
                     continue
-                label = f"{label} (n={len(chosen)})"
                 if name == LICK_RATE:
                     if licks is not None:
                         _mean_sem(ax, *_lick_rate(licks, chosen), colour, label)
@@ -246,7 +256,7 @@ def trial_average_figure(results: SessionResults) -> Figure:
                 ax.set_ylabel(name, fontsize=8)
     if trials is not None:
         axes[0, -1].legend(loc="upper right", fontsize=7, frameon=False)
-    figure.suptitle(f"{results.name}: trial averages (mean ± SEM)")
+    figure.suptitle(f"{results.name}: trial averages (mean ± SEM; dotted, no band: under {MIN_TRIALS} trials)")
     return figure
 
 
@@ -296,7 +306,8 @@ def _plot_state_averages(ax: Axes, results: SessionResults, camera: CameraResult
             warnings.simplefilter("ignore", RuntimeWarning)  # offsets with no predicted trial
             for k, (state, colour) in enumerate(zip(states, state_colours(states), strict=True)):
                 mean = np.nanmean(peri_event(times, probabilities[:, k], chosen, offsets), axis=0)
-                ax.plot(offsets, mean, style, color=colour, lw=1.2, label=f"{state}, {label} (n={len(chosen)})")
+                ax.plot(offsets, mean, style, color=colour, lw=1.2, label=f"{state}, {label} (n={len(chosen)})",
+                        alpha=1.0 if len(chosen) >= MIN_TRIALS else 0.4)
     ax.set_ylim(0, 1)
 
 
@@ -358,7 +369,7 @@ def _qc_table(ax: Axes, results: SessionResults, camera: str) -> None:
     if report is None:
         ax.text(0.5, 0.5, "no QC report (iblvideo qc)", ha="center", va="center", color="0.4")
         return
-    rows = [[name, _cell(check)] for name, check in report["checks"].items()] + [["camera outcome", report["outcome"]]]
+    rows = [[name, _cell(name, check)] for name, check in report["checks"].items()] + [["camera outcome", report["outcome"]]]
     table = ax.table(cellText=rows, loc="upper center", colWidths=[0.62, 0.38])
     table.auto_set_font_size(False)
     table.set_fontsize(7)
@@ -366,9 +377,35 @@ def _qc_table(ax: Axes, results: SessionResults, camera: str) -> None:
         table[row, 1].set_facecolor(QC_COLOURS.get(text.split()[0], "white"))
 
 
-def _cell(check: dict) -> str:
+def qc_value(name: str, check: dict) -> str:
+    """The check's value with its unit ("" without a value)."""
     value = check.get("value")
-    return check["outcome"] + ("" if value is None else f" ({value:.3g})")
+    if value is None:
+        return ""
+    if QC_UNITS.get(name) == "NaN fraction":
+        return f"{value:.1%} NaN"
+    unit = QC_UNITS.get(name, "").split(" (")[0]
+    return f"{value:.3g} {unit}".rstrip()
+
+
+def qc_threshold(name: str, camera: str) -> str:
+    """IBL's threshold of the check for ``camera``, from ``measures.qc`` ("" for a pass/fail check without one)."""
+    xrange, yrange = BOUNDING_BOXES[camera]
+    thresholds = {
+        "mean_in_bbox": f"FAIL outside x {xrange.start}-{xrange.stop - 1}, y {yrange.start}-{yrange.stop - 1} px",
+        "decode_errors": "WARNING above 0 frames",
+    }
+    pupil = PUPIL_STD_LIMIT.get(camera)
+    if pupil is not None:  # the side cameras: the body camera has neither pupil nor paw checks
+        paw = f"WARNING above {PAW_NAN_WARNING:.0%}, FAIL above {PAW_NAN_FAIL:.0%}"
+        thresholds |= {"pupil_blocked": f"FAIL above {pupil} px", "pupil_diameter_snr": f"FAIL below {pupil}",
+                       "paw_close_nan": paw, "paw_far_nan": paw}
+    return thresholds.get(name, "")
+
+
+def _cell(name: str, check: dict) -> str:
+    value = qc_value(name, check)
+    return check["outcome"] + (f" ({value})" if value else "")
 
 
 def qc_figure(results: SessionResults) -> Figure:

@@ -15,20 +15,21 @@ from pathlib import Path
 import numpy as np
 
 from iblvideo import __version__
+from iblvideo.io.alf import CAMERA_NAMES, SessionPaths, pose_name
 from iblvideo.io.atomic import atomic_path, refuse_overwrite
 from iblvideo.measures.qc import CHECKS
 from iblvideo.results.load import SessionResults, load_session
-from iblvideo.results.plots import QC_COLOURS, render_figures, result_inputs
+from iblvideo.results.plots import MIN_TRIALS, QC_COLOURS, QC_UNITS, qc_threshold, qc_value, render_figures, result_inputs
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "iblvideo_report.html"
 PACKAGES = ("numpy", "pandas", "pyarrow", "av", "torch", "scipy", "matplotlib")
 CAPTIONS = {
-    "traces": "Pose (confident points only), pupil diameter, motion energy, wheel speed and licks over the session: one tick "
+    "traces": "Pose (confident points only), pupil diameter (each side camera on its own axis), motion energy, wheel speed and licks over the session: one tick "
               "per lick event, and IBL's lick frames (licks.times: every frame where a tongue point jumps, several per lick).",
-    "trial_averages": "Signals around stimulus onset and feedback; correct and error trials apart (mean ± SEM); licks as "
-                      "lick events per second.",
+    "trial_averages": "Signals around stimulus onset and feedback; correct and error trials apart (mean ± SEM; n trials "
+                      f"in the legend, dotted and without a band under {MIN_TRIALS}); licks as lick events per second.",
     "qc_summary": "Middle frame of each video with the mean position of every point, and the pose QC checks.",
     "paw_states": "Per side camera and paw, the most probable Lightning Action state frame by frame (white: no prediction, as "
                   "IBL's last frames after the last whole 500-frame sequence), and each state's mean probability around stimulus "
@@ -62,20 +63,47 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _outcome_cell(check: dict) -> str:
-    value = check.get("value")
-    text = check["outcome"] + ("" if value is None else f" ({value:.3g})")
-    note = f'<br><span class="muted">{_e(check["note"])}</span>' if check.get("note") else ""
-    return _td(f"{_e(text)}{note}", QC_COLOURS.get(check["outcome"], "white"), escaped=True)
+def _outcome_cell(check: dict, value: str = "", threshold: str = "") -> str:
+    """The outcome, the value with its unit, the threshold and the check's note, coloured by the outcome."""
+    extra = [f"threshold: {threshold}" if threshold else "", check.get("note") or ""]
+    muted = "".join(f'<br><span class="muted">{_e(line)}</span>' for line in extra if line)
+    text = check["outcome"] + (f" {value}" if value else "")
+    return _td(f"{_e(text)}{muted}", QC_COLOURS.get(check["outcome"], "white"), escaped=True)
+
+
+def missing_cameras(results: SessionResults) -> dict[str, str]:
+    """Cameras with a raw video but no pose table: camera -> the pose table expected in alf/.
+
+    Tracking errors are not written to disk (``iblvideo session`` prints them), so the page can only say what is missing.
+    """
+    paths = SessionPaths(results.path)
+    # the tracker of the session's other tables: _ibl_<camera>Camera.<attribute>.pqt
+    attribute = next(iter(results.cameras.values())).source.name.split(".")[1]
+    return {camera: pose_name(camera, attribute) for camera in CAMERA_NAMES
+            if camera not in results.cameras and paths.raw_video(camera).exists()}
+
+
+def missing_section(results: SessionResults) -> str:
+    """One line per camera whose video has no pose table ("" when none is missing)."""
+    lines = [f"<li><b>{_e(camera)} camera: no pose table</b> (expected alf/{_e(name)}); its tracking errored or was not run: "
+             "see the errors <code>iblvideo session</code> printed, or run <code>iblvideo dlc</code> on its video.</li>"
+             for camera, name in missing_cameras(results).items()]
+    return f'<ul class="missing">{"".join(lines)}</ul>' if lines else ""
 
 
 def qc_section(results: SessionResults) -> str:
     if results.qc is None:
-        return '<p class="muted">No QC report in alf/ (run <code>iblvideo qc</code>).</p>'
+        return missing_section(results) + '<p class="muted">No QC report in alf/ (run <code>iblvideo qc</code>).</p>'
     cameras = list(results.qc["cameras"])
-    rows = [[_td(name)] + [_outcome_cell(results.qc["cameras"][c]["checks"][name]) for c in cameras] for name in CHECKS]
-    rows.append([_td("<b>camera outcome</b>", escaped=True)] + [_outcome_cell(results.qc["cameras"][c]) for c in cameras])
-    return f"<p>Session outcome: <b>{_e(results.qc['outcome'])}</b></p>" + _table(["check", *cameras], rows)
+    missing = [camera for camera in missing_cameras(results) if camera not in cameras]
+    failed = _td("no pose table", QC_COLOURS["CRITICAL"])
+    rows = [[_td(name), _td(QC_UNITS.get(name, "—"))]
+            + [_outcome_cell(check := results.qc["cameras"][c]["checks"][name], qc_value(name, check), qc_threshold(name, c)) for c in cameras]
+            + [failed] * len(missing) for name in CHECKS]
+    rows.append([_td("<b>camera outcome</b>", escaped=True), _td("")] + [_outcome_cell(results.qc["cameras"][c]) for c in cameras]
+                + [failed] * len(missing))
+    return (missing_section(results) + f"<p>Session outcome: <b>{_e(results.qc['outcome'])}</b></p>"
+            + _table(["check", "unit", *cameras, *missing], rows))
 
 
 def figures_section(pngs: dict[str, bytes]) -> str:
