@@ -141,4 +141,4 @@ def test_modes_and_roi_sampling_from_the_command_line(networks: Path, session: P
     assert main(["dlc", "--roi-sampling", "fast", "--force", str(video)]) == 2
     assert capsys.readouterr().err.strip() == "iblvideo: error: --roi-sampling: for --tracker lightning-pose only"
     assert main(["dlc", "--ibl-exact", "--weights", "demo", "--force", str(video)]) == 2
-    assert capsys.readouterr().err.strip() == "iblvideo: error: --ibl-exact (ibl_exact=True) is for IBL's own weights sets, not ours"
+    assert capsys.readouterr().err.strip() == "iblvideo: error: --ibl-exact is for IBL's own weights sets, not ours"

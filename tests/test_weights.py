@@ -8,7 +8,9 @@ import os
 import numpy as np
 import pytest
 
+from conftest import write_video
 from http_server import FileServer, zip_folder
+from iblvideo.cli import main
 from iblvideo.errors import IblVideoError
 from iblvideo.tracking.weights import load_weights, write_manifest
 
@@ -105,3 +107,11 @@ def test_two_processes_asking_at_once_download_once(weights_folder, cache):
         results = {queue.get(timeout=5) for _ in children}
     assert [child.exitcode for child in children] == [0, 0]
     assert len(results) == 1 and len(server.requests) == 1
+
+
+def test_a_url_in_a_message_is_printed_intact(tmp_path, cache, capsys):
+    assert str(IblVideoError("https://example.org/sets/w.zip", "gone")) == "https://example.org/sets/w.zip: gone"
+    video = write_video(tmp_path / "body.mp4", 3, width=640, height=512)
+    with FileServer({}) as server:
+        assert main(["-q", "dlc", "--weights", server.url("missing.zip"), str(video)]) == 2
+    assert capsys.readouterr().err == f"iblvideo: error: {server.url('missing.zip')}: download failed: HTTP 404 Not Found\n"

@@ -66,10 +66,13 @@ def _cmd_info(args: argparse.Namespace) -> None:
     from iblvideo.video.reader import probe
 
     for path in args.videos:
-        info = probe(path)
-        camera = info.camera(args.camera)
+        info = probe(path)  # not a readable video: the one-line error
+        try:
+            camera = info.camera(args.camera).name
+        except IblVideoError:  # a readable video from another rig is still described
+            camera = "unknown"
         record = {
-            "path": str(info.path), "camera": camera.name, "width": info.width, "height": info.height,
+            "path": str(info.path), "camera": camera, "width": info.width, "height": info.height,
             "fps": round(info.fps, 3), "frames": info.n_frames, "declared_frames": info.declared_frames,
             "seconds": round(info.duration, 3), "codec": info.codec, "truncated": info.truncated,
         }
@@ -248,10 +251,13 @@ def _cmd_queue_add(args: argparse.Namespace) -> None:
 def _cmd_queue_list(args: argparse.Namespace) -> None:
     from iblvideo.sessions.queue import open_queue
 
+    if sys.stdout.isatty():  # a pipe (grep, wc -l) gets the rows alone
+        print(f"{'id':>5}  {'status':<8}  tries  {'time':>8}  session  first error line")
     for task in open_queue(args.db).tasks(args.status):
         seconds = "" if task.seconds is None else f"{task.seconds:.1f}s"
         error = (task.error or "").splitlines()[0] if task.error and args.status != "Complete" else ""
-        print(f"{task.id:>5}  {task.status:<8}  {task.attempts}/{task.max_attempts}  {seconds:>8}  {task.session}  {error}".rstrip())
+        tries = f"{task.attempts}/{task.max_attempts}"
+        print(f"{task.id:>5}  {task.status:<8}  {tries:<5}  {seconds:>8}  {task.session}  {error}".rstrip())
 
 
 def _cmd_queue_run(args: argparse.Namespace) -> int:
@@ -475,9 +481,33 @@ def short_gil_turns(seconds: float = 0.001) -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
+# the API's keywords, as the command line's flags: messages written for both name them either way
+API_FLAGS = {"force=True": "--force", "any_set=True": "--any-network-set", "ibl_exact=True": "--ibl-exact", "weights=DIR": "--weights DIR"}
+
+
+def in_flags(text: str) -> str:
+    """``text`` naming the command line's flags where it names the API's keywords (``force=True`` → ``--force``)."""
+    for keyword, flag in API_FLAGS.items():
+        text = text.replace(f"{flag} ({keyword})", flag).replace(f"{keyword} ({flag})", flag).replace(keyword, flag)
+    return text
+
+
+class _InFlags(logging.Formatter):
+    """The console's log lines in the command line's words; the record itself (for task logs) is left as it is."""
+
+    def __init__(self, inner: logging.Formatter):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return in_flags(self.inner.format(record))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure(quiet=args.quiet, verbose=args.verbose)
+    for handler in logging.getLogger("iblvideo").handlers:
+        handler.setFormatter(_InFlags(handler.formatter or logging.Formatter()))
     try:
         with short_gil_turns():
             code = args.handler(args)
@@ -491,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"iblvideo: error: {err.needed_by(repr(command))}", file=sys.stderr)
         return 2
     except IblVideoError as err:
-        print(f"iblvideo: error: {err}", file=sys.stderr)
+        print(f"iblvideo: error: {in_flags(str(err))}", file=sys.stderr)
         return 2
     except FileExistsError as err:
         print(f"iblvideo: error: {err.filename or err}: already exists; pass --force to replace it", file=sys.stderr)

@@ -10,7 +10,9 @@ class IblVideoError(Exception):
     def __init__(self, path: str | Path | None, problem: str):
         self.path = None if path is None else Path(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+        # a URL as given: as a Path, its "//" would collapse ("https:/host/...")
+        where = path if isinstance(path, str) and "://" in path else self.path
+        super().__init__(f"{where}: {problem}" if where is not None else problem)
 
 
 class VideoError(IblVideoError):
