@@ -137,7 +137,7 @@ def test_conditions_under_min_trials_say_so_and_have_no_band(results):
 
 
 def test_qc_values_have_units_and_ibl_thresholds():
-    from iblvideo.measures.qc import BOUNDING_BOXES, PAW_NAN_FAIL, PAW_NAN_WARNING, PUPIL_STD_LIMIT
+    from iblvideo.measures.qc import BOUNDING_BOXES, LICK_NAN_LIMIT, PAW_NAN_FAIL, PAW_NAN_WARNING, PUPIL_STD_LIMIT
 
     assert P.qc_value("pupil_blocked", {"value": 2.345}) == "2.35 px"
     assert P.qc_value("paw_close_nan", {"value": 0.125}) == "12.5% NaN"
@@ -147,5 +147,7 @@ def test_qc_values_have_units_and_ibl_thresholds():
     assert P.qc_threshold("pupil_diameter_snr", "left") == f"FAIL below {PUPIL_STD_LIMIT['left']}"
     assert P.qc_threshold("pupil_blocked", "body") == P.qc_threshold("paw_close_nan", "body") == ""
     assert P.qc_threshold("paw_far_nan", "left") == f"WARNING above {PAW_NAN_WARNING:.0%}, FAIL above {PAW_NAN_FAIL:.0%}"
+    assert P.qc_threshold("lick_detection", "right") == "FAIL when both tongue points are NaN in under 10% of frames" and LICK_NAN_LIMIT == 0.1
+    assert P.qc_threshold("lick_detection", "body") == ""
     xrange, yrange = BOUNDING_BOXES["left"]
     assert P.qc_threshold("mean_in_bbox", "left") == f"FAIL outside x {xrange[0]}-{xrange[-1]}, y {yrange[0]}-{yrange[-1]} px"

@@ -41,6 +41,7 @@ BOUNDING_BOXES = {
 }
 PUPIL_STD_LIMIT = {"left": 10, "right": 5}  # also the pupil SNR floor
 PAW_NAN_WARNING, PAW_NAN_FAIL = 0.10, 0.20
+LICK_NAN_LIMIT = 0.1  # both tongue points NaN in fewer frames than this: locked onto the spout or mouth
 TRIAL_WINDOW = (-0.5, 2.0)  # seconds from stimulus onset: lag, length
 NOT_AGGREGATED = ("pupil_diameter_snr",)  # DlcQC's ignore_checks; LpQC's are none
 NOT_IN_LP_QC = ("pupil_blocked", "pupil_diameter_snr", "paw_close_nan", "paw_far_nan")  # DlcQC's own checks
@@ -137,7 +138,7 @@ def check_lick_detection(data: CameraData) -> Check:
     if missing:
         return Check(Outcome.NOT_SET, note=f"no {', '.join(missing)} trace")
     nan_l, nan_r = (float(np.mean(np.isnan(data.coords[p][0]))) for p in ("tongue_end_l", "tongue_end_r"))
-    return Check(Outcome.FAIL if nan_l < 0.1 and nan_r < 0.1 else Outcome.PASS)
+    return Check(Outcome.FAIL if nan_l < LICK_NAN_LIMIT and nan_r < LICK_NAN_LIMIT else Outcome.PASS)
 
 
 @_side_only

@@ -25,7 +25,7 @@ from iblvideo.cameras import CAMERAS
 from iblvideo.extras import needs_extra
 from iblvideo.io.alf import LICK_EVENTS, LICKS, QC_REPORT, TRIALS, WHEEL_POSITION, WHEEL_TIMES, SessionPaths
 from iblvideo.io.atomic import atomic_path, refuse_overwrite
-from iblvideo.measures.qc import BOUNDING_BOXES, PAW_NAN_FAIL, PAW_NAN_WARNING, PUPIL_STD_LIMIT
+from iblvideo.measures.qc import BOUNDING_BOXES, LICK_NAN_LIMIT, PAW_NAN_FAIL, PAW_NAN_WARNING, PUPIL_STD_LIMIT
 from iblvideo.results.load import CameraResults, SessionResults, load_session, point_colour
 from iblvideo.video.reader import VideoReader
 
@@ -399,7 +399,8 @@ def qc_threshold(name: str, camera: str) -> str:
     if pupil is not None:  # the side cameras: the body camera has neither pupil nor paw checks
         paw = f"WARNING above {PAW_NAN_WARNING:.0%}, FAIL above {PAW_NAN_FAIL:.0%}"
         thresholds |= {"pupil_blocked": f"FAIL above {pupil} px", "pupil_diameter_snr": f"FAIL below {pupil}",
-                       "paw_close_nan": paw, "paw_far_nan": paw}
+                       "paw_close_nan": paw, "paw_far_nan": paw,
+                       "lick_detection": f"FAIL when both tongue points are NaN in under {LICK_NAN_LIMIT:.0%} of frames"}
     return thresholds.get(name, "")
 
 
