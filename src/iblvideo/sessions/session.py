@@ -35,7 +35,7 @@ from iblvideo.errors import IblVideoError
 from iblvideo.io.alf import CAMERA_NAMES, QC_REPORT, RAW_VIDEO_PATTERN, SessionPaths, camera_of, session_root
 from iblvideo.io.atomic import atomic_path
 from iblvideo.io.one import as_eid, as_folder, check_in_root, data_root, default_one, listed_cameras, local_one, register_local, register_remote, session_eid, update_alyx_qc
-from iblvideo.io.session_files import LIGHTNING_POSE, read_json
+from iblvideo.io.session_files import LIGHTNING_POSE
 from iblvideo.tracking.registry import TRUTH, attribute
 
 if TYPE_CHECKING:
@@ -103,6 +103,7 @@ class SessionResult:
     cameras: dict[str, CameraResult]
     outputs: list[Path] = field(default_factory=list)
     qc: str | None = None
+    extended_qc: dict | None = field(default=None, repr=False)  # the QC report's, for Alyx
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # stages skipped by design, not failures
     seconds: float = 0.0
@@ -170,7 +171,8 @@ def _run_session_stages(result: SessionResult, options: Options) -> None:
         for key, path in features_stage(result.session, options.tracker, options.force).items():
             owner = result.cameras.get(key.split("_")[0])
             (owner.outputs if owner is not None else result.outputs).append(path)
-        result.qc = qc_stage(result.session, options.tracker, options.force)["outcome"]
+        report = qc_stage(result.session, options.tracker, options.force)
+        result.qc, result.extended_qc = report["outcome"], report["extended_qc"]
         result.outputs.append(SessionPaths(result.session).session_file(QC_REPORT))
     except Exception as err:  # noqa: BLE001 - reported as the session's error; the camera outputs stand
         result.errors.append(_failure(err))
@@ -241,13 +243,11 @@ def _register(one: One, result: SessionResult) -> None:
 
 
 def _update_alyx_qc(one: One, result: SessionResult) -> None:
-    """On Alyx, the session's extended_qc and QC field from the QC report, as IBL's pose QC updates them."""
-    if one.offline or result.qc is None:
+    """On Alyx, the session's extended_qc and QC field from the QC stage's report, as IBL's pose QC updates them."""
+    if one.offline or result.extended_qc is None:
         return
     try:
-        report = read_json(SessionPaths(result.session).session_file(QC_REPORT))
-        if report is not None:  # qc_stage wrote it, as result.qc says
-            update_alyx_qc(one, result.eid, report["extended_qc"])
+        update_alyx_qc(one, result.eid, result.extended_qc)
     except Exception as err:  # noqa: BLE001 - the QC report is written; the update failure is the session's error
         result.errors.append(f"updating the session's QC on Alyx failed: {_failure(err)}")
 

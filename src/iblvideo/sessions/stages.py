@@ -3,7 +3,7 @@
 Each reads the pose table the session chose (``io.session_files.pose_tables``: the tracker's asked
 for, else the only one), computes with ``measures``, writes IBL's datasets atomically, and records
 which pose tables each output was made from. These back ``run_session`` and the ``motion-energy``,
-``features`` and ``qc`` commands (the paw states: the ``pawstates`` command, not yet ``run_session``).
+``features``, ``qc`` and ``pawstates`` commands.
 An output that iblvideo made (the provenance record names it) is recomputed from its sources; any
 other file at an output's name (IBL's own dataset, a user's file) is kept unless ``force``, and an
 input is never written over.
