@@ -38,7 +38,7 @@ from iblvideo.extras import needs_extra
 from iblvideo.io.alf import LICKS, SessionPaths
 from iblvideo.io.atomic import atomic_path, refuse_overwrite
 from iblvideo.io.one import as_eid, as_folder, default_one
-from iblvideo.io.session_files import read_npy, read_parquet, table_metadata
+from iblvideo.io.session_files import read_npy, table_metadata
 from iblvideo.results.load import PUPIL_COLUMNS, CameraResults, SessionResults, load_session
 from iblvideo.results.plots import result_inputs
 
@@ -267,11 +267,10 @@ def _same_length(values, n_frames: int, path: Path, what: str):
 
 def _add_pupil(nwbfile, pynwb, paths: SessionPaths, camera: CameraResults, clock) -> None:
     """The side camera's raw and smoothed pupil diameters of ``camera.features`` (IBL's), if it has a feature table."""
-    path = paths.features(camera.camera)
-    features = read_parquet(path, columns=list(PUPIL_COLUMNS))
+    features = camera.features  # as load_session read it
     if features is None:
         return
-    _same_length(features, len(camera.tracks), path, "feature table")
+    _same_length(features, len(camera.tracks), paths.features(camera.camera), "feature table")
     module = _module(nwbfile, PUPIL_MODULE, "Pupil diameters from the side cameras' four pupil points, as IBL computes them: "
                                             "per frame the median of the two direct diameters and four chord-based estimates")
     side = camera.camera.capitalize()
@@ -285,7 +284,8 @@ def _add_pupil(nwbfile, pynwb, paths: SessionPaths, camera: CameraResults, clock
 def _add_motion_energy(nwbfile, pynwb, paths: SessionPaths, camera: CameraResults, clock) -> None:
     """The camera's motion energy, its ROI in the description as IBL-to-nwb writes it, if both are there."""
     energy_path, roi_path = paths.motion_energy(camera.camera)
-    energy, roi = read_npy(energy_path, "motion energy"), read_npy(roi_path, "motion-energy ROI")
+    # the energy as load_session read it; the ROI from its file, since load_session places a missing one from the pose
+    energy, roi = camera.motion_energy, read_npy(roi_path, "motion-energy ROI")
     if energy is None or roi is None:
         return
     if roi.shape != (4,):
@@ -327,10 +327,9 @@ def _add_paw_states(nwbfile, pynwb, paths: SessionPaths, camera: CameraResults, 
             description=f"Variance over the ensemble (ddof=1) of each state's probability of {paw} on the {camera.camera} camera; columns: {order}"))
 
 
-def _add_licks(nwbfile, ndx_events, paths: SessionPaths) -> None:
-    """IBL's ``licks.times``: every frame of either side camera where a tongue point jumps, as ndx-events Events."""
+def _add_licks(nwbfile, ndx_events, paths: SessionPaths, licks: np.ndarray | None) -> None:
+    """IBL's ``licks.times`` (as load_session read it): every frame of either side camera where a tongue point jumps, as ndx-events Events."""
     path = paths.session_file(LICKS)
-    licks = read_npy(path, "lick times")
     if licks is None:
         return
     if licks.ndim != 1:
@@ -405,7 +404,7 @@ def export_nwb(session: str | Path, out: str | Path | None = None, tracker: str 
             _add_pupil(nwbfile, pynwb, paths, camera, clock)
         _add_motion_energy(nwbfile, pynwb, paths, camera, clock)
         _add_paw_states(nwbfile, pynwb, paths, camera, clock)
-    _add_licks(nwbfile, ndx_events, paths)
+    _add_licks(nwbfile, ndx_events, paths, results.licks)
     with atomic_path(out) as tmp, warnings.catch_warnings():
         # the temporary name of the atomic write does not end in .nwb; the final name does
         warnings.filterwarnings("ignore", message=".*does not end in '.nwb'")
